@@ -1,0 +1,176 @@
+"""The Executor protocol and the worker-side body of one simulator call.
+
+An executor runs calls somewhere (this process, Ray workers) and hands back
+:class:`CallOutcome` objects as calls finish, in completion order. Workers never
+touch storage: the driver records what comes back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from optimizer.errors import DetoptError
+from optimizer.registry import import_object
+from optimizer.study import SimulatorSpec
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """One simulator call to run: θ in physical units, sample count and seed."""
+
+    call_id: int
+    attempt: int
+    params: dict[str, float]
+    n_samples: int
+    seed: int
+
+
+@dataclass
+class CallOutcome:
+    """What came back from one call.
+
+    ``status`` is ``completed``, ``error`` (the simulator raised), ``invalid_output``
+    (NaN/inf, wrong shape), ``infeasible`` (the simulator rejected θ), ``timeout``
+    or ``lost`` (worker or node died; not the simulator's fault).
+    """
+
+    call_id: int
+    attempt: int
+    status: str
+    samples: np.ndarray | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    quantities: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    worker: dict[str, Any] = field(default_factory=dict)
+    started: float | None = None
+    finished: float | None = None
+
+
+class Executor(ABC):
+    """Runs simulator calls; at most ``capacity`` at once."""
+
+    capacity: int
+
+    @abstractmethod
+    def submit(self, request: CallRequest) -> None:
+        """Start ``request`` (non-blocking where the backend allows)."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> list[CallOutcome]:
+        """Block until at least one call finishes (or ``timeout`` s pass); return all finished ones."""
+
+    @abstractmethod
+    def in_flight(self) -> int:
+        """Calls submitted and not yet returned by :meth:`wait`."""
+
+    def close(self) -> None:
+        """Release workers; calls still in flight are abandoned (the journal re-runs them on resume)."""
+
+
+# -- simulator construction ----------------------------------------------------------
+def build_simulator(spec: SimulatorSpec) -> Any:
+    """Instantiate the simulator a study names.
+
+    ``spec.name`` is a registered name, or ``module:attr`` naming a Simulator subclass
+    or a plain function ``fn(params, n, seed, **options)``.
+
+    Raises:
+        DetoptError: unknown name, failed import or bad options, naming the study field.
+    """
+    from simulators import SIMULATORS, FunctionSimulator, Simulator
+
+    options = dict(spec.options)
+    if ":" in spec.name:
+        try:
+            target = import_object(spec.name)
+        except DetoptError as err:
+            raise DetoptError(f"simulator.name: {err}") from None
+        if isinstance(target, type) and issubclass(target, Simulator):
+            cls: Any = target
+        elif callable(target):
+            outputs = tuple(spec.outputs or ("y",))
+            try:
+                return FunctionSimulator(target, outputs=outputs, **options)
+            except TypeError as err:
+                raise DetoptError(f"simulator.options: {err}") from None
+        else:
+            raise DetoptError(f"simulator.name: '{spec.name}' is neither a Simulator class nor a function")
+    else:
+        try:
+            cls = SIMULATORS.get(spec.name)
+        except KeyError as err:
+            raise DetoptError(f"simulator.name: {err.args[0]}") from None
+    if spec.outputs is not None:
+        raise DetoptError("simulator.outputs: only a module:function simulator takes outputs")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as err:
+        raise DetoptError(f"simulator.options: {spec.name}: {err}") from None
+
+
+_SIM_CACHE: dict[str, Any] = {}
+
+
+def _cached_simulator(spec: dict[str, Any]) -> Any:
+    # One construction per worker process: geometry/tables are built once.
+    key = repr(sorted(spec.items()))
+    if key not in _SIM_CACHE:
+        _SIM_CACHE[key] = build_simulator(SimulatorSpec(**spec))
+    return _SIM_CACHE[key]
+
+
+def set_threads(n: int) -> None:
+    """Pin math-library threads (Ray sets OMP_NUM_THREADS=1 for tasks it places)."""
+    n = max(1, int(n))
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+
+def execute_call(spec: dict[str, Any], request: CallRequest, threads: int = 1) -> CallOutcome:
+    """Run one call in the current process; never raises for simulator problems.
+
+    Args:
+        spec: ``SimulatorSpec.model_dump()`` of the study's simulator.
+        request: the call.
+        threads: math-library threads for the simulator.
+    """
+    from simulators.base import InfeasibleDesign, check_result
+
+    set_threads(threads)
+    worker = {"host": socket.gethostname(), "pid": os.getpid()}
+    started = time.time()
+    out = CallOutcome(request.call_id, request.attempt, "completed", worker=worker, started=started)
+    try:
+        sim = _cached_simulator(spec)
+        raw = sim.simulate(dict(request.params), request.n_samples, request.seed)
+        try:
+            result = check_result(sim, raw, request.n_samples)
+        except ValueError as err:
+            out.status, out.error = "invalid_output", str(err)
+        else:
+            out.samples, out.metadata = result.samples, dict(result.metadata)
+            out.quantities = {k: float(v) for k, v in sim.quantities_at(dict(request.params)).items()}
+            bad = [k for k, v in out.quantities.items() if not np.isfinite(v)]
+            if bad:
+                out.status, out.error, out.samples = "invalid_output", f"quantities {bad} are not finite", None
+    except InfeasibleDesign as err:
+        out.status, out.error = "infeasible", str(err) or "infeasible design"
+    except Exception as err:  # noqa: BLE001 - any simulator error marks the call failed
+        out.status = "error"
+        tb = traceback.format_exc(limit=8)
+        out.error = f"{type(err).__name__}: {err}\n{tb}"
+    out.finished = time.time()
+    return out

@@ -1,0 +1,33 @@
+"""Runs calls one at a time in the driver process: for debugging (pdb works, no Ray start-up).
+
+The per-call ``timeout`` is not enforced here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from optimizer.executors.base import CallOutcome, CallRequest, Executor, execute_call
+from optimizer.study import Execution, SimulatorSpec
+
+
+class InlineExecutor(Executor):
+    capacity = 1
+
+    def __init__(self, simulator: SimulatorSpec, execution: Execution, workdir: Path | None = None) -> None:
+        self._spec: dict[str, Any] = simulator.model_dump()
+        self._threads = max(1, int(execution.num_cpus))
+        self._queue: deque[CallRequest] = deque()
+
+    def submit(self, request: CallRequest) -> None:
+        self._queue.append(request)
+
+    def wait(self, timeout: float | None = None) -> list[CallOutcome]:
+        if not self._queue:
+            return []
+        return [execute_call(self._spec, self._queue.popleft(), self._threads)]
+
+    def in_flight(self) -> int:
+        return len(self._queue)

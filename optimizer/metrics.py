@@ -1,0 +1,71 @@
+"""Reduce a call's samples to objective and constraint values.
+
+Each metric gives a value and, where a closed form exists, its standard error
+(used as known observation noise by model-based strategies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from optimizer.study import Constraint, Metric
+
+
+def evaluate_metric(
+    metric: Metric, samples: np.ndarray, outputs: Sequence[str], quantities: Mapping[str, float]
+) -> tuple[float, float]:
+    """Value and standard error of ``metric`` for one call.
+
+    Args:
+        samples: ``[n, k]``, columns named by ``outputs``.
+        quantities: the simulator's deterministic per-θ quantities.
+
+    Returns:
+        ``(value, sem)``; ``sem`` is 0 for deterministic quantities and NaN where no closed form is used.
+    """
+    if metric.statistic == "quantity":
+        return float(quantities[metric.quantity]), 0.0  # type: ignore[index]
+    col = outputs.index(metric.output) if metric.output else 0
+    y = samples[:, col].astype(np.float64)
+    n = y.shape[0]
+    w = samples[:, outputs.index(metric.weight)].astype(np.float64) if metric.weight else None
+    stat = metric.statistic
+    if stat in ("fraction_above", "fraction_below"):
+        y = (y > metric.threshold) if stat == "fraction_above" else (y < metric.threshold)
+        y = y.astype(np.float64)
+        stat = "mean"
+    if stat in ("mean", "sum"):
+        if w is None:
+            mean = float(y.mean())
+            sem = float(y.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+        else:
+            total = w.sum()
+            mean = float((w * y).sum() / total) if total > 0 else 0.0
+            # Kish's effective sample size for the weighted mean's error.
+            n_eff = total**2 / max((w**2).sum(), 1e-300)
+            var = float((w * (y - mean) ** 2).sum() / total) if total > 0 else 0.0
+            sem = float(np.sqrt(var / n_eff)) if n_eff > 1 else float("nan")
+        if stat == "sum":
+            # Sum of n i.i.d. terms: sum = n·mean (or Σw·y); error scales alike.
+            scale = n if w is None else float(w.sum())
+            return mean * scale, sem * scale
+        return mean, sem
+    if stat == "median":
+        return float(np.median(y)), float(1.2533 * y.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    if stat == "std":
+        s = float(y.std(ddof=1)) if n > 1 else 0.0
+        return s, float(s / np.sqrt(2 * (n - 1))) if n > 1 else float("nan")
+    if stat == "quantile":
+        return float(np.quantile(y, metric.q)), float("nan")
+    raise ValueError(f"unknown statistic {metric.statistic}")
+
+
+def is_feasible(constraints: Mapping[str, Constraint], values: Mapping[str, float]) -> bool:
+    """Whether every constraint's value lies within its bounds."""
+    for name, c in constraints.items():
+        v = values[name]
+        if (c.lower is not None and v < c.lower) or (c.upper is not None and v > c.upper):
+            return False
+    return True

@@ -1,0 +1,109 @@
+"""Progress display: a rich live bar on a terminal, one plain line per call otherwise (logs, CI)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from optimizer.campaign import CampaignSummary
+    from optimizer.storage import CallRecord
+    from optimizer.study import StudyConfig
+
+Best = dict[str, "tuple[float, int] | None"]
+
+
+def format_best(best: Best) -> str:
+    parts = [f"{k}={v[0]:.6g} (call {v[1]})" for k, v in best.items() if v is not None]
+    return ", ".join(parts) or "-"
+
+
+class Reporter:
+    """Receives campaign events; the base class ignores them."""
+
+    def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None: ...
+
+    def submitted(self, rec: CallRecord) -> None: ...
+
+    def finished(self, rec: CallRecord, best: Best) -> None: ...
+
+    def end(self, summary: CampaignSummary) -> None: ...
+
+
+NullReporter = Reporter
+
+
+class LineReporter(Reporter):
+    """One line per finished call on ``stream`` (stderr by default)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None:
+        done = sum(r.done for r in records.values())
+        verb = f"resuming ({done} calls recorded)" if records else "starting"
+        self._say(f"[detopt] {study.name}: {verb}; budget {budget} calls, strategy {study.strategy.name}, "
+                  f"backend {study.execution.backend}")
+
+    def finished(self, rec: CallRecord, best: Best) -> None:
+        what = rec.status if rec.status != "retry" else f"failed ({rec.failure_kind}), will retry"
+        extra = f" error: {rec.error.splitlines()[0]}" if rec.error and rec.status != "completed" else ""
+        self._say(f"[detopt] call {rec.call_id} ({rec.origin}) {what}; best: {format_best(best)}{extra}")
+
+    def end(self, summary: CampaignSummary) -> None:
+        self._say(
+            f"[detopt] {summary.stopped}: {summary.completed} completed, {summary.failed} failed "
+            f"in {summary.wall_s:.1f} s; best: {format_best(summary.best)}; results in {summary.root}"
+        )
+
+
+class RichReporter(LineReporter):
+    """A live progress bar: calls done / budget, in flight, best so far."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(file=self.stream)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("in flight {task.fields[inflight]}"), TextColumn("best {task.fields[best]}"),
+            TimeElapsedColumn(), console=self.console, transient=False,
+        )
+        self.task: Any = None
+        self.inflight = 0
+
+    def _say(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None:
+        super().start(study, budget, records)
+        done = sum(r.done and r.origin != "baseline" for r in records.values())
+        self.progress.start()
+        self.task = self.progress.add_task(study.name, total=budget, completed=done, inflight=0, best="-")
+
+    def submitted(self, rec: CallRecord) -> None:
+        self.inflight += 1
+        self.progress.update(self.task, inflight=self.inflight)
+
+    def finished(self, rec: CallRecord, best: Best) -> None:
+        self.inflight -= 1
+        if rec.status not in ("completed", "retry"):
+            self.progress.console.print(f"call {rec.call_id} {rec.status}: {(rec.error or '').splitlines()[0] if rec.error else ''}",
+                                        markup=False, highlight=False)
+        advance = 1 if rec.done and rec.origin != "baseline" else 0
+        self.progress.update(self.task, advance=advance, inflight=self.inflight, best=format_best(best))
+
+    def end(self, summary: CampaignSummary) -> None:
+        self.progress.stop()
+        super().end(summary)
+
+
+def default_reporter(quiet: bool = False) -> Reporter:
+    if quiet:
+        return Reporter()
+    return RichReporter() if sys.stderr.isatty() else LineReporter()

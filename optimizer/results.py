@@ -1,0 +1,87 @@
+"""Tabular views of a campaign's calls: status tables and exports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optimizer.errors import DetoptError
+from optimizer.storage import CallRecord
+from optimizer.study import StudyConfig
+
+
+def call_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[dict[str, Any]]:
+    """One flat row per call: ids, status, parameters, objectives (+ standard errors), constraints, timing."""
+    rows = []
+    for cid, r in sorted(records.items()):
+        row: dict[str, Any] = {
+            "call": cid, "origin": r.origin, "label": r.label or "", "status": r.status,
+            "attempts": r.attempts, "seed": r.seed, "n_samples": r.n_samples,
+        }
+        row.update({f"param.{k}": v for k, v in r.params.items()})
+        for name in study.objectives:
+            row[f"objective.{name}"] = r.metrics.get(name)
+            row[f"sem.{name}"] = r.sems.get(name)
+        for name in study.constraints:
+            row[f"constraint.{name}"] = r.metrics.get(name)
+        row.update({f"quantity.{k}": v for k, v in r.quantities.items()})
+        row["feasible"] = r.feasible
+        row["duration_s"] = r.duration
+        row["node"] = r.worker.get("node") or r.worker.get("host")
+        row["error"] = (r.error or "").splitlines()[0] if r.error else ""
+        row["samples"] = r.samples or ""
+        rows.append(row)
+    return rows
+
+
+def export(study: StudyConfig, records: dict[int, CallRecord], fmt: str, path: Path) -> Path:
+    """Write every call to ``path`` as csv, json or parquet."""
+    rows = call_rows(study, records)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    if fmt == "csv":
+        with open(path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=columns)
+            w.writeheader()
+            for row in rows:
+                w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    elif fmt == "json":
+        clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows]
+        path.write_text(json.dumps({"study": study.name, "calls": clean}, indent=1))
+    elif fmt == "parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise DetoptError("--format parquet needs pyarrow: pip install 'detopt[parquet]'") from None
+        table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])
+        pq.write_table(table, path)
+    else:
+        raise DetoptError(f"--format: unknown format '{fmt}' (csv, json, parquet)")
+    return path
+
+
+def best_trace(study: StudyConfig, records: dict[int, CallRecord], objective: str) -> tuple[np.ndarray, np.ndarray]:
+    """Best feasible value of ``objective`` after each finished non-baseline call.
+
+    Returns:
+        ``(calls [T], best [T])``: number of simulator calls done, best value so far (NaN before the first).
+    """
+    sign = 1.0 if study.objectives[objective].direction == "minimize" else -1.0
+    done = sorted(
+        (r for r in records.values() if r.done and r.origin != "baseline"),
+        key=lambda r: (r.finished_at or 0.0, r.call_id),
+    )
+    best, xs, ys = math.inf, [], []
+    for i, r in enumerate(done, 1):
+        if r.status == "completed" and r.feasible:
+            best = min(best, sign * r.metrics[objective])
+        xs.append(i)
+        ys.append(sign * best if math.isfinite(best) else math.nan)
+    return np.array(xs, dtype=int), np.array(ys, dtype=float)

@@ -1,0 +1,15 @@
+"""Strategies a study can name under ``strategy.name``."""
+
+from optimizer.registry import Registry
+from optimizer.strategies.base import History, Strategy, initial_design
+
+STRATEGIES: Registry[type[Strategy]] = Registry(
+    "strategy",
+    {
+        "sobol": "optimizer.strategies.base:SobolStrategy",
+        "random": "optimizer.strategies.base:RandomStrategy",
+        "listed": "optimizer.strategies.base:ListedStrategy",
+    },
+)
+
+__all__ = ["STRATEGIES", "History", "Strategy", "initial_design"]

@@ -1,0 +1,305 @@
+"""The study YAML: schema, validation with field-path errors, and loading.
+
+A study is validated by pydantic v2 with unknown keys rejected. Every error
+names the YAML path (``parameters.x1.high``) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from optimizer.errors import StudyError
+
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Parameter(_Strict):
+    """One design parameter with its bounds, in physical units."""
+
+    low: float
+    high: float
+    unit: str = ""
+    log: bool = False
+    integer: bool = False
+    description: str = ""
+
+    @field_validator("low", "high")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Parameter:
+        if self.low >= self.high:
+            raise _PathError(("high",), f"must be greater than low ({self.high:g} <= {self.low:g})")
+        if self.log and self.low <= 0:
+            raise _PathError(("low",), f"a log-scaled parameter needs low > 0 (got {self.low:g})")
+        if self.integer and math.ceil(self.low) > math.floor(self.high):
+            raise ValueError(f"no integer lies in [{self.low:g}, {self.high:g}]")
+        return self
+
+
+Statistic = Literal["mean", "median", "std", "sum", "quantile", "fraction_above", "fraction_below", "quantity"]
+
+
+class Metric(_Strict):
+    """How a call's samples (or the simulator's deterministic quantities) reduce to one number.
+
+    ``statistic: quantity`` reads the simulator's deterministic per-θ ``quantity``
+    (cost, mass) instead of the samples. ``weight`` names an output column holding
+    per-sample weights (e.g. muon weights) for mean/sum/fraction statistics.
+    """
+
+    output: str | None = None
+    statistic: Statistic = "mean"
+    q: float | None = Field(default=None, gt=0, lt=1)
+    threshold: float | None = None
+    quantity: str | None = None
+    weight: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _quantity_shorthand(cls, data: Any) -> Any:
+        # `quantity: cost` alone means `statistic: quantity, quantity: cost`.
+        if isinstance(data, dict) and data.get("quantity") is not None and "statistic" not in data:
+            data = {**data, "statistic": "quantity"}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Metric:
+        if self.statistic == "quantile" and self.q is None:
+            raise ValueError("statistic 'quantile' needs q (between 0 and 1)")
+        if self.statistic in ("fraction_above", "fraction_below") and self.threshold is None:
+            raise ValueError(f"statistic '{self.statistic}' needs threshold")
+        if self.statistic == "quantity":
+            if not self.quantity:
+                raise ValueError("statistic 'quantity' needs quantity: <name of a simulator quantity>")
+            if self.output is not None or self.weight is not None:
+                raise ValueError("a quantity metric takes no output or weight")
+        elif self.quantity is not None:
+            raise ValueError(f"quantity is only used with statistic 'quantity', not '{self.statistic}'")
+        if self.weight is not None and self.statistic in ("median", "quantile", "std"):
+            raise ValueError(f"weight is not supported with statistic '{self.statistic}'")
+        return self
+
+
+class Objective(Metric):
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+
+class Constraint(Metric):
+    """An outcome bound: ``lower <= metric <= upper`` (either bound may be absent)."""
+
+    lower: float | None = None
+    upper: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Constraint:
+        if self.lower is None and self.upper is None:
+            raise ValueError("a constraint needs lower and/or upper")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise _PathError(("upper",), f"{self.upper:g} is below lower ({self.lower:g})")
+        return self
+
+
+class SimulatorSpec(_Strict):
+    """A registered simulator name, or ``module:function`` for a user function."""
+
+    name: str = Field(min_length=1)
+    samples_per_call: int = Field(default=1000, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: Output names, needed only for a ``module:function`` simulator with several outputs.
+    outputs: list[str] | None = None
+
+
+class StrategySpec(_Strict):
+    name: str = "sobol"
+    #: How the initial design is drawn: sobol, lhs, olhs (orthogonal LHS, strength 2) or random.
+    initial_design: Literal["sobol", "lhs", "olhs", "random"] = "sobol"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Budget(_Strict):
+    calls: int = Field(ge=1, description="simulator calls, initial design included, baselines excluded")
+    initial_design: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Budget:
+        if self.initial_design > self.calls:
+            raise _PathError(("initial_design",), f"{self.initial_design} exceeds calls ({self.calls})")
+        return self
+
+
+class Execution(_Strict):
+    backend: Literal["ray", "inline"] = "ray"
+    #: Existing Ray cluster (``auto``, ``host:port``, ``ray://…``); else ``RAY_ADDRESS``; else an embedded local Ray.
+    address: str | None = None
+    num_cpus: float = Field(default=1, ge=0)
+    num_gpus: float = Field(default=0, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    #: Calls in flight at once; default: as many as the cluster's CPUs (or GPUs) allow.
+    max_concurrent: int | None = Field(default=None, ge=1)
+    #: Re-runs of a call whose simulator failed (exception, bad output, timeout).
+    retries: int = Field(default=0, ge=0)
+    #: Seconds before a running call is cancelled and marked failed.
+    timeout: float | None = Field(default=None, gt=0)
+
+
+class Baseline(_Strict):
+    """An expert's design, evaluated before the campaign and marked in results."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, float]
+
+
+class StudyConfig(_Strict):
+    """The whole study file."""
+
+    name: str = Field(pattern=_IDENT)
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    parameters: dict[str, Parameter] = Field(min_length=1)
+    simulator: SimulatorSpec
+    objectives: dict[str, Objective] = Field(min_length=1)
+    constraints: dict[str, Constraint] = Field(default_factory=dict)
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    budget: Budget
+    execution: Execution = Field(default_factory=Execution)
+    output: str | None = None
+    baselines: list[Baseline] = Field(default_factory=list)
+
+    @field_validator("parameters", "objectives", "constraints")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        import re
+
+        for key in v:
+            if not re.match(_IDENT, key):
+                raise ValueError(f"'{key}' is not a valid name (letters, digits, _ . -; not starting with a digit)")
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> StudyConfig:
+        clash = set(self.objectives) & set(self.constraints)
+        if clash:
+            raise ValueError(f"names used both as objective and constraint: {sorted(clash)}")
+        for i, base in enumerate(self.baselines):
+            missing = set(self.parameters) - set(base.params)
+            extra = set(base.params) - set(self.parameters)
+            if missing or extra:
+                raise _PathError(
+                    ("baselines", i, "params"),
+                    f"must set exactly the study's parameters; missing {sorted(missing)}, unknown {sorted(extra)}",
+                )
+            for pname, value in base.params.items():
+                p = self.parameters[pname]
+                if not p.low <= value <= p.high:
+                    raise _PathError(
+                        ("baselines", i, "params", pname), f"{value:g} lies outside [{p.low:g}, {p.high:g}]"
+                    )
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of what defines the optimisation problem and its random streams.
+
+        Excludes ``budget.calls`` (a campaign may be extended), ``execution``
+        (a campaign may resume on another cluster), ``output`` and ``description``.
+        """
+        data = self.model_dump(mode="json", exclude={"execution", "output", "description"})
+        data["budget"].pop("calls")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def science_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude={"execution", "output", "description"})
+        data["budget"].pop("calls")
+        return data
+
+
+class _PathError(ValueError):
+    """A cross-field error that knows its own YAML path."""
+
+    def __init__(self, loc: tuple[Any, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc, self.message = loc, message
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _first_error(err: ValidationError) -> tuple[str, str]:
+    first = err.errors(include_url=False)[0]
+    loc = tuple(p for p in first["loc"] if p not in ("function-after", "function-before"))
+    ctx_err = (first.get("ctx") or {}).get("error")
+    if isinstance(ctx_err, _PathError):
+        return _dotted(loc + ctx_err.loc), ctx_err.message
+    msg = first["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "missing":
+        msg = "required but missing"
+    elif "input" in first and first["type"].endswith(("_type", "_parsing")):
+        msg = f"{msg} (got {first['input']!r})"
+    return _dotted(loc), msg
+
+
+def validate_study(data: Any, source: str = "<study>") -> StudyConfig:
+    """Validate a parsed study mapping.
+
+    Raises:
+        StudyError: naming ``source``, the field path and the problem.
+    """
+    if not isinstance(data, dict):
+        raise StudyError(source, "", f"a study must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as err:
+        field, msg = _first_error(err)
+        raise StudyError(source, field, msg) from None
+
+
+def load_study(path: str | Path) -> tuple[StudyConfig, str]:
+    """Read and validate a study YAML file.
+
+    Returns:
+        The validated study and the file's text (kept verbatim in the campaign directory).
+
+    Raises:
+        StudyError: missing file, unparsable YAML (with line and column) or invalid study.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise StudyError(str(path), "", "file not found") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
+        raise StudyError(str(path), "", f"cannot read: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise StudyError(where, "", f"not valid YAML: {problem}") from None
+    return validate_study(data, str(path)), text

@@ -1,0 +1,30 @@
+"""Simulators a study can name, and the registry that maps names to them.
+
+To add one: write a :class:`simulators.base.Simulator` subclass in a new file and
+add one line to ``SIMULATORS`` below.
+"""
+
+from optimizer.registry import Registry
+from simulators.base import FunctionSimulator, InfeasibleDesign, SimulationResult, Simulator
+
+SIMULATORS: Registry[type[Simulator]] = Registry(
+    "simulator",
+    {
+        # WU-GO paper benchmarks, exactly as its public code defines them
+        "three_hump_camel_paper": "simulators.benchmarks:ThreeHumpCamelPaper",
+        "ackley_paper": "simulators.benchmarks:AckleyPaper",
+        "levi_paper": "simulators.benchmarks:LeviPaper",
+        "himmelblau_paper": "simulators.benchmarks:HimmelblauPaper",
+        "rosenbrock_paper": "simulators.benchmarks:RosenbrockPaper",
+        "styblinski_tang_paper": "simulators.benchmarks:StyblinskiTangPaper",
+        # textbook variants
+        "three_hump_camel": "simulators.benchmarks:ThreeHumpCamel",
+        "ackley": "simulators.benchmarks:Ackley",
+        "levi": "simulators.benchmarks:Levi",
+        "himmelblau": "simulators.benchmarks:Himmelblau",
+        "rosenbrock": "simulators.benchmarks:Rosenbrock",
+        "styblinski_tang": "simulators.benchmarks:StyblinskiTang",
+    },
+)
+
+__all__ = ["SIMULATORS", "FunctionSimulator", "InfeasibleDesign", "SimulationResult", "Simulator"]

@@ -1,0 +1,125 @@
+"""The Simulator protocol: θ (named parameters), a sample count and a seed in; samples out.
+
+A call returns a *distribution* of outputs: an array of samples ``[n, k]``, one
+column per declared output name. Deterministic per-θ quantities (mass, cost,
+length) come from :meth:`Simulator.quantities_at` without running the simulation.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class InfeasibleDesign(Exception):
+    """Raised by a simulator when θ describes a geometry that cannot be built.
+
+    The call is recorded as ``infeasible`` (not as a simulator failure).
+    """
+
+
+@dataclass
+class SimulationResult:
+    """What one simulator call produced.
+
+    Attributes:
+        samples: ``[n, k]`` array, columns in the order of ``Simulator.outputs``.
+        metadata: small JSON-serialisable facts about the call (stored in the journal).
+    """
+
+    samples: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Simulator(ABC):
+    """Base class of every simulator a study can name.
+
+    Subclasses set ``outputs`` (names of the ``k`` sample columns), optionally
+    ``quantities`` (deterministic per-θ numbers) and ``parameters`` (the names θ
+    must have; ``None`` accepts any), and implement :meth:`simulate`.
+    Constructor keyword arguments are the study's ``simulator.options``.
+    """
+
+    outputs: tuple[str, ...] = ("y",)
+    quantities: tuple[str, ...] = ()
+    parameters: tuple[str, ...] | None = None
+    #: Whether a call must return exactly ``n`` rows.
+    fixed_sample_count: ClassVar[bool] = True
+
+    @abstractmethod
+    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray | SimulationResult:
+        """Run one call.
+
+        Args:
+            params: parameter name → value in physical units (integers as ``int``).
+            n: number of samples (events, particles, replicas) to produce.
+            seed: the call's seed; the same seed must give the same samples on the same device.
+
+        Returns:
+            ``[n, k]`` samples (``[n]`` is accepted when ``k == 1``) or a :class:`SimulationResult`.
+        """
+
+    def quantities_at(self, params: Mapping[str, float]) -> dict[str, float]:
+        """Deterministic per-θ quantities, e.g. ``{"mass": 1.27e6}``; one value per ``quantities`` name."""
+        return {}
+
+    # Benchmark-only knowledge, used for regret reports and never by a strategy.
+    def known_optima(self) -> list[dict[str, float]] | None:
+        """Parameter sets of the known global optima, or ``None``."""
+        return None
+
+    def optimum_value(self) -> float | None:
+        """Noise-free mean of the first output at the optimum, or ``None``."""
+        return None
+
+
+class FunctionSimulator(Simulator):
+    """Wraps a user function ``fn(params: dict, n: int, seed: int, **options) -> array [n, k]``.
+
+    A study names it as ``simulator.name: "my_module:my_function"``.
+    """
+
+    def __init__(self, function: Callable[..., Any], outputs: tuple[str, ...] = ("y",), **options: Any) -> None:
+        self.function = function
+        self.outputs = tuple(outputs)
+        self.options = options
+
+    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray | SimulationResult:
+        return self.function(dict(params), n, seed, **self.options)
+
+
+def check_result(sim: Simulator, raw: Any, n: int) -> SimulationResult:
+    """Validate what ``simulate`` returned and normalise it to ``[n, k]`` float samples.
+
+    Raises:
+        ValueError: wrong type or shape, or NaN/inf in the samples.
+    """
+    result = raw if isinstance(raw, SimulationResult) else SimulationResult(np.asarray(raw))
+    samples = np.asarray(result.samples)
+    if samples.dtype == object or not np.issubdtype(samples.dtype, np.number):
+        raise ValueError(f"samples must be numeric, got dtype {samples.dtype}")
+    k = len(sim.outputs)
+    if samples.ndim == 1 and k == 1:
+        samples = samples[:, None]
+    if samples.ndim != 2 or samples.shape[1] != k:
+        raise ValueError(f"samples must have shape [n, {k}] (outputs {list(sim.outputs)}), got {list(samples.shape)}")
+    if sim.fixed_sample_count and samples.shape[0] != n:
+        raise ValueError(f"expected {n} samples, got {samples.shape[0]}")
+    if samples.shape[0] == 0:
+        raise ValueError("the call returned no samples")
+    if not np.all(np.isfinite(samples)):
+        bad = int(np.sum(~np.isfinite(samples)))
+        raise ValueError(f"samples contain {bad} NaN/inf values")
+    result.samples = np.ascontiguousarray(samples, dtype=np.float64 if samples.dtype == np.float64 else np.float32)
+    return result
+
+
+def emulate_cost(delay_s: float) -> None:
+    """Sleep ``delay_s`` seconds: lets a fast simulator stand in for an expensive one (demos, scheduling tests)."""
+    if delay_s > 0:
+        time.sleep(delay_s)
