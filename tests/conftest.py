@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token banner for the test-local cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def base_study(**over: Any) -> dict[str, Any]:
+    study: dict[str, Any] = {
+        "name": "t",
+        "seed": 3,
+        "parameters": {"x1": {"low": -5, "high": 5}, "x2": {"low": -5, "high": 5}},
+        "simulator": {"name": "three_hump_camel_paper", "samples_per_call": 100},
+        "objectives": {"f": {"statistic": "mean"}},
+        "budget": {"calls": 6, "initial_design": 3},
+        "execution": {"backend": "inline"},
+    }
+    study.update(over)
+    return study
+
+
+@pytest.fixture
+def write_study(tmp_path: Path):
+    def write(data: dict[str, Any] | str, name: str = "study.yaml") -> Path:
+        p = tmp_path / name
+        p.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+        return p
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for every test that needs it (start-up costs ~7 s)."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}})
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,80 @@
+"""Simulators that misbehave on purpose, named from studies as ``sims_for_tests:...``."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simulators.base import InfeasibleDesign, SimulationResult, Simulator
+
+
+def quadratic(params, n, seed, scale=1.0):
+    rng = np.random.default_rng(seed)
+    x = np.array(list(params.values()))
+    return scale * float((x**2).sum()) + 0.1 * rng.standard_normal(n)
+
+
+def two_outputs(params, n, seed):
+    rng = np.random.default_rng(seed)
+    x = params["x1"]
+    return np.stack([x + rng.standard_normal(n), rng.exponential(1.0, n)], axis=1)
+
+
+class Moody(Simulator):
+    """Fails depending on x1: > 4 raises, < -4 returns NaN, |x2| > 4 wrong shape, x1 == 0 infeasible."""
+
+    parameters = ("x1", "x2")
+    quantities = ("cost",)
+
+    def simulate(self, params, n, seed):
+        x1, x2 = params["x1"], params["x2"]
+        if x1 > 4:
+            raise RuntimeError("detector geometry overlaps")
+        if x1 == 0:
+            raise InfeasibleDesign("magnet gap below zero")
+        rng = np.random.default_rng(seed)
+        y = x1**2 + x2**2 + 0.1 * rng.standard_normal(n)
+        if x1 < -4:
+            y[0] = np.nan
+        if abs(x2) > 4:
+            return np.zeros((n, 3))
+        return SimulationResult(y[:, None], {"x1": x1})
+
+    def quantities_at(self, params):
+        return {"cost": abs(params["x1"]) + 1.0}
+
+
+class Flaky(Simulator):
+    """Raises on the first attempt of each seed (state kept in files), then works."""
+
+    parameters = ("x1", "x2")
+
+    def __init__(self, state_dir: str):
+        self.state_dir = Path(state_dir)
+
+    def simulate(self, params, n, seed):
+        mark = self.state_dir / f"seen-{seed}"
+        if not mark.exists():
+            mark.write_text("1")
+            raise OSError("transient file-system hiccup")
+        return np.random.default_rng(seed).standard_normal(n) + params["x1"] ** 2
+
+
+class Slow(Simulator):
+    """Sleeps ``delay_s`` (to be killed or timed out mid-call)."""
+
+    parameters = ("x1", "x2")
+
+    def __init__(self, delay_s: float = 30.0):
+        self.delay_s = delay_s
+
+    def simulate(self, params, n, seed):
+        time.sleep(self.delay_s)
+        return np.zeros(n)
+
+
+def die(params, n, seed):
+    os._exit(1)  # the worker process dies: a system failure, not a simulator error

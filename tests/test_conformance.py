@@ -1,0 +1,82 @@
+"""Every registered implementation passes its protocol's conformance suite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import base_study
+from optimizer.executors.inline import InlineExecutor
+from optimizer.space import SearchSpace
+from optimizer.strategies import STRATEGIES
+from optimizer.study import validate_study
+from optimizer.testing import ExecutorConformance, SimulatorConformance, StrategyConformance
+from simulators import SIMULATORS
+
+
+@pytest.fixture(params=SIMULATORS.names())
+def simulator(request):
+    return SIMULATORS.get(request.param)()
+
+
+class TestRegisteredSimulators(SimulatorConformance):
+    pass
+
+
+class TestFunctionSimulator(SimulatorConformance):
+    @pytest.fixture
+    def simulator(self):
+        from simulators import FunctionSimulator
+        from sims_for_tests import two_outputs
+
+        return FunctionSimulator(two_outputs, outputs=("pos", "energy"))
+
+    @pytest.fixture
+    def simulator_params(self):
+        return {"x1": 0.3}
+
+
+STRATEGY_OPTIONS = {"listed": {"designs": [{"x1": v, "x2": -v} for v in (0.0, 1.0, 2.0, 3.0, 4.0, -1.0, -2.0)]}}
+
+
+@pytest.fixture
+def space():
+    return SearchSpace(validate_study(base_study()).parameters)
+
+
+@pytest.fixture(params=STRATEGIES.names())
+def strategy(request, space):
+    study = validate_study(base_study(budget={"calls": 20, "initial_design": 0}))
+    return STRATEGIES.get(request.param)(space, study, 0, **STRATEGY_OPTIONS.get(request.param, {}))
+
+
+class TestRegisteredStrategies(StrategyConformance):
+    pass
+
+
+class TestInlineExecutor(ExecutorConformance):
+    @pytest.fixture
+    def executor(self):
+        study = validate_study(base_study(simulator={"name": "three_hump_camel"}))
+        return InlineExecutor(study.simulator, study.execution)
+
+
+def test_sobol_continues_initial_design(space) -> None:
+    from optimizer.strategies.base import SobolStrategy, initial_design
+
+    study = validate_study(base_study())
+    init = initial_design("sobol", 4, 2, seed=3)
+    nxt = SobolStrategy(space, study, 3).ask(StrategyConformance.make_history(space, 4), np.zeros((0, 2)), 4)
+    both = initial_design("sobol", 8, 2, seed=3)
+    np.testing.assert_allclose(np.vstack([init, nxt]), both)
+
+
+def test_olhs_initial_design_as_in_paper() -> None:
+    from optimizer.strategies.base import initial_design
+
+    x = initial_design("olhs", 4, 2, seed=2)
+    # strength-2 orthogonal LHS: one point in each row and column stratum, both coordinates
+    for col in x.T:
+        assert sorted(np.floor(col * 4).astype(int)) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="olhs with 4 points in 20-D"):
+        initial_design("olhs", 4, 20, seed=2)
