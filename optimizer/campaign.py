@@ -106,20 +106,24 @@ class Campaign:
         With ``force`` the new study replaces the stored one (the old file is kept beside it).
         """
         meta = self.meta()
-        if study.fingerprint() == meta["fingerprint"]:
-            return
+        same = study.fingerprint() == meta["fingerprint"]
         old, new = meta.get("science", {}), study.science_dict()
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if not force:
+        if not same and not force:
             raise CampaignError(
                 f"{self.root}: the study changed since the campaign started ({', '.join(changed) or 'content'} differ); "
                 "resume with --force to continue with the new study"
             )
-        stamp = time.strftime("%Y%m%d-%H%M%S")
         current = self.root / STUDY_FILE
         if text is not None and current.read_text() != text:
-            current.replace(self.root / f"study-{stamp}.yaml")
+            # Keep the previous file: the campaign's history was produced under it.
+            stamp, i = time.strftime("%Y%m%d-%H%M%S"), 0
+            while (self.root / f"study-{stamp}-{i}.yaml").exists():
+                i += 1
+            current.replace(self.root / f"study-{stamp}-{i}.yaml")
             current.write_text(text)
+        if same:
+            return
         meta.update(fingerprint=study.fingerprint(), science=new)
         self._write_meta(meta)
         self.storage.append({"event": "study_changed", "changed": changed})
@@ -172,6 +176,26 @@ def make_strategy(study: StudyConfig, space: SearchSpace, source: str) -> Strate
         raise StudyError(source, "strategy.options", str(err)) from None
     except ValueError as err:
         raise StudyError(source, "", str(err)) from None
+
+
+def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Any, Strategy, np.ndarray]:
+    """Build and cross-check everything a study names, before anything is written or run.
+
+    Returns:
+        The search space, the simulator, the strategy and the ``[n_init, d]`` initial design.
+
+    Raises:
+        StudyError / DetoptError: naming the field that is wrong.
+    """
+    space = SearchSpace(study.parameters)
+    sim = build_simulator(study.simulator)
+    check_simulator(study, sim, source)
+    strategy = make_strategy(study, space, source)
+    try:
+        init = initial_design(study.strategy.initial_design, study.budget.initial_design, space.dim, study.seed)
+    except ValueError as err:
+        raise StudyError(source, "strategy.initial_design", str(err)) from None
+    return space, sim, strategy, init
 
 
 def make_executor(study: StudyConfig, workdir: Path | None) -> Executor:
@@ -251,16 +275,9 @@ def run_campaign(
     source = source or str(campaign.root / STUDY_FILE)
     reporter = reporter or NullReporter()
     t0 = time.time()
-    space = SearchSpace(study.parameters)
-    sim = build_simulator(study.simulator)
-    check_simulator(study, sim, source)
-    strategy = make_strategy(study, space, source)
+    space, sim, strategy, init_points = prepare(study, source)
     budget = int(campaign.meta()["budget_calls"])
     n_init = study.budget.initial_design
-    try:
-        init_points = initial_design(study.strategy.initial_design, n_init, space.dim, study.seed)
-    except ValueError as err:
-        raise StudyError(source, "strategy.initial_design", str(err)) from None
     storage = campaign.storage
     exec_res = {"num_cpus": study.execution.num_cpus, "num_gpus": study.execution.num_gpus}
 

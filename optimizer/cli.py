@@ -32,10 +32,11 @@ def _with_overrides(study: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.campaign import Campaign, prepare, run_campaign
     from optimizer.study import load_study
 
     study, text = load_study(args.study)
+    prepare(study, args.study)  # every check before the campaign directory is created
     if args.budget is not None and args.budget < study.budget.initial_design:
         raise DetoptError(f"--budget: {args.budget} is below budget.initial_design ({study.budget.initial_design})")
     study = _with_overrides(study, args)

@@ -171,6 +171,8 @@ def test_changed_study_refused_unless_forced(write_study, tmp_path: Path, capsys
     other = write_study(base_study(execution={"backend": "inline", "retries": 3},
                                    parameters={"x1": {"low": -5, "high": 6}, "x2": {"low": -5, "high": 5}}), "exec.yaml")
     assert main(["resume", str(camp.root), "--study", str(other), "-q"]) == 0
+    assert camp.study().execution.retries == 3  # the stored study follows, so a plain resume uses it
+    assert len(list(camp.root.glob("study-*.yaml"))) == 2  # both earlier versions kept
 
 
 def test_run_refuses_existing_campaign(write_study, tmp_path: Path) -> None:

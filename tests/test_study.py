@@ -101,6 +101,7 @@ def test_cli_bad_input_exit_2_one_line(write_study, tmp_path: Path, capsys, patc
     assert rc == 2
     assert needle in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # nothing created: fixing the study and re-running works
 
 
 def test_cli_missing_file_exit_2_subprocess(tmp_path: Path) -> None:
