@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 
 from optimizer.study import Constraint, Metric
 
@@ -69,3 +70,31 @@ def is_feasible(constraints: Mapping[str, Constraint], values: Mapping[str, floa
         if (c.lower is not None and v < c.lower) or (c.upper is not None and v > c.upper):
             return False
     return True
+
+
+def metric_on_samples(metric: Metric, samples: torch.Tensor, outputs: Sequence[str]) -> torch.Tensor:
+    """The metric of many generated sample sets at once: ``samples [C, n, k]`` → ``[C]``.
+
+    Same definitions as :func:`evaluate_metric`; ``quantity`` metrics are not sample statistics.
+    """
+    if metric.statistic == "quantity":
+        raise ValueError("a quantity metric is not computed from samples")
+    y = samples[..., outputs.index(metric.output) if metric.output else 0]
+    w = samples[..., outputs.index(metric.weight)] if metric.weight else None
+    stat = metric.statistic
+    if stat in ("fraction_above", "fraction_below"):
+        y = (y > metric.threshold) if stat == "fraction_above" else (y < metric.threshold)
+        y = y.to(samples.dtype)
+        stat = "mean"
+    if stat in ("mean", "sum"):
+        if w is None:
+            return y.mean(-1) if stat == "mean" else y.sum(-1)
+        total = w.sum(-1)
+        return (w * y).sum(-1) / total.clamp_min(1e-300) if stat == "mean" else (w * y).sum(-1)
+    if stat == "median":
+        return y.median(-1).values
+    if stat == "std":
+        return y.std(-1)
+    if stat == "quantile":
+        return torch.quantile(y, metric.q, dim=-1)
+    raise ValueError(f"unknown statistic {metric.statistic}")

@@ -165,3 +165,64 @@ class StorageConformance:
         x = np.random.default_rng(0).standard_normal((10, 3))
         ref = storage.save_samples(4, x)
         np.testing.assert_array_equal(storage.load_samples(ref), x)
+
+
+class SurrogateConformance:
+    """Fixture: ``surrogate`` built as ``cls(dim=2, k=1, seed=0, **small_options)``."""
+
+    def _data(self, N: int = 12, n: int = 64) -> tuple[Any, Any]:
+        import torch
+
+        g = torch.Generator().manual_seed(0)
+        theta = torch.rand(N, 2, generator=g)
+        y = (theta.sum(1, keepdim=True)[:, None, :] + 0.1 * torch.randn(N, n, 1, generator=g)).double()
+        return theta, y
+
+    def test_fit_then_sample_shapes(self, surrogate: Any) -> None:
+        import torch
+
+        theta, y = self._data()
+        surrogate.fit(theta, y)
+        out = surrogate.sample(torch.rand(5, 2), 33)
+        assert out.shape == (5, 33, 1) and torch.isfinite(out).all() and not out.requires_grad
+
+    def test_refit_warm_starts(self, surrogate: Any) -> None:
+        theta, y = self._data()
+        surrogate.fit(theta, y)
+        surrogate.fit(theta[:8], y[:8])
+        assert surrogate.fits == 2
+
+    def test_generator_makes_samples_reproducible(self, surrogate: Any) -> None:
+        import torch
+
+        theta, y = self._data()
+        surrogate.fit(theta, y)
+        x = torch.rand(4, 2)
+        a = surrogate.sample(x, 16, generator=torch.Generator().manual_seed(3))
+        b = surrogate.sample(x, 16, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(a, b)
+
+    def test_common_random_numbers(self, surrogate: Any) -> None:
+        import torch
+
+        theta, y = self._data()
+        surrogate.fit(theta, y)
+        x = torch.tensor([[0.3, 0.3], [0.3, 0.3]])
+        same = surrogate.sample(x, 50, generator=torch.Generator().manual_seed(1), common=True)
+        assert torch.equal(same[0], same[1])
+        indep = surrogate.sample(x, 50, generator=torch.Generator().manual_seed(1), common=False)
+        assert not torch.equal(indep[0], indep[1])
+
+    def test_state_dict_round_trip(self, surrogate: Any) -> None:
+        import copy
+
+        import torch
+
+        theta, y = self._data()
+        surrogate.fit(theta, y)
+        clone = copy.deepcopy(surrogate)
+        surrogate.fit(theta[:6], y[:6] + 5)
+        surrogate.load_state_dict(clone.state_dict())
+        x = torch.rand(3, 2)
+        g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+        assert torch.equal(surrogate.sample(x, 8, generator=g()), clone.sample(x, 8, generator=g()))

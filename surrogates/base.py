@@ -1,4 +1,4 @@
-"""The Surrogate protocol: a conditional generative model of a simulator's output distribution."""
+"""The Surrogate protocol: a conditional generative model G(z, θ) of a simulator's output distribution."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from torch import Tensor
 class Surrogate(ABC):
     """Learns p(y | θ) from every stored call and samples from it.
 
-    ``θ`` is in the unit cube; outputs are whatever the simulator returns (implementations
-    standardise internally).
+    Constructed as ``cls(dim, k, seed=..., **options)``: ``dim`` inputs (θ in the unit
+    cube), ``k`` output columns (raw simulator units; implementations standardise inside).
     """
 
+    def __init__(self, dim: int, k: int, seed: int = 0) -> None:
+        self.dim, self.k, self.seed = dim, k, seed
+        self.fits = 0
+
     @abstractmethod
-    def fit(self, theta: Tensor, samples: Tensor, warm_start: bool = True) -> None:
-        """Fit (or refit, starting from the current weights when ``warm_start``).
+    def fit(self, theta: Tensor, samples: Tensor) -> None:
+        """Fit on all stored calls; from the second call on, start from the current weights.
 
         Args:
             theta: ``[N, d]`` unit-cube points of the stored calls.
@@ -26,13 +30,52 @@ class Surrogate(ABC):
         """
 
     @abstractmethod
-    def sample(self, theta: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``n`` outputs at each point: ``theta [M, d]`` → ``[M, n, k]``."""
+    def sample(self, theta: Tensor, n: int, generator: torch.Generator | None = None, common: bool = False) -> Tensor:
+        """Draw ``n`` outputs at each point: ``theta [M, d]`` → ``[M, n, k]`` (no gradients).
+
+        With ``common=True`` every point uses the same latent draws (common random numbers), so
+        differences between points are not blurred by sampling noise.
+        """
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to restore the fitted model (saved with the campaign)."""
+        """Everything needed to restore the fitted model."""
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a model saved by :meth:`state_dict`."""
+
+
+def mlp(inp: int, out: int, hidden: int, layers: int, act: type[torch.nn.Module] = torch.nn.SiLU) -> torch.nn.Sequential:
+    mods: list[torch.nn.Module] = []
+    width = inp
+    for _ in range(layers):
+        mods += [torch.nn.Linear(width, hidden), act()]
+        width = hidden
+    mods.append(torch.nn.Linear(width, out))
+    return torch.nn.Sequential(*mods)
+
+
+class Standardizer:
+    """Per-column affine standardisation of outputs, refreshed at each fit."""
+
+    def __init__(self, k: int) -> None:
+        self.mean = torch.zeros(k, dtype=torch.float64)
+        self.std = torch.ones(k, dtype=torch.float64)
+
+    def fit(self, y: Tensor) -> None:
+        flat = y.reshape(-1, y.shape[-1]).double()
+        self.mean = flat.mean(0)
+        self.std = flat.std(0).clamp_min(1e-12)
+
+    def forward(self, y: Tensor) -> Tensor:
+        return ((y.double() - self.mean) / self.std).float()
+
+    def inverse(self, z: Tensor) -> Tensor:
+        return z.double() * self.std + self.mean
+
+    def state(self) -> dict[str, Tensor]:
+        return {"mean": self.mean, "std": self.std}
+
+    def load(self, s: dict[str, Tensor]) -> None:
+        self.mean, self.std = s["mean"], s["std"]

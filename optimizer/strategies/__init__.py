@@ -9,6 +9,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "sobol": "optimizer.strategies.base:SobolStrategy",
         "random": "optimizer.strategies.base:RandomStrategy",
         "listed": "optimizer.strategies.base:ListedStrategy",
+        "wugo": "optimizer.strategies.wugo:WUGOStrategy",
     },
 )
 

@@ -1,0 +1,131 @@
+"""Benchmark harness: seeded campaigns on the WU-GO paper problems, scored against the known optima.
+
+Every run is a real campaign (inline executor, temporary directory) with the study from
+``studies/benchmarks/`` and the strategy swapped in; scores are computed afterwards from the
+journal, so strategies never see the optimum.
+
+* calls-to-ε: simulator calls after the initial design until a design within ε of an optimum
+  is evaluated (that call counted; 0 if the initial design already has one; censored at the budget).
+* distance: the smallest distance of an evaluated design to an optimum after the budget.
+* regret: noise-free objective at the design with the best observed objective, minus the optimum value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = [2, 3, 5, 7, 11, 13, 17, 19, 23, 73]
+PROBLEMS = {  # name: (study file, ε)
+    "three_hump_camel": ("studies/benchmarks/three_hump_camel.yaml", 0.1),
+    "ackley": ("studies/benchmarks/ackley.yaml", 0.1),
+    "levi": ("studies/benchmarks/levi.yaml", 0.1),
+    "himmelblau": ("studies/benchmarks/himmelblau.yaml", 0.1),
+    "rosenbrock8": ("studies/benchmarks/rosenbrock8.yaml", 1.1),
+}
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "sobol": {"name": "sobol"},
+    "wugo": {"name": "wugo"},
+    "wugo-paper": {"name": "wugo", "options": {"preset": "wugo-paper"}},
+}
+
+
+def run_one(problem: str, strategy: str, seed: int, calls: int) -> dict[str, Any]:
+    """One seeded campaign; returns its scores and per-iteration strategy time."""
+    import torch
+
+    torch.set_num_threads(1)
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.executors import build_simulator
+    from optimizer.study import validate_study
+
+    path, eps = PROBLEMS[problem]
+    data = yaml.safe_load((ROOT / path).read_text())
+    init = data["budget"]["initial_design"]
+    data.update(seed=seed, budget={"calls": init + calls, "initial_design": init},
+                execution={"backend": "inline"})
+    data["strategy"] = {**STRATEGIES[strategy], "initial_design": data["strategy"]["initial_design"]}
+    study = validate_study(data)
+    with tempfile.TemporaryDirectory() as d:
+        camp = Campaign.create(Path(d) / "c", study, yaml.safe_dump(data), source=path)
+        t0 = time.time()
+        run_campaign(camp, study)
+        wall = time.time() - t0
+        recs = sorted(camp.records().values(), key=lambda r: r.call_id)
+    sim = build_simulator(study.simulator)
+    names = list(study.parameters)
+    opt = np.array([[o[n] for n in names] for o in sim.known_optima()])
+    theta = np.array([[r.params[n] for n in names] for r in recs])
+    dist = np.linalg.norm(theta[:, None, :] - opt[None], axis=-1).min(1)
+    hit = np.flatnonzero(dist <= eps)
+    calls_to_eps = None if len(hit) == 0 else max(0, int(hit[0]) + 1 - init)
+    best = int(np.argmin([r.metrics["f"] for r in recs]))
+    import torch as _t
+
+    regret = float(sim.expected(_t.tensor(theta[best], dtype=_t.float64))) - sim.optimum_value()
+    return {"problem": problem, "strategy": strategy, "seed": seed, "calls": calls, "init": init, "eps": eps,
+            "calls_to_eps": calls_to_eps, "distance": float(dist.min()), "regret": regret,
+            "wall_s": wall, "s_per_call": wall / len(recs)}
+
+
+def _worker(args: tuple[str, str, int, int]) -> dict[str, Any]:
+    return run_one(*args)
+
+
+def run_all(problems: list[str], strategies: list[str], seeds: list[int], calls: int, out: Path, jobs: int) -> None:
+    """Run every (problem, strategy, seed) not yet in ``out`` (JSONL, appended as runs finish)."""
+    import multiprocessing as mp
+
+    done = set()
+    if out.exists():
+        for line in out.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["problem"], r["strategy"], r["seed"], r["calls"]))
+    todo = [(p, s, seed, calls) for p in problems for s in strategies for seed in seeds if (p, s, seed, calls) not in done]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(jobs) as pool, open(out, "a") as fh:
+        for r in pool.imap_unordered(_worker, todo):
+            fh.write(json.dumps(r) + "\n")
+            fh.flush()
+            print(f"{r['problem']:17s} {r['strategy']:10s} seed {r['seed']:3d}: calls-to-ε {r['calls_to_eps']}, "
+                  f"distance {r['distance']:.3g}, regret {r['regret']:.3g}, {r['wall_s']:.0f} s", flush=True)
+
+
+def summarize(out: Path, calls: int) -> str:
+    """Markdown table: median [25–75 %] of calls-to-ε (censored runs count as > budget), distance, regret."""
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = [r for r in rows if r["calls"] == calls]
+    lines = ["| problem | strategy | runs | reached ε | calls-to-ε median [IQR] | distance median [IQR] | regret median [IQR] | s per call |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def q(v: list[float]) -> str:
+        a = np.percentile(v, [25, 50, 75])
+        return f"{a[1]:.3g} [{a[0]:.3g}–{a[2]:.3g}]"
+
+    for p in PROBLEMS:
+        for s in STRATEGIES:
+            rs = [r for r in rows if r["problem"] == p and r["strategy"] == s]
+            if not rs:
+                continue
+            cte = [r["calls_to_eps"] if r["calls_to_eps"] is not None else np.inf for r in rs]
+            reached = sum(np.isfinite(cte))
+            med = np.percentile(cte, [25, 50, 75])
+            lines.append(f"| {p} | {s} | {len(rs)} | {reached}/{len(rs)} | {_fmt_cte(med, calls)} | "
+                         f"{q([r['distance'] for r in rs])} | {q([r['regret'] for r in rs])} | "
+                         f"{np.median([r['s_per_call'] for r in rs]):.2f} |")
+    return "\n".join(lines)
+
+
+def _fmt_cte(med: np.ndarray, calls: int) -> str:
+    f = [f">{calls}" if not np.isfinite(x) else f"{x:.0f}" for x in med]
+    return f"{f[1]} [{f[0]}–{f[2]}]"

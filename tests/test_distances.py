@@ -1,0 +1,113 @@
+"""The batched σ_W kernels against POT and SciPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import ot
+import pytest
+import torch
+from scipy.stats import energy_distance
+
+from optimizer.distances import DistributionBank, quantiles
+
+
+def _sets(seed: int, B: int, n: int, k: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    loc = torch.randn(B, 1, k, generator=g, dtype=torch.float64)
+    scale = 0.2 + torch.rand(B, 1, k, generator=g, dtype=torch.float64)
+    skew = torch.randn(B, n, k, generator=g, dtype=torch.float64).exp()  # log-normal shapes, not Gaussian
+    return loc + scale * skew
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_w_matches_pot_equal_sizes(p: int) -> None:
+    c, t = _sets(0, 6, 200), _sets(1, 4, 200)
+    bank = DistributionBank("w1" if p == 1 else "w2", levels=200)
+    for i in range(4):
+        bank.add(i, t[i])
+    D = bank.distances(c).numpy()
+    for i in range(6):
+        for j in range(4):
+            ref = ot.wasserstein_1d(c[i, :, 0].numpy(), t[j, :, 0].numpy(), p=p) ** (1 / p)
+            assert D[i, j] == pytest.approx(ref, rel=1e-9, abs=1e-12)
+
+
+def test_w1_matches_emd2_lp() -> None:
+    c, t = _sets(2, 3, 100), _sets(3, 2, 100)
+    bank = DistributionBank("w1", levels=100)
+    for j in range(2):
+        bank.add(j, t[j])
+    D = bank.distances(c).numpy()
+    for i in range(3):
+        for j in range(2):
+            M = ot.dist(c[i].numpy(), t[j].numpy(), metric="euclidean")
+            ref = ot.emd2(np.full(100, 0.01), np.full(100, 0.01), M)
+            assert D[i, j] == pytest.approx(ref, rel=1e-7)
+
+
+def test_unequal_sizes_close_to_pot() -> None:
+    c, t = _sets(4, 5, 256), _sets(5, 3, 1000)
+    bank = DistributionBank("w2")  # K = 1000 from the stored sets
+    for j in range(3):
+        bank.add(j, t[j])
+    D = bank.distances(c).numpy()
+    for i in range(5):
+        for j in range(3):
+            ref = ot.wasserstein_1d(c[i, :, 0].numpy(), t[j, :, 0].numpy(), p=2) ** 0.5
+            assert D[i, j] == pytest.approx(ref, rel=0.03, abs=0.01)
+
+
+def test_energy_matches_scipy() -> None:
+    c, t = _sets(6, 8, 1000), _sets(7, 5, 1000)
+    bank = DistributionBank("energy", energy_grid=4096)
+    for j in range(5):
+        bank.add(j, t[j])
+    D = bank.distances(c).numpy()
+    # the bank summarises stored sets by K=256 quantiles; compare with scipy on the raw samples
+    for i in range(8):
+        for j in range(5):
+            ref = energy_distance(c[i, :, 0].numpy(), t[j, :, 0].numpy())
+            assert D[i, j] == pytest.approx(ref, rel=0.03, abs=0.01)
+
+
+def test_energy_grows_like_sqrt_of_shift() -> None:
+    g = torch.Generator().manual_seed(0)
+    base = 0.1 * torch.randn(1000, 1, generator=g, dtype=torch.float64)
+    bank = DistributionBank("energy", energy_grid=8192)
+    bank.add(0, base)
+    shifted = torch.stack([base + 4.0])
+    assert float(bank.distances(shifted)[0, 0]) == pytest.approx(np.sqrt(2 * 4.0), rel=0.02)  # vs W = 4
+
+
+def test_sliced_matches_pot_with_same_projections() -> None:
+    c, t = _sets(8, 3, 300, k=3), _sets(9, 2, 300, k=3)
+    bank = DistributionBank("w2", k=3, levels=300, projections=50, seed=4)
+    for j in range(2):
+        bank.add(j, t[j])
+    D = bank.distances(c).numpy()
+    proj = bank.directions.numpy().T  # [k, L]
+    for i in range(3):
+        for j in range(2):
+            ref = ot.sliced_wasserstein_distance(c[i].numpy(), t[j].numpy(), projections=proj, p=2)
+            assert D[i, j] == pytest.approx(ref, rel=1e-6)
+
+
+def test_min_distance_chunks_and_pseudo_observations() -> None:
+    c, t = _sets(10, 50, 64), _sets(11, 7, 64)
+    bank = DistributionBank("w2", levels=64)
+    for j in range(7):
+        bank.add(j, t[j])
+    full = bank.distances(c)
+    torch.testing.assert_close(bank.min_distance(c, chunk=7), full.min(1).values)
+    bank.add(99, c[3, :, :])  # a pseudo-observation collapses σ_W at its own point
+    assert float(bank.min_distance(c[3:4])[0]) == pytest.approx(0.0, abs=1e-12)
+    bank.remove_after(7)
+    assert len(bank) == 7
+    torch.testing.assert_close(bank.min_distance(c), full.min(1).values)
+
+
+def test_quantiles_identity_and_interpolation() -> None:
+    x = torch.tensor([[3.0, 1.0, 2.0, 4.0]], dtype=torch.float64)
+    assert quantiles(x, 4).tolist() == [[1.0, 2.0, 3.0, 4.0]]
+    assert quantiles(x, 2).tolist() == [[2.0, 4.0]]  # levels 0.25, 0.75 → x₍₁₎, x₍₃₎
+    assert quantiles(x, 8).tolist() == [[1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]]
