@@ -124,6 +124,8 @@ class Campaign:
             current.write_text(text)
         if same:
             return
+        # A surrogate fitted under the old study may not fit the new one: refit from the journal.
+        (self.root / STRATEGY_STATE).unlink(missing_ok=True)
         meta.update(fingerprint=study.fingerprint(), science=new)
         self._write_meta(meta)
         self.storage.append({"event": "study_changed", "changed": changed})
@@ -241,6 +243,37 @@ def best_so_far(study: StudyConfig, records: Iterable[CallRecord]) -> dict[str, 
         r = pick(recs, key=lambda r: r.metrics[name])
         out[name] = (r.metrics[name], r.call_id)
     return out
+
+
+STRATEGY_STATE = "strategy.pt"
+
+
+def save_strategy(campaign: Campaign, strategy: Strategy) -> None:
+    """Write the strategy's fitted state (surrogate weights) atomically; a crash leaves the previous one."""
+    state = strategy.state_dict()
+    if state is None:
+        return
+    import torch
+
+    path = campaign.root / STRATEGY_STATE
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def restore_strategy(campaign: Campaign, strategy: Strategy) -> bool:
+    """Load a saved strategy state; on any mismatch the strategy refits from the journal instead."""
+    path = campaign.root / STRATEGY_STATE
+    if not path.exists():
+        return False
+    import torch
+
+    try:
+        strategy.load_state_dict(torch.load(path, weights_only=False))
+    except Exception as err:  # noqa: BLE001 - a stale or foreign state is not fatal: refit from the journal
+        campaign.storage.append({"event": "strategy_state_ignored", "reason": f"{type(err).__name__}: {err}"})
+        return False
+    return True
 
 
 @dataclass
@@ -387,11 +420,13 @@ def run_campaign(
                     rerun.append(rec)
             reporter.finished(rec, best_so_far(study, records.values()))
 
+        restore_strategy(campaign, strategy)
         executor_ = executor or make_executor(study, Path(source).resolve().parent)
         reporter.start(study, budget, records)
         stopped = "budget"
         try:
             strategy.tell(history())
+            save_strategy(campaign, strategy)
             while True:
                 free = executor_.capacity - executor_.in_flight()
                 for rec in propose(free) if free > 0 else []:
@@ -404,6 +439,7 @@ def run_campaign(
                     record(out)
                 if outcomes:
                     strategy.tell(history())
+                    save_strategy(campaign, strategy)
         except KeyboardInterrupt:
             stopped = "interrupted"
             storage.append({"event": "campaign", "action": "interrupted", "in_flight": sorted(in_flight)})

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -96,3 +97,23 @@ def test_run_kill_resume_three_hump_camel(tmp_path: Path) -> None:
             assert params.setdefault(e["call"], (e["params"], e["seed"])) == (e["params"], e["seed"])
     s = subprocess.run([*cmd, "status", str(out), "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert json.loads(s.stdout)["status_counts"] == {"completed": 10}
+
+
+def test_wugo_proposes_asynchronously_through_ray(ray_cluster, write_study, tmp_path: Path) -> None:
+    """Two Ray workers, WU-GO asked for one point whenever a worker frees, the other call pending."""
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.study import load_study
+
+    fast = {"surrogate_options": {"steps": 150, "refit_steps": 50}, "candidates": 256, "generated": 64,
+            "perturbations": 16, "top_k": 4}
+    data = base_study(strategy={"name": "wugo", "options": fast}, budget={"calls": 9, "initial_design": 3},
+                      execution={"backend": "ray", "max_concurrent": 2})
+    p = write_study(data)
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / "w", study, text, source=str(p))
+    summary = run_campaign(camp, study, source=str(p))
+    recs = camp.records()
+    assert summary.completed == 9 and [r.origin for r in recs.values()].count("strategy") == 6
+    units = np.array([r.unit for r in recs.values()])
+    d = np.linalg.norm(units[:, None] - units[None], axis=-1)[np.triu_indices(9, 1)]
+    assert d.min() > 1e-6  # no design proposed twice, pending ones included

@@ -106,3 +106,22 @@ def test_wugo_finds_three_hump_camel_optimum(write_study, tmp_path: Path) -> Non
         dists[name] = float(np.linalg.norm(theta, axis=1).min())
     # within 0.5 of the optimum in the [-5, 5]² box after 30 calls, and at least 3x closer than Sobol
     assert dists["wugo"] < 0.5 and dists["wugo"] < dists["sobol"] / 3, dists
+
+
+def test_surrogate_state_is_saved_and_restored_on_resume(write_study, tmp_path: Path) -> None:
+    from optimizer.campaign import STRATEGY_STATE, Campaign, run_campaign
+    from optimizer.study import load_study
+
+    data = base_study(strategy={"name": "wugo", "options": FAST}, budget={"calls": 6, "initial_design": 3})
+    p = write_study(data)
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / "c", study, text, source=str(p))
+    run_campaign(camp, study)
+    fits_before = torch.load(camp.root / STRATEGY_STATE, weights_only=False)["surrogate"]["fits"]
+    assert fits_before >= 3
+    camp.set_budget(7)
+    run_campaign(Campaign.open(camp.root), study)
+    state = torch.load(camp.root / STRATEGY_STATE, weights_only=False)
+    assert state["surrogate"]["fits"] == fits_before + 1  # warm refit of the restored model, not a fresh one
+    assert len(state["fitted_on"]) == 7
+    assert not any(e["event"] == "strategy_state_ignored" for e in camp.storage.events())

@@ -86,6 +86,13 @@ class Strategy(ABC):
     def tell(self, history: History) -> None:
         """New results were recorded; refit models here."""
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """Fitted state worth saving with the campaign (``None``: nothing to save)."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the next :meth:`tell` sees the same history it was fitted on."""
+
     @abstractmethod
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         """Propose up to ``n`` new points.

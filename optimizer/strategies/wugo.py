@@ -106,7 +106,7 @@ class WUGOStrategy(Strategy):
 
     def tell(self, history: History) -> None:
         ids = tuple(int(c) for c in history.call_ids)
-        if not ids or ids == self._fitted_on:
+        if not ids or (ids == self._fitted_on and self.bank is not None and len(self.bank) == len(ids)):
             return
         for i, cid in enumerate(ids):
             if cid not in self._samples:
@@ -117,12 +117,27 @@ class WUGOStrategy(Strategy):
         for cid in ids:
             if cid not in self.bank.keys:
                 self.bank.add(cid, self._samples[cid])
+        if ids == self._fitted_on:  # restored from a saved state: the model is already fitted on these calls
+            return
         n = min(self._samples[c].shape[0] for c in ids)
         g = torch.Generator().manual_seed(self.seed + len(ids))
         data = torch.stack([s if s.shape[0] == n else s[torch.randperm(s.shape[0], generator=g)[:n]]
                             for s in (self._samples[c] for c in ids)])
         self.surrogate.fit(torch.as_tensor(history.theta, dtype=torch.float32), data)
         self._fitted_on = ids
+
+    def state_dict(self) -> dict[str, Any] | None:
+        if self.surrogate is None:
+            return None
+        return {"preset": self.preset, "k": self.bank.k if self.bank else 1, "fitted_on": list(self._fitted_on),
+                "surrogate": self.surrogate.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("preset") != self.preset:
+            raise ValueError("saved WU-GO state is from another preset")
+        self._build(int(state["k"]))
+        self.surrogate.load_state_dict(state["surrogate"])
+        self._fitted_on = tuple(state["fitted_on"])
 
     # -- acquisition ----------------------------------------------------------------------
     def _generate(self, x: np.ndarray, gen_seed: int) -> torch.Tensor:
