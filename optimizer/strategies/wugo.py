@@ -78,6 +78,7 @@ class WUGOStrategy(Strategy):
         if self.metric.statistic == "quantity":
             raise ValueError("strategy.options.objective: WU-GO needs an objective computed from samples, not a quantity")
         self.sign = 1.0 if self.metric.direction == "minimize" else -1.0
+        self._objective_index = list(study.objectives).index(cfg["objective"])
         self.cfg = cfg
         self.preset = preset
         self.surrogate: Any = None
@@ -180,7 +181,7 @@ class WUGOStrategy(Strategy):
         if self.cfg["acquisition"] == "refine" and self.cfg["top_k"] > 0:
             centers = cands[np.argsort(score)[: self.cfg["top_k"]]]
             if len(history):
-                best = np.argsort(history.minimization_targets()[:, 0])[:3]
+                best = np.argsort(history.minimization_targets()[:, self._objective_index])[:3]
                 centers = np.vstack([centers, history.theta[best]])
             cs, _ = self._score(centers, gen_seed)
             rng = np.random.default_rng([self.seed, history.n_issued, gen_seed])
@@ -206,7 +207,7 @@ class WUGOStrategy(Strategy):
     def _should_stop(self, history: History) -> bool:
         if not len(history):
             return False
-        y = self.sign * history.objectives[:, list(self.study.objectives).index(self.cfg["objective"])]
+        y = self.sign * history.objectives[:, self._objective_index]
         y = np.where(history.feasible, y, np.inf)
         target = self.cfg["target"]
         if target is not None and np.min(y) <= self.sign * target:
