@@ -11,10 +11,10 @@ import numpy as np
 from simulators.base import InfeasibleDesign, SimulationResult, Simulator
 
 
-def quadratic(params, n, seed, scale=1.0):
+def quadratic(params, n, seed, scale=1.0, noise=0.1):
     rng = np.random.default_rng(seed)
     x = np.array(list(params.values()))
-    return scale * float((x**2).sum()) + 0.1 * rng.standard_normal(n)
+    return scale * float((x**2).sum()) + noise * rng.standard_normal(n)
 
 
 def two_outputs(params, n, seed):

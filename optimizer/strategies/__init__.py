@@ -10,6 +10,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "random": "optimizer.strategies.base:RandomStrategy",
         "listed": "optimizer.strategies.base:ListedStrategy",
         "wugo": "optimizer.strategies.wugo:WUGOStrategy",
+        "gp": "optimizer.strategies.gp:GPStrategy",
     },
 )
 

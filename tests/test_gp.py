@@ -1,0 +1,64 @@
+"""GP Bayesian optimisation (BoTorch): protocol, pending points, a noiseless quadratic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import base_study
+from optimizer.space import SearchSpace
+from optimizer.strategies.gp import GPStrategy
+from optimizer.study import validate_study
+from optimizer.testing import StrategyConformance
+
+FAST = {"num_restarts": 4, "raw_samples": 128, "maxiter": 50, "mc_samples": 64}
+
+
+def make(**options):
+    study = validate_study(base_study(strategy={"name": "gp"}))
+    space = SearchSpace(study.parameters)
+    return GPStrategy(space, study, 0, **{**FAST, **options}), space
+
+
+class TestGPConformance(StrategyConformance):
+    @pytest.fixture(params=["qlognei", "qlogei", "ucb"])
+    def strategy(self, request):
+        return make(acquisition=request.param)[0]
+
+    @pytest.fixture
+    def space(self):
+        return make()[1]
+
+
+def test_pending_points_change_the_proposal() -> None:
+    strat, space = make()
+    h = StrategyConformance.make_history(space, 8)
+    alone = strat.ask(h, np.zeros((0, 2)), 1)[0]
+    again = strat.ask(h, alone[None], 1)[0]
+    assert np.linalg.norm(again - alone) > 1e-3
+
+
+def test_bad_options_rejected() -> None:
+    with pytest.raises(ValueError, match="acquisition"):
+        make(acquisition="pi")
+    with pytest.raises(TypeError):
+        make(kernel="rbf")
+
+
+def test_gp_finds_noiseless_quadratic_minimum(write_study, tmp_path: Path) -> None:
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.study import load_study
+
+    data = base_study(
+        parameters={"x1": {"low": -2, "high": 2}, "x2": {"low": -2, "high": 2}},
+        simulator={"name": "sims_for_tests:quadratic", "samples_per_call": 2, "options": {"noise": 0.0}},
+        strategy={"name": "gp", "options": FAST}, budget={"calls": 16, "initial_design": 5},
+    )
+    p = write_study(data)
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / "gp", study, text, source=str(p))
+    run_campaign(camp, study)
+    theta = np.array([[r.params["x1"], r.params["x2"]] for r in camp.records().values()])
+    assert np.linalg.norm(theta, axis=1).min() < 0.1  # in a [-2, 2]² box, after 11 GP proposals
