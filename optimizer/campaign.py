@@ -222,6 +222,7 @@ def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: J
         objectives=matrix([[r.metrics[o] for o in obj] for r in done], len(obj)),
         objective_sems=matrix([[r.sems.get(o, np.nan) for o in obj] for r in done], len(obj)),
         constraints=matrix([[r.metrics[c] for c in con] for r in done], len(con)),
+        constraint_sems=matrix([[r.sems.get(c, np.nan) for c in con] for r in done], len(con)),
         feasible=np.array([bool(r.feasible) for r in done], dtype=bool),
         objective_names=obj,
         directions=[study.objectives[o].direction for o in obj],

@@ -89,6 +89,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         "best": {k: (None if v is None else {"value": v[0], "call": v[1], "params": records[v[1]].params})
                  for k, v in best.items()},
     }
+    if len(study.objectives) > 1:
+        from optimizer.pareto import hypervolume_trace, pareto_calls
+
+        summary["pareto"] = pareto_calls(study, records.values())
+        _, hv, ref = hypervolume_trace(study, records)
+        summary["hypervolume"] = float(hv[-1]) if len(hv) else 0.0
+        sign = [1.0 if o.direction == "maximize" else -1.0 for o in study.objectives.values()]
+        summary["reference_point"] = dict(zip(study.objectives, (ref.numpy() * sign).tolist()))
     # Benchmarks know their optimum: report how close the campaign got (never used by strategies).
     try:
         sim = build_simulator(study.simulator)
@@ -132,6 +140,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             params = ", ".join(f"{k}={_fmt(v)}{study.parameters[k].unit and ' ' + study.parameters[k].unit}"
                                for k, v in b["params"].items())
             con.print(f"best {name} ({study.objectives[name].direction}): {_fmt(b['value'])} at call {b['call']} ({params})")
+    if "pareto" in summary:
+        con.print(f"Pareto front ({len(summary['pareto'])} designs): calls {', '.join(map(str, summary['pareto']))}; "
+                  f"hypervolume {summary['hypervolume']:.6g} w.r.t. {summary['reference_point']}")
     if "distance_to_optimum" in summary:
         con.print(f"closest evaluated design to a known optimum: {summary['distance_to_optimum']:.4g} "
                   f"(optimum value {summary['optimum_value']:.6g})")

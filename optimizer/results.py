@@ -18,6 +18,11 @@ from optimizer.study import StudyConfig
 def call_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[dict[str, Any]]:
     """One flat row per call: ids, status, parameters, objectives (+ standard errors), constraints, timing."""
     rows = []
+    front: set[int] = set()
+    if len(study.objectives) > 1:
+        from optimizer.pareto import pareto_calls
+
+        front = set(pareto_calls(study, records.values()))
     for cid, r in sorted(records.items()):
         row: dict[str, Any] = {
             "call": cid, "origin": r.origin, "label": r.label or "", "status": r.status,
@@ -31,6 +36,8 @@ def call_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[dict[s
             row[f"constraint.{name}"] = r.metrics.get(name)
         row.update({f"quantity.{k}": v for k, v in r.quantities.items()})
         row["feasible"] = r.feasible
+        if len(study.objectives) > 1:
+            row["pareto"] = cid in front
         row["duration_s"] = r.duration
         row["node"] = r.worker.get("node") or r.worker.get("host")
         row["error"] = (r.error or "").splitlines()[0] if r.error else ""

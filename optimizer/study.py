@@ -98,6 +98,8 @@ class Metric(_Strict):
 
 class Objective(Metric):
     direction: Literal["minimize", "maximize"] = "minimize"
+    #: Hypervolume reference value (the worst value still of interest); inferred from the data when absent.
+    reference: float | None = None
 
 
 class Constraint(Metric):

@@ -78,3 +78,18 @@ class Slow(Simulator):
 
 def die(params, n, seed):
     os._exit(1)  # the worker process dies: a system failure, not a simulator error
+
+
+class Shield(Simulator):
+    """Toy background-vs-cost trade-off: more iron (x1) lowers background but costs and weighs more."""
+
+    parameters = ("x1", "x2")
+    quantities = ("cost", "mass")
+
+    def simulate(self, params, n, seed):
+        rng = np.random.default_rng(seed)
+        rate = np.exp(-3.0 * params["x1"]) * (1.0 + params["x2"] ** 2)
+        return rate + 0.05 * rng.standard_normal(n)
+
+    def quantities_at(self, params):
+        return {"cost": params["x1"] + 0.5 * params["x2"], "mass": 10.0 * params["x1"]}

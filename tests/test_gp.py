@@ -45,6 +45,8 @@ def test_bad_options_rejected() -> None:
         make(acquisition="pi")
     with pytest.raises(TypeError):
         make(kernel="rbf")
+    with pytest.raises(ValueError, match="not an objective"):
+        make(objectives=["g"])
 
 
 def test_gp_finds_noiseless_quadratic_minimum(write_study, tmp_path: Path) -> None:

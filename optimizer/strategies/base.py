@@ -37,6 +37,7 @@ class History:
         objective_names, directions: the study's objectives, ``"minimize"``/``"maximize"``.
         failed_theta: ``[F, d]`` points whose calls failed or were infeasible.
         n_issued: call ids issued by the initial design and the strategy (baselines excluded), pending included.
+        constraint_sems: ``[N, c]`` standard errors of the constraint values (NaN: unknown).
     """
 
     theta: np.ndarray
@@ -49,6 +50,7 @@ class History:
     directions: list[str]
     failed_theta: np.ndarray
     n_issued: int
+    constraint_sems: np.ndarray | None = None
     _load: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
     _cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 

@@ -1,20 +1,29 @@
-"""GP Bayesian optimisation with BoTorch on the per-call objective statistic.
+"""GP Bayesian optimisation with BoTorch on the per-call statistics.
 
 The GP is fitted on aggregated per-call values, never on raw samples (which would not
-scale): one point per call, with the statistic's standard error² as known observation
-noise (``noise: known``, the default when every call has one) or a learned homoscedastic
-noise (``noise: inferred``). Inputs live in the unit cube (log-scaled parameters are
-uniform there; integer parameters are rounded when mapped out); outputs are standardised.
-Calls in flight are passed to the acquisition as ``X_pending``.
+scale): one point per call and outcome, with the statistic's standard error² as known
+observation noise (``noise: known``, the default when every call has one; deterministic
+quantities such as cost get a tiny floor) or a learned homoscedastic noise (``noise:
+inferred``). Inputs live in the unit cube (log-scaled parameters are uniform there,
+integer parameters are rounded when mapped out); outcomes are standardised.
+
+* one objective: qLogNoisyExpectedImprovement (default), qLogExpectedImprovement or qUCB;
+* several objectives: qLogNoisyExpectedHypervolumeImprovement, reference point from the
+  study's ``objectives.*.reference`` or inferred from the observed front;
+* outcome constraints are modelled as extra GP outputs and enter the acquisition as
+  feasibility weights;
+* calls in flight are passed as ``X_pending``.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import History, Strategy
@@ -24,51 +33,85 @@ ACQUISITIONS = ("qlognei", "qlogei", "ucb")
 
 
 class GPStrategy(Strategy):
-    """Options: ``acquisition`` (qlognei | qlogei | ucb), ``beta`` (UCB), ``objective`` (default: the
-    first), ``noise`` (known | inferred), ``num_restarts``, ``raw_samples``, ``maxiter``,
-    ``mc_samples``, ``timeout_sec`` (per acquisition optimisation)."""
+    """Options: ``objectives`` (names to optimise; default: all), ``acquisition`` (qlognei | qlogei | ucb,
+    single objective), ``beta`` (UCB), ``noise`` (known | inferred), ``num_restarts``, ``raw_samples``,
+    ``maxiter``, ``mc_samples``, ``timeout_sec`` (per acquisition optimisation)."""
 
     needs_initial_results = True
 
-    def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, acquisition: str = "qlognei",
-                 beta: float = 2.0, objective: str | None = None, noise: str = "known", num_restarts: int = 10,
-                 raw_samples: int = 512, maxiter: int = 100, mc_samples: int = 256, timeout_sec: float | None = 60.0) -> None:
+    def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, objectives: Sequence[str] | None = None,
+                 acquisition: str = "qlognei", beta: float = 2.0, noise: str = "known", num_restarts: int = 10,
+                 raw_samples: int = 512, maxiter: int = 100, mc_samples: int = 256,
+                 timeout_sec: float | None = 60.0) -> None:
         super().__init__(space, study, seed)
         if acquisition not in ACQUISITIONS:
             raise ValueError(f"strategy.options.acquisition: must be one of {ACQUISITIONS}, got '{acquisition}'")
         if noise not in ("known", "inferred"):
             raise ValueError("strategy.options.noise: must be 'known' or 'inferred'")
-        objective = objective or next(iter(study.objectives))
-        if objective not in study.objectives:
-            raise ValueError(f"strategy.options.objective: '{objective}' is not an objective of the study")
-        self.index = list(study.objectives).index(objective)
-        self.sign = 1.0 if study.objectives[objective].direction == "minimize" else -1.0
+        names = list(objectives or study.objectives)
+        for name in names:
+            if name not in study.objectives:
+                raise ValueError(f"strategy.options.objectives: '{name}' is not an objective of the study")
+        if acquisition == "ucb" and (len(names) > 1 or study.constraints):
+            raise ValueError("strategy.options.acquisition: ucb supports one objective and no constraints")
+        all_names = list(study.objectives)
+        self.index = [all_names.index(n) for n in names]
+        self.sign = np.array([1.0 if study.objectives[n].direction == "maximize" else -1.0 for n in names])
+        self.reference = [study.objectives[n].reference for n in names]
+        self.constraints = list(study.constraints.values())
         self.acquisition, self.beta, self.noise = acquisition, beta, noise
         self.opt = dict(num_restarts=num_restarts, raw_samples=raw_samples, maxiter=maxiter,
                         mc_samples=mc_samples, timeout_sec=timeout_sec)
 
+    @property
+    def m(self) -> int:
+        return len(self.index)
+
+    def outcomes(self, history: History) -> tuple[Tensor, Tensor | None]:
+        """``Y [N, m + c]``: objectives (larger is better) then constraint values; ``Yvar`` likewise or ``None``."""
+        Y = np.hstack([history.objectives[:, self.index] * self.sign, history.constraints])
+        sems = np.hstack([history.objective_sems[:, self.index],
+                          history.constraint_sems if history.constraint_sems is not None
+                          else np.full(history.constraints.shape, np.nan)])
+        if self.noise != "known" or not np.all(np.isfinite(sems)):
+            return torch.as_tensor(Y, dtype=torch.float64), None
+        # floor the noise: a zero-variance outcome (a deterministic cost) makes the kernel matrix singular
+        floor = 1e-6 * np.maximum(Y.var(0), 1e-12)
+        return torch.as_tensor(Y, dtype=torch.float64), torch.as_tensor(np.maximum(sems**2, floor), dtype=torch.float64)
+
     def fit_model(self, history: History) -> Any:
-        """A fitted ``SingleTaskGP`` on ``history``: X ``[N, d]``, Y ``[N, 1]`` (maximised: −f for minimisation)."""
+        """A fitted multi-output ``SingleTaskGP`` on X ``[N, d]`` and :meth:`outcomes`."""
         from botorch.fit import fit_gpytorch_mll
         from botorch.models import SingleTaskGP
         from botorch.models.transforms import Normalize, Standardize
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
         X = torch.as_tensor(history.theta, dtype=torch.float64)
-        Y = torch.as_tensor(-self.sign * history.objectives[:, [self.index]], dtype=torch.float64)
-        sem = history.objective_sems[:, [self.index]]
-        known = self.noise == "known" and np.all(np.isfinite(sem))
-        # floor the noise: a zero-variance point makes the kernel matrix singular
-        Yvar = torch.as_tensor(np.maximum(sem**2, 1e-8 * max(float(np.var(Y.numpy())), 1e-12)), dtype=torch.float64) if known else None
-        gp = SingleTaskGP(X, Y, train_Yvar=Yvar, input_transform=Normalize(X.shape[-1]), outcome_transform=Standardize(1))
+        Y, Yvar = self.outcomes(history)
+        gp = SingleTaskGP(X, Y, train_Yvar=Yvar, input_transform=Normalize(X.shape[-1]),
+                          outcome_transform=Standardize(Y.shape[-1]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
         return gp
 
+    def _constraint_fns(self) -> list[Callable[[Tensor], Tensor]]:
+        """BoTorch outcome constraints: feasible where the callable is ≤ 0."""
+        fns: list[Callable[[Tensor], Tensor]] = []
+        for j, c in enumerate(self.constraints):
+            col = self.m + j
+            if c.upper is not None:
+                fns.append(lambda Z, col=col, u=c.upper: Z[..., col] - u)
+            if c.lower is not None:
+                fns.append(lambda Z, col=col, lo=c.lower: lo - Z[..., col])
+        return fns
+
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         from botorch.acquisition import qUpperConfidenceBound
         from botorch.acquisition.logei import qLogExpectedImprovement, qLogNoisyExpectedImprovement
+        from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+        from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
+        from botorch.acquisition.objective import GenericMCObjective
         from botorch.optim import optimize_acqf
         from botorch.sampling import SobolQMCNormalSampler
 
@@ -79,13 +122,27 @@ class GPStrategy(Strategy):
         X = torch.as_tensor(history.theta, dtype=torch.float64)
         X_pending = torch.as_tensor(pending, dtype=torch.float64) if len(pending) else None
         sampler = SobolQMCNormalSampler(torch.Size([self.opt["mc_samples"]]), seed=self.seed + history.n_issued)
-        if self.acquisition == "qlognei":
-            acq = qLogNoisyExpectedImprovement(gp, X_baseline=X, sampler=sampler, X_pending=X_pending)
-        elif self.acquisition == "qlogei":
-            best = float((-self.sign * history.objectives[:, self.index]).max())
-            acq = qLogExpectedImprovement(gp, best_f=best, sampler=sampler, X_pending=X_pending)
+        cons = self._constraint_fns() or None
+        if self.m > 1:
+            Y, _ = self.outcomes(history)
+            acq = qLogNoisyExpectedHypervolumeImprovement(
+                gp, ref_point=self.reference_point(Y[:, : self.m], history.feasible), X_baseline=X, sampler=sampler,
+                objective=IdentityMCMultiOutputObjective(outcomes=list(range(self.m))), constraints=cons,
+                X_pending=X_pending, prune_baseline=True,
+            )
+        elif self.acquisition == "ucb":
+            acq = qUpperConfidenceBound(gp, beta=self.beta, sampler=sampler, X_pending=X_pending,
+                                        objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]))
         else:
-            acq = qUpperConfidenceBound(gp, beta=self.beta, sampler=sampler, X_pending=X_pending)
+            obj = GenericMCObjective(lambda Z, X=None: Z[..., 0])
+            if self.acquisition == "qlognei":
+                acq = qLogNoisyExpectedImprovement(gp, X_baseline=X, sampler=sampler, objective=obj,
+                                                   constraints=cons, X_pending=X_pending)
+            else:
+                y = history.objectives[:, self.index[0]] * self.sign[0]
+                ok = history.feasible if history.feasible.any() else np.ones(len(y), bool)
+                acq = qLogExpectedImprovement(gp, best_f=float(y[ok].max()), sampler=sampler, objective=obj,
+                                              constraints=cons, X_pending=X_pending)
         bounds = torch.stack([torch.zeros(self.space.dim), torch.ones(self.space.dim)]).double()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -93,3 +150,13 @@ class GPStrategy(Strategy):
                                  raw_samples=self.opt["raw_samples"], options={"maxiter": self.opt["maxiter"]},
                                  timeout_sec=self.opt["timeout_sec"])
         return x.detach().numpy().clip(0, 1)
+
+    def reference_point(self, Y: Tensor, feasible: np.ndarray) -> Tensor:
+        """Study references where given (maximisation sign), else inferred from the observed feasible front."""
+        from botorch.utils.multi_objective.hypervolume import infer_reference_point
+        from botorch.utils.multi_objective.pareto import is_non_dominated
+
+        Yf = Y[torch.as_tensor(feasible)] if feasible.any() else Y
+        inferred = infer_reference_point(Yf[is_non_dominated(Yf)])
+        return torch.tensor([r * s if r is not None else float(i) for r, s, i in zip(self.reference, self.sign, inferred)],
+                            dtype=torch.float64)
