@@ -166,8 +166,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     camp = Campaign.open(args.dir)
     out = Path(args.output or camp.root / "report")
-    path = convergence_plot(camp.study(), camp.records(), out / "convergence.png")
-    print(path)
+    study, records = camp.study(), camp.records()
+    paths = [convergence_plot(study, records, out / "convergence.png")]
+    if len(study.objectives) > 1:
+        from optimizer.report import hypervolume_plot, pareto_plot
+
+        paths += [pareto_plot(study, records, out / "pareto.png"), hypervolume_plot(study, records, out / "hypervolume.png")]
+    for p in paths:
+        print(p)
     return 0
 
 

@@ -41,3 +41,78 @@ def convergence_plot(study: StudyConfig, records: dict[int, CallRecord], path: P
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def pareto_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path, pair: tuple[str, str] | None = None) -> Path:
+    """Two objectives: every evaluated design coloured by call index, the front joined, infeasible
+    designs hollow, baselines labelled, ±1 standard error bars from the samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from optimizer.pareto import pareto_calls
+
+    a, b = pair or tuple(list(study.objectives)[:2])
+    done = [r for r in sorted(records.values(), key=lambda r: r.call_id) if r.status == "completed"]
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    feas = [r for r in done if r.feasible]
+    infeas = [r for r in done if not r.feasible]
+    if feas:
+        sc = ax.scatter([r.metrics[a] for r in feas], [r.metrics[b] for r in feas], c=[r.call_id for r in feas],
+                        cmap="viridis", s=22, zorder=3)
+        fig.colorbar(sc, ax=ax, label="call")
+        ax.errorbar([r.metrics[a] for r in feas], [r.metrics[b] for r in feas],
+                    xerr=[_finite(r.sems.get(a)) for r in feas], yerr=[_finite(r.sems.get(b)) for r in feas],
+                    fmt="none", ecolor="0.7", lw=0.8, zorder=2)
+    if infeas:
+        ax.scatter([r.metrics[a] for r in infeas], [r.metrics[b] for r in infeas], facecolors="none",
+                   edgecolors="tab:red", s=22, label="infeasible", zorder=3)
+    front = sorted((records[c] for c in pareto_calls(study, records.values())), key=lambda r: r.metrics[a])
+    if front:
+        ax.step([r.metrics[a] for r in front], [r.metrics[b] for r in front],
+                where="post" if study.objectives[b].direction == "minimize" else "pre", color="tab:orange",
+                lw=1.5, label="Pareto front", zorder=4)
+    for r in done:
+        if r.origin == "baseline":
+            ax.annotate(r.label or f"call {r.call_id}", (r.metrics[a], r.metrics[b]), fontsize=8,
+                        xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel(f"{a} ({study.objectives[a].direction})")
+    ax.set_ylabel(f"{b} ({study.objectives[b].direction})")
+    ax.set_title(f"{study.name}: {a} vs {b}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def hypervolume_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
+    """Hypervolume of the feasible front after each simulator call."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from optimizer.pareto import hypervolume_trace
+
+    calls, hv, ref = hypervolume_trace(study, records)
+    sign = [1.0 if o.direction == "maximize" else -1.0 for o in study.objectives.values()]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.step(calls, hv, where="post")
+    ax.set_xlabel("simulator calls")
+    ax.set_ylabel("hypervolume")
+    ref_txt = ", ".join(f"{n}={v:.4g}" for n, v in zip(study.objectives, (ref.numpy() * sign).tolist()))
+    ax.set_title(f"{study.name}: hypervolume (reference {ref_txt})", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _finite(v: float | None) -> float:
+    return float(v) if v is not None and v == v else 0.0

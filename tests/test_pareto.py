@@ -79,3 +79,6 @@ def test_two_objective_gp_campaign_with_cost_and_constraint(write_study, tmp_pat
     assert main(["export", str(camp.root), "--format", "csv"]) == 0
     rows = (camp.root / "calls.csv").read_text().splitlines()
     assert rows[0].split(",").count("pareto") == 1
+    assert main(["report", str(camp.root)]) == 0
+    for name in ("convergence", "pareto", "hypervolume"):
+        assert (camp.root / "report" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
