@@ -82,3 +82,28 @@ def test_two_objective_gp_campaign_with_cost_and_constraint(write_study, tmp_pat
     assert main(["report", str(camp.root)]) == 0
     for name in ("convergence", "pareto", "hypervolume"):
         assert (camp.root / "report" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_wugo_multi_objective_respects_exact_quantity_constraint(write_study, tmp_path: Path) -> None:
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.study import load_study
+
+    fast = {"surrogate_options": {"steps": 150, "refit_steps": 50}, "candidates": 256, "generated": 64,
+            "perturbations": 16, "top_k": 4}
+    data = base_study(
+        parameters={"x1": {"low": 0, "high": 1}, "x2": {"low": 0, "high": 1}},
+        simulator={"name": "sims_for_tests:Shield", "samples_per_call": 50},
+        objectives={"bkg": {"statistic": "mean"}, "cost": {"quantity": "cost"}},
+        constraints={"mass": {"quantity": "mass", "upper": 5.0}},
+        strategy={"name": "wugo", "options": fast}, budget={"calls": 12, "initial_design": 4},
+    )
+    p = write_study(data)
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / "wmo", study, text, source=str(p))
+    run_campaign(camp, study)
+    recs = camp.records()
+    proposed = [r for r in recs.values() if r.origin == "strategy"]
+    assert len(proposed) == 8 and all(r.feasible for r in proposed)  # mass = 10·x1 is known exactly
+    # scalarisations with different weights spread the proposals along the trade-off
+    assert np.ptp([r.params["x1"] for r in proposed]) > 0.1
+    assert pareto_calls(study, recs.values())

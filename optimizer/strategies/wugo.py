@@ -49,7 +49,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         candidates=10201, generated=1000, top_k=0, radii=[], perturbations=0, common_random_numbers=False,
     ),
 }
-OPTIONS = set(PRESETS["default"]) | {"objective", "target", "plateau", "plateau_tol", "min_distance", "chunk"}
+OPTIONS = set(PRESETS["default"]) | {"objective", "objectives", "target", "plateau", "plateau_tol", "min_distance", "chunk"}
 
 
 class WUGOStrategy(Strategy):
@@ -66,19 +66,27 @@ class WUGOStrategy(Strategy):
         unknown = set(options) - OPTIONS
         if unknown:
             raise ValueError(f"strategy.options: unknown WU-GO options {sorted(unknown)}; known: {sorted(OPTIONS)}")
-        cfg = {**PRESETS[preset], "objective": next(iter(study.objectives)), "target": None, "plateau": None,
+        cfg = {**PRESETS[preset], "objective": None, "objectives": None, "target": None, "plateau": None,
                "plateau_tol": 0.0, "min_distance": 1e-6, "chunk": 2048, **options}
         if cfg["distance"] not in DISTANCES:
             raise ValueError(f"strategy.options.distance: must be one of {DISTANCES}")
         if cfg["acquisition"] not in ("grid", "refine"):
             raise ValueError("strategy.options.acquisition: must be 'grid' or 'refine'")
-        if cfg["objective"] not in study.objectives:
-            raise ValueError(f"strategy.options.objective: '{cfg['objective']}' is not an objective of the study")
-        self.metric = study.objectives[cfg["objective"]]
-        if self.metric.statistic == "quantity":
+        # Several objectives → random Chebyshev scalarisations; `objective` picks a single one.
+        names = cfg["objectives"] or ([cfg["objective"]] if cfg["objective"] else list(study.objectives))
+        for name in names:
+            if name not in study.objectives:
+                raise ValueError(f"strategy.options.objective: '{name}' is not an objective of the study")
+        sample_based = [n for n in names if study.objectives[n].statistic != "quantity"]
+        if not sample_based:
             raise ValueError("strategy.options.objective: WU-GO needs an objective computed from samples, not a quantity")
+        self.names = names
+        self.metric = study.objectives[sample_based[0]]  # drives target/plateau and the σ_W scale
         self.sign = 1.0 if self.metric.direction == "minimize" else -1.0
-        self._objective_index = list(study.objectives).index(cfg["objective"])
+        self._objective_index = list(study.objectives).index(sample_based[0])
+        self._signs = np.array([1.0 if study.objectives[n].direction == "minimize" else -1.0 for n in names])
+        self._weights: np.ndarray | None = None
+        self._norm: tuple[np.ndarray, np.ndarray, float] | None = None
         self.cfg = cfg
         self.preset = preset
         self.surrogate: Any = None
@@ -101,9 +109,10 @@ class WUGOStrategy(Strategy):
         self.surrogate = SURROGATES.get(self.cfg["surrogate"])(self.space.dim, k, seed=self.seed, **opts)
         self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed)
         try:
-            self.outputs = list(build_simulator(self.study.simulator).outputs)
+            self._sim = build_simulator(self.study.simulator)
+            self.outputs = list(self._sim.outputs)
         except Exception:  # noqa: BLE001 - a study-less test history: outputs by position
-            self.outputs = [f"y{i}" for i in range(k)]
+            self._sim, self.outputs = None, [f"y{i}" for i in range(k)]
 
     def tell(self, history: History) -> None:
         ids = tuple(int(c) for c in history.call_ids)
@@ -152,13 +161,40 @@ class WUGOStrategy(Strategy):
             out.append(self.surrogate.sample(t, self.cfg["generated"], generator=g, common=self.cfg["common_random_numbers"]))
         return torch.cat(out)
 
+    def _quantities(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Deterministic simulator quantities (cost, mass) at ``x [C, d]``: exact, not modelled."""
+        rows = [self._sim.quantities_at(self.space.to_params(self.space.from_unit(u))) for u in x]
+        return {q: np.array([r[q] for r in rows], dtype=float) for q in (rows[0] if rows else {})}
+
+    def _value(self, metric: Any, ys: torch.Tensor, q: dict[str, np.ndarray]) -> np.ndarray:
+        if metric.statistic == "quantity":
+            return q[metric.quantity]
+        return metric_on_samples(metric, ys, self.outputs).numpy()
+
     def _score(self, x: np.ndarray, gen_seed: int) -> tuple[np.ndarray, torch.Tensor]:
         """Acquisition ``[C]`` (lower is better) and the generated samples ``[C, n, k]``."""
         assert self.bank is not None and self.outputs is not None
         ys = self._generate(x, gen_seed)
-        f = metric_on_samples(self.metric, ys, self.outputs)
-        sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"])
-        return (self.sign * f - self.cfg["kappa"] * sigma).numpy(), ys
+        sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy()
+        needs_q = any(m.statistic == "quantity" for m in [*(self.study.objectives[n] for n in self.names),
+                                                          *self.study.constraints.values()])
+        q = self._quantities(x) if needs_q else {}
+        if len(self.names) == 1:
+            score = self.sign * self._value(self.metric, ys, q) - self.cfg["kappa"] * sigma
+        else:
+            assert self._weights is not None and self._norm is not None
+            lo, span, sigma_scale = self._norm
+            z = np.stack([s * self._value(self.study.objectives[n], ys, q) for n, s in zip(self.names, self._signs)])
+            z = (z - lo[:, None]) / span[:, None]
+            w = self._weights[:, None]
+            cheb = (w * z).max(0) + 0.05 * (w * z).sum(0)
+            score = cheb - self.cfg["kappa"] * sigma / sigma_scale
+        for c in self.study.constraints.values():
+            v = self._value(c, ys, q)
+            viol = np.maximum(0, v - c.upper if c.upper is not None else -np.inf) + \
+                np.maximum(0, c.lower - v if c.lower is not None else -np.inf)
+            score = score + np.where(viol > 0, 1e6 + viol, 0.0)  # any feasible candidate beats every infeasible one
+        return score, ys
 
     def _candidates(self, n_issued: int) -> np.ndarray:
         d, N = self.space.dim, self.cfg["candidates"]
@@ -232,8 +268,16 @@ class WUGOStrategy(Strategy):
                 ys = self._generate(pending, gen_seed)
                 for j in range(len(pending)):
                     self.bank.add(-1 - j, ys[j])
+            if len(self.names) > 1:
+                Y = np.stack([self._signs[i] * history.objectives[:, list(self.study.objectives).index(nm)]
+                              for i, nm in enumerate(self.names)])
+                lo, span = Y.min(1), np.maximum(np.ptp(Y, 1), 1e-12)
+                prim = history.objectives[:, self._objective_index]
+                self._norm = (lo, span, max(float(np.ptp(prim)), 1e-12))
             chosen: list[np.ndarray] = []
             for j in range(n):
+                rng = np.random.default_rng([self.seed, history.n_issued, j])
+                self._weights = rng.dirichlet(np.ones(len(self.names)))
                 x = self._pick(history, np.vstack([taken, *chosen]) if chosen else taken, gen_seed + 7 * j)
                 if x is None:
                     break
