@@ -125,3 +125,15 @@ def test_surrogate_state_is_saved_and_restored_on_resume(write_study, tmp_path: 
     assert state["surrogate"]["fits"] == fits_before + 1  # warm refit of the restored model, not a fresh one
     assert len(state["fitted_on"]) == 7
     assert not any(e["event"] == "strategy_state_ignored" for e in camp.storage.events())
+
+
+@pytest.mark.parametrize("name", ["wugo", "gp"])
+def test_model_strategies_explore_until_a_call_completes(name: str) -> None:
+    from optimizer.strategies import STRATEGIES
+
+    study = validate_study(base_study(strategy={"name": name}))
+    space = SearchSpace(study.parameters)
+    strat = STRATEGIES.get(name)(space, study, 0)
+    empty = StrategyConformance.make_history(space, 0, n_issued=4)
+    x = strat.ask(empty, np.zeros((0, 2)), 2)
+    assert x.shape == (2, 2) and np.all((x >= 0) & (x <= 1))

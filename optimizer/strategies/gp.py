@@ -115,8 +115,10 @@ class GPStrategy(Strategy):
         from botorch.optim import optimize_acqf
         from botorch.sampling import SobolQMCNormalSampler
 
-        if len(history) == 0:
-            raise RuntimeError("the GP strategy needs at least one completed call")
+        if len(history) == 0:  # every call so far failed: keep exploring space-filling until one completes
+            from optimizer.strategies.base import sobol_points
+
+            return sobol_points(self.space.dim, self.seed, history.n_issued, n)
         torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0]))
         gp = self.fit_model(history)
         X = torch.as_tensor(history.theta, dtype=torch.float64)

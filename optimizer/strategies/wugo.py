@@ -257,9 +257,10 @@ class WUGOStrategy(Strategy):
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         if self._should_stop(history):
             return np.zeros((0, self.space.dim))
+        if len(history) == 0:  # every call so far failed: keep exploring space-filling until one completes
+            return sobol_points(self.space.dim, self.seed, history.n_issued, n)
         self.tell(history)
-        if self.bank is None:
-            raise RuntimeError("WU-GO needs at least one completed call before it can propose")
+        assert self.bank is not None
         base = len(self.bank)
         taken = np.vstack([history.theta, history.failed_theta, pending]).reshape(-1, self.space.dim)
         gen_seed = int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0] % 2**31)
