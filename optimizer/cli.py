@@ -172,6 +172,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         from optimizer.report import hypervolume_plot, pareto_plot
 
         paths += [pareto_plot(study, records, out / "pareto.png"), hypervolume_plot(study, records, out / "hypervolume.png")]
+    from optimizer.report import html_report
+
+    counts: dict[str, int] = {}
+    for r in records.values():
+        counts[r.status] = counts.get(r.status, 0) + 1
+    hours = sum((r.duration or 0.0) * (r.resources.get("num_cpus", 1) or 1) for r in records.values()) / 3600
+    facts = {"strategy": study.strategy.name, "simulator": study.simulator.name,
+             "calls": ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
+             "simulator CPU-hours (as recorded)": f"{hours:.3g}"}
+    paths.append(html_report(study, records, paths, out / "report.html", facts))
     for p in paths:
         print(p)
     return 0

@@ -116,3 +116,47 @@ def hypervolume_plot(study: StudyConfig, records: dict[int, CallRecord], path: P
 
 def _finite(v: float | None) -> float:
     return float(v) if v is not None and v == v else 0.0
+
+
+def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: list[Path], path: Path,
+                summary: dict[str, object]) -> Path:
+    """One self-contained HTML page: summary, the figures embedded as base64 PNG, best designs beside baselines."""
+    import base64
+    import html
+
+    from optimizer.campaign import best_so_far
+
+    def esc(x: object) -> str:
+        return html.escape(str(x))
+
+    best = best_so_far(study, records.values())
+    baselines = [r for r in records.values() if r.origin == "baseline" and r.status == "completed"]
+    rows = []
+    for name, b in best.items():
+        if b is None:
+            continue
+        r = records[b[1]]
+        rows.append((f"best {name}", r))
+    rows += [(f"baseline {r.label}", r) for r in baselines]
+    head = "".join(f"<th>{esc(p)}{' [' + esc(study.parameters[p].unit) + ']' if study.parameters[p].unit else ''}</th>"
+                   for p in study.parameters)
+    head += "".join(f"<th>{esc(o)}</th>" for o in study.objectives) + "".join(f"<th>{esc(c)}</th>" for c in study.constraints)
+    body = ""
+    for label, r in rows:
+        cells = "".join(f"<td>{r.params[p]:.6g}</td>" for p in study.parameters)
+        cells += "".join(f"<td>{r.metrics[m]:.6g}</td>" for m in [*study.objectives, *study.constraints])
+        body += f"<tr><td>{esc(label)} (call {r.call_id})</td>{cells}</tr>"
+    imgs = "".join(
+        f'<figure><img alt="{esc(f.stem)}" src="data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()}">'
+        f"<figcaption>{esc(f.stem)}</figcaption></figure>" for f in figures)
+    facts = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in summary.items())
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(study.name)} — detopt report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}figure{{display:inline-block;margin:8px}}
+img{{max-width:520px}}</style></head><body>
+<h1>{esc(study.name)}</h1><p>{esc(study.description)}</p><ul>{facts}</ul>
+<h2>Designs</h2><table><tr><th>design</th>{head}</tr>{body}</table>
+<h2>Figures</h2>{imgs}</body></html>"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    return path

@@ -58,6 +58,16 @@ def test_report_draws_convergence_png(finished: Path, capsys) -> None:
     assert main(["report", str(finished)]) == 0
     png = finished / "report" / "convergence.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    page = (finished / "report" / "report.html").read_text()
+    import base64
+
+    assert base64.b64encode(png.read_bytes()).decode() in page  # embedded: opens offline
+    from optimizer.campaign import Campaign, best_so_far
+
+    camp = Campaign.open(finished)
+    value, call = best_so_far(camp.study(), camp.records().values())["f"]
+    assert f"best f (call {call})" in page and f"{value:.6g}" in page
+    assert "baseline expert" in page
 
 
 def test_status_of_missing_directory(tmp_path: Path, capsys) -> None:
