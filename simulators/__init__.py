@@ -17,6 +17,8 @@ SIMULATORS: Registry[type[Simulator]] = Registry(
         "himmelblau_paper": "simulators.benchmarks:HimmelblauPaper",
         "rosenbrock_paper": "simulators.benchmarks:RosenbrockPaper",
         "styblinski_tang_paper": "simulators.benchmarks:StyblinskiTangPaper",
+        # external programs
+        "command": "simulators.command:CommandSimulator",
         # textbook variants
         "three_hump_camel": "simulators.benchmarks:ThreeHumpCamel",
         "ackley": "simulators.benchmarks:Ackley",
