@@ -28,39 +28,29 @@ def evaluate_metric(
     """
     if metric.statistic == "quantity":
         return float(quantities[metric.quantity]), 0.0  # type: ignore[index]
-    col = outputs.index(metric.output) if metric.output else 0
-    y = samples[:, col].astype(np.float64)
-    n = y.shape[0]
-    w = samples[:, outputs.index(metric.weight)].astype(np.float64) if metric.weight else None
-    stat = metric.statistic
-    if stat in ("fraction_above", "fraction_below"):
-        y = (y > metric.threshold) if stat == "fraction_above" else (y < metric.threshold)
-        y = y.astype(np.float64)
-        stat = "mean"
+    t = torch.as_tensor(np.asarray(samples), dtype=torch.float64)
+    value = float(metric_on_samples(metric, t[None], outputs)[0])
+    y, w, stat = _reduction_inputs(metric, t, outputs)
+    n = y.shape[-1]
+    if n < 2:
+        return value, float("nan")
     if stat in ("mean", "sum"):
         if w is None:
-            mean = float(y.mean())
-            sem = float(y.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+            sem = float(y.std() / np.sqrt(n))
         else:
-            total = w.sum()
+            total = float(w.sum())
             mean = float((w * y).sum() / total) if total > 0 else 0.0
-            # Kish's effective sample size for the weighted mean's error.
-            n_eff = total**2 / max((w**2).sum(), 1e-300)
+            n_eff = total**2 / max(float((w**2).sum()), 1e-300)  # Kish's effective sample size
             var = float((w * (y - mean) ** 2).sum() / total) if total > 0 else 0.0
             sem = float(np.sqrt(var / n_eff)) if n_eff > 1 else float("nan")
-        if stat == "sum":
-            # Sum of n i.i.d. terms: sum = n·mean (or Σw·y); error scales alike.
-            scale = n if w is None else float(w.sum())
-            return mean * scale, sem * scale
-        return mean, sem
+        # a sum of n i.i.d. terms is n·mean (or Σw·mean): its error scales alike
+        scale = 1.0 if stat == "mean" else (n if w is None else float(w.sum()))
+        return value, sem * scale
     if stat == "median":
-        return float(np.median(y)), float(1.2533 * y.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+        return value, float(1.2533 * y.std() / np.sqrt(n))
     if stat == "std":
-        s = float(y.std(ddof=1)) if n > 1 else 0.0
-        return s, float(s / np.sqrt(2 * (n - 1))) if n > 1 else float("nan")
-    if stat == "quantile":
-        return float(np.quantile(y, metric.q)), float("nan")
-    raise ValueError(f"unknown statistic {metric.statistic}")
+        return value, value / np.sqrt(2 * (n - 1))
+    return value, float("nan")  # quantile: no closed form used
 
 
 def is_feasible(constraints: Mapping[str, Constraint], values: Mapping[str, float]) -> bool:
@@ -72,27 +62,34 @@ def is_feasible(constraints: Mapping[str, Constraint], values: Mapping[str, floa
     return True
 
 
-def metric_on_samples(metric: Metric, samples: torch.Tensor, outputs: Sequence[str]) -> torch.Tensor:
-    """The metric of many generated sample sets at once: ``samples [C, n, k]`` → ``[C]``.
-
-    Same definitions as :func:`evaluate_metric`; ``quantity`` metrics are not sample statistics.
-    """
-    if metric.statistic == "quantity":
-        raise ValueError("a quantity metric is not computed from samples")
+def _reduction_inputs(
+    metric: Metric, samples: torch.Tensor, outputs: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """The column a metric reduces (``[..., n]``; an indicator for fractions), its weights, and the reduction."""
     y = samples[..., outputs.index(metric.output) if metric.output else 0]
     w = samples[..., outputs.index(metric.weight)] if metric.weight else None
     stat = metric.statistic
     if stat in ("fraction_above", "fraction_below"):
-        y = (y > metric.threshold) if stat == "fraction_above" else (y < metric.threshold)
-        y = y.to(samples.dtype)
+        y = ((y > metric.threshold) if stat == "fraction_above" else (y < metric.threshold)).to(samples.dtype)
         stat = "mean"
+    return y, w, stat
+
+
+def metric_on_samples(metric: Metric, samples: torch.Tensor, outputs: Sequence[str]) -> torch.Tensor:
+    """The metric of many sample sets at once: ``samples [C, n, k]`` → ``[C]``.
+
+    ``quantity`` metrics are not sample statistics.
+    """
+    if metric.statistic == "quantity":
+        raise ValueError("a quantity metric is not computed from samples")
+    y, w, stat = _reduction_inputs(metric, samples, outputs)
     if stat in ("mean", "sum"):
         if w is None:
             return y.mean(-1) if stat == "mean" else y.sum(-1)
         total = w.sum(-1)
         return (w * y).sum(-1) / total.clamp_min(1e-300) if stat == "mean" else (w * y).sum(-1)
     if stat == "median":
-        return y.median(-1).values
+        return y.quantile(0.5, dim=-1)
     if stat == "std":
         return y.std(-1)
     if stat == "quantile":

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from optimizer.results import best_trace
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
 
-def convergence_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
-    """Best objective so far vs number of simulator calls, one panel per objective; baselines as lines."""
+def _pyplot() -> Any:
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # headless: reports are drawn on clusters and in CI
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def convergence_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
+    """Best objective so far vs number of simulator calls, one panel per objective; baselines as lines."""
+    plt = _pyplot()
 
     names = list(study.objectives)
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
@@ -36,20 +51,13 @@ def convergence_plot(study: StudyConfig, records: dict[int, CallRecord], path: P
         ax.set_title(f"{study.name}: {name}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def pareto_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path, pair: tuple[str, str] | None = None) -> Path:
     """Two objectives: every evaluated design coloured by call index, the front joined, infeasible
     designs hollow, baselines labelled, ±1 standard error bars from the samples."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from optimizer.pareto import pareto_calls
 
@@ -82,19 +90,12 @@ def pareto_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path, 
     ax.set_title(f"{study.name}: {a} vs {b}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def hypervolume_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
     """Hypervolume of the feasible front after each simulator call."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from optimizer.pareto import hypervolume_trace
 
@@ -107,11 +108,7 @@ def hypervolume_plot(study: StudyConfig, records: dict[int, CallRecord], path: P
     ref_txt = ", ".join(f"{n}={v:.4g}" for n, v in zip(study.objectives, (ref.numpy() * sign).tolist()))
     ax.set_title(f"{study.name}: hypervolume (reference {ref_txt})", fontsize=9)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _finite(v: float | None) -> float:
