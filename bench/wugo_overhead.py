@@ -72,7 +72,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--paper-epochs", type=int, default=1)
+    ap.add_argument("--only-sigma", action="store_true", help="time σ_W alone")
     a = ap.parse_args()
+    if not a.only_sigma:
+        iterations(a)
+    sigma(a)
+
+
+def iterations(a: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     print(f"torch threads 1, cpus {os.cpu_count()}, repeats {a.repeats}")
     print("| stored calls | preset | refit (s) | proposal: generation + σ_W + acquisition (s) | iteration (s) |")
@@ -89,9 +96,13 @@ def main() -> None:
             print(f"| {n} | {preset} | {fit:.2f}{note} | {ask:.2f} | {fit + ask:.2f} |", flush=True)
     for n in (4, 100):
         print(f"speed-up of default over wugo-paper at {n} stored calls: {totals[(n, 'wugo-paper')] / totals[(n, 'default')]:.0f}x")
+
+
+def sigma(a: argparse.Namespace) -> None:
     g = torch.Generator().manual_seed(0)
     cands = torch.randn(10201, 1000, 1, generator=g, dtype=torch.float64)
-    for dist in ("w2", "w1", "energy"):
+    for threads, dist in [(t, d) for t in (1, os.cpu_count() or 1) for d in ("w2", "w1", "energy")]:
+        torch.set_num_threads(threads)
         bank = DistributionBank(dist)
         for j in range(104):
             bank.add(j, torch.randn(1000, 1, generator=g, dtype=torch.float64) + 0.01 * j)
@@ -100,7 +111,7 @@ def main() -> None:
             t0 = time.perf_counter()
             bank.min_distance(cands)
             ts.append(time.perf_counter() - t0)
-        print(f"σ_W {dist}: 10,201 candidates x 104 stored calls x 1000 samples: median {statistics.median(ts):.2f} s "
+        print(f"σ_W {dist}, {threads} thread(s): 10,201 candidates x 104 stored calls x 1000 samples: median {statistics.median(ts):.2f} s "
               f"({', '.join(f'{t:.2f}' for t in ts)})")
 
 
