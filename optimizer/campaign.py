@@ -285,7 +285,7 @@ class CampaignSummary:
     failed: int
     best: dict[str, tuple[float, int] | None]
     wall_s: float
-    stopped: str  # "budget" | "strategy" | "interrupted"
+    stopped: str  # "budget" | "strategy" | "interrupted" ("error" is raised, not returned)
 
 
 # -- the loop ----------------------------------------------------------------------------
@@ -444,9 +444,15 @@ def run_campaign(
         except KeyboardInterrupt:
             stopped = "interrupted"
             storage.append({"event": "campaign", "action": "interrupted", "in_flight": sorted(in_flight)})
+        except Exception as err:
+            # Recorded calls stay valid; the in-flight ones run again on resume.
+            stopped = "error"
+            storage.append({"event": "campaign", "action": "error", "error": f"{type(err).__name__}: {err}",
+                            "in_flight": sorted(in_flight)})
+            raise
         finally:
             executor_.close()
-            if stopped != "interrupted":
+            if stopped not in ("interrupted", "error"):
                 storage.append({"event": "campaign", "action": "finished", "stopped": stopped})
             storage.close()
         summary = CampaignSummary(

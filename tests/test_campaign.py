@@ -223,3 +223,19 @@ def test_function_simulator_with_two_outputs(write_study, tmp_path: Path) -> Non
         assert r.metrics["spread"] == pytest.approx(1.0, abs=0.15)
         assert r.metrics["tail"] == pytest.approx(np.exp(-2), abs=0.06)
         assert r.feasible == (r.metrics["center"] <= 0.5)
+
+
+def test_strategy_error_is_recorded_and_resume_recovers(write_study, tmp_path: Path, monkeypatch) -> None:
+    from optimizer.strategies.base import SobolStrategy
+
+    camp, study = start(write_study, tmp_path, base_study(budget={"calls": 6, "initial_design": 2}))
+    orig = SobolStrategy.ask
+    monkeypatch.setattr(SobolStrategy, "ask", lambda self, h, p, n: (_ for _ in ()).throw(RuntimeError("model blew up")))
+    with pytest.raises(RuntimeError, match="model blew up"):
+        run_campaign(camp, study)
+    events = list(camp.storage.events())
+    assert events[-1]["action"] == "error" and "model blew up" in events[-1]["error"]
+    assert not any(e.get("action") == "finished" for e in events)
+    monkeypatch.setattr(SobolStrategy, "ask", orig)
+    summary = run_campaign(Campaign.open(camp.root), study)
+    assert summary.completed == 6
