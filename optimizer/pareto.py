@@ -72,14 +72,16 @@ def hypervolume_trace(study: StudyConfig, records: dict[int, CallRecord]) -> tup
     Returns:
         ``(calls [T], hv [T], ref [m])``.
     """
+    from optimizer.results import finished_in_order
+
     _, Y_all = maximisation_matrix(study, records.values())
     ref = reference_point(study, Y_all)
-    finished = sorted((r for r in records.values() if r.done and r.origin != "baseline"),
-                      key=lambda r: (r.finished_at or 0.0, r.call_id))
-    seen: list[CallRecord] = []
+    finished = finished_in_order(records)
+    sign = torch.as_tensor(signs(study), dtype=torch.float64)
+    rows: list[torch.Tensor] = []
     hv = []
     for r in finished:
-        seen.append(r)
-        _, Y = maximisation_matrix(study, seen)
-        hv.append(hypervolume(Y, ref))
+        if r.status == "completed" and r.feasible:
+            rows.append(torch.tensor([r.metrics[o] for o in study.objectives], dtype=torch.float64) * sign)
+        hv.append(hypervolume(torch.stack(rows), ref) if rows else 0.0)
     return np.arange(1, len(finished) + 1), np.array(hv), ref

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from optimizer.results import best_trace
+from optimizer.results import best_trace, finished_in_order
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
@@ -36,10 +36,7 @@ def convergence_plot(study: StudyConfig, records: dict[int, CallRecord], path: P
     for ax, name in zip(axes[0], names):
         x, y = best_trace(study, records, name)
         ax.step(x, y, where="post", color="C0", label="best so far")
-        finished = sorted(
-            (r for r in records.values() if r.done and r.origin != "baseline"),
-            key=lambda r: (r.finished_at or 0.0, r.call_id),
-        )
+        finished = finished_in_order(records)
         pts = [(i, r.metrics[name]) for i, r in enumerate(finished, 1) if r.status == "completed"]
         if pts:
             ax.scatter(*zip(*pts), s=8, color="0.6", label="each call")

@@ -74,6 +74,14 @@ def export(study: StudyConfig, records: dict[int, CallRecord], fmt: str, path: P
     return path
 
 
+def finished_in_order(records: dict[int, CallRecord]) -> list[CallRecord]:
+    """Finished non-baseline calls in the order they finished: the x-axis of every "vs calls" plot."""
+    return sorted(
+        (r for r in records.values() if r.done and r.origin != "baseline"),
+        key=lambda r: (r.finished_at or 0.0, r.call_id),
+    )
+
+
 def best_trace(study: StudyConfig, records: dict[int, CallRecord], objective: str) -> tuple[np.ndarray, np.ndarray]:
     """Best feasible value of ``objective`` after each finished non-baseline call.
 
@@ -81,10 +89,7 @@ def best_trace(study: StudyConfig, records: dict[int, CallRecord], objective: st
         ``(calls [T], best [T])``: number of simulator calls done, best value so far (NaN before the first).
     """
     sign = 1.0 if study.objectives[objective].direction == "minimize" else -1.0
-    done = sorted(
-        (r for r in records.values() if r.done and r.origin != "baseline"),
-        key=lambda r: (r.finished_at or 0.0, r.call_id),
-    )
+    done = finished_in_order(records)
     best, xs, ys = math.inf, [], []
     for i, r in enumerate(done, 1):
         if r.status == "completed" and r.feasible:
