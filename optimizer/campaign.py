@@ -143,7 +143,14 @@ class Campaign:
 # -- checks of a study against its simulator ---------------------------------------------
 def check_simulator(study: StudyConfig, sim: Any, source: str) -> None:
     """Cross-check names the study uses against what the simulator declares."""
-    if sim.parameters is not None and set(sim.parameters) != set(study.parameters):
+    if sim.parameters is not None and getattr(sim, "parameters_are_subset", False):
+        unknown = [p for p in study.parameters if p not in sim.parameters]
+        if unknown:
+            raise StudyError(
+                source, f"parameters.{unknown[0]}",
+                f"not a parameter of simulator '{study.simulator.name}' (it takes: {', '.join(sim.parameters)})",
+            )
+    elif sim.parameters is not None and set(sim.parameters) != set(study.parameters):
         raise StudyError(
             source, "parameters",
             f"simulator '{study.simulator.name}' takes parameters {list(sim.parameters)}, the study has {list(study.parameters)}",

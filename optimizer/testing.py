@@ -24,6 +24,9 @@ from optimizer.strategies.base import History, Strategy
 
 
 def params_inside(sim: Any, rng: np.random.Generator, bounds: dict[str, tuple[float, float]] | None = None) -> dict[str, float]:
+    default = sim.default_params() if hasattr(sim, "default_params") else None
+    if default:
+        return dict(default)
     names = sim.parameters or ("x1",)
     bounds = bounds or {}
     return {n: float(rng.uniform(*bounds.get(n, (-1.0, 1.0)))) for n in names}

@@ -17,6 +17,9 @@ SIMULATORS: Registry[type[Simulator]] = Registry(
         "himmelblau_paper": "simulators.benchmarks:HimmelblauPaper",
         "rosenbrock_paper": "simulators.benchmarks:RosenbrockPaper",
         "styblinski_tang_paper": "simulators.benchmarks:StyblinskiTangPaper",
+        # detector simulators
+        "muon_shield": "simulators.muon_shield:MuonShield",
+        "sampling_calorimeter": "simulators.calorimeter:SamplingCalorimeter",
         # external programs
         "command": "simulators.command:CommandSimulator",
         # textbook variants

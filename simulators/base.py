@@ -41,13 +41,16 @@ class Simulator(ABC):
 
     Subclasses set ``outputs`` (names of the ``k`` sample columns), optionally
     ``quantities`` (deterministic per-θ numbers) and ``parameters`` (the names θ
-    must have; ``None`` accepts any), and implement :meth:`simulate`.
+    must have, or may have when ``parameters_are_subset``; ``None`` accepts any),
+    and implement :meth:`simulate`.
     Constructor keyword arguments are the study's ``simulator.options``.
     """
 
     outputs: tuple[str, ...] = ("y",)
     quantities: tuple[str, ...] = ()
     parameters: tuple[str, ...] | None = None
+    #: Whether a study may vary any subset of ``parameters`` (the rest keep the simulator's design values).
+    parameters_are_subset: ClassVar[bool] = False
     #: Whether a call must return exactly ``n`` rows.
     fixed_sample_count: ClassVar[bool] = True
 
@@ -63,6 +66,10 @@ class Simulator(ABC):
         Returns:
             ``[n, k]`` samples (``[n]`` is accepted when ``k == 1``) or a :class:`SimulationResult`.
         """
+
+    def default_params(self) -> dict[str, float] | None:
+        """A valid θ (the simulator's reference design), or ``None``; conformance tests run there."""
+        return None
 
     def quantities_at(self, params: Mapping[str, float]) -> dict[str, float]:
         """Deterministic per-θ quantities, e.g. ``{"mass": 1.27e6}``; one value per ``quantities`` name."""
@@ -117,6 +124,21 @@ def check_result(sim: Simulator, raw: Any, n: int) -> SimulationResult:
         raise ValueError(f"samples contain {bad} NaN/inf values")
     result.samples = np.ascontiguousarray(samples, dtype=np.float64 if samples.dtype == np.float64 else np.float32)
     return result
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """Independent generator seeds per (call seed, chunk): chunked simulators stay reproducible."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFF, int(chunk)]).generate_state(1, np.uint64)[0]
+    return int(state >> 1)
+
+
+def resolve_device(device: str) -> "torch.device":
+    """``auto`` → CUDA when the worker has a GPU, else the CPU; ``cpu``/``cuda`` as given."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def emulate_cost(delay_s: float) -> None:

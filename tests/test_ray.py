@@ -120,3 +120,30 @@ def test_wugo_proposes_asynchronously_through_ray(ray_cluster, write_study, tmp_
     units = np.array([r.unit for r in recs.values()])
     d = np.linalg.norm(units[:, None] - units[None], axis=-1)[np.triu_indices(9, 1)]
     assert d.min() > 1e-6  # no design proposed twice, pending ones included
+
+
+@pytest.mark.parametrize("study_file, n, calls", [("single_magnet.yaml", 300, 4), ("calorimeter_absorber.yaml", 200, 4),
+                                                   ("magnet_shape.yaml", 200, 4)])
+def test_detector_simulators_run_a_campaign_through_ray(ray_cluster, write_study, tmp_path: Path, study_file: str,
+                                                        n: int, calls: int) -> None:
+    """Each detector study, shrunk to a few calls of a few hundred particles, runs through Ray workers
+    (baselines included) and records finite objectives and the exact quantities."""
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.study import load_study
+
+    data = yaml.safe_load((ROOT / "studies/detectors" / study_file).read_text())
+    data["simulator"]["samples_per_call"] = n
+    data["strategy"] = {"name": "sobol"}
+    data["budget"] = {"calls": calls, "initial_design": 0}
+    data["execution"] = {"backend": "ray", "max_concurrent": 2}
+    p = write_study(data)
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / "det", study, text, source=str(p))
+    summary = run_campaign(camp, study, source=str(p))
+    recs = list(camp.records().values())
+    assert summary.completed == calls + len(data.get("baselines", [])) and summary.failed == 0
+    sim_quantities = {o.quantity for o in study.objectives.values() if o.quantity}
+    for r in recs:
+        assert r.status == "completed" and all(np.isfinite(v) for v in r.metrics.values())
+        assert sim_quantities <= set(r.quantities) and r.n_samples == n
+        assert r.worker.get("pid") != os.getpid()  # ran in a Ray worker, not in the driver

@@ -1,0 +1,708 @@
+"""Magnetised-iron muon shield: muons transported through an iron hadron absorber and K magnets.
+
+A vectorised torch transport (CPU or CUDA) after the SHiP active muon shield
+(JINST 12 (2017) P05011; parametrisation of Baranov et al. / Lantwin 2017–18).
+
+**Geometry.** A chain of elements along +z, each a magnetised-iron magnet spanning
+``[z0, z0 + 2·dZ]`` with linear In→Out shapes: a core ``|x| ≤ dX``, ``|y| ≤ dY``
+with ``B_y = s·B``; an air coil gap ``dX < |x| < dX + gap``; return yokes of width
+``r·dX`` with ``B_y = −s·B/r``; top/bottom yokes of thickness ``r·dX`` with
+``B_x = ±s·B/r`` (flux conservation). ``r = 0`` is a plain iron block. The first
+elements form the hadron absorber. A detector plane lies ``detector_distance``
+behind the last element.
+
+**Transport per step Δz.** Field lookup at the half step, exact momentum kick of a
+uniform transverse field (``Δp_x = −0.2998·q·B_y·Δz``, ``Δp_y = +0.2998·q·B_x·Δz``,
+|p| kept), Highland multiple scattering with the PDG correlated angle/offset
+recipe and a fixed logarithm, ionisation a(E) plus radiative b·E loss with
+stochastic hard radiative losses (``dN/dv ∝ 1/v`` above ``v_cut``), trapezoidal
+drift. Muons are killed when they stop (``p < p_kill``), turn back, or leave the
+world box.
+
+**Inputs.** ``source: beam_dump`` (default): an importance sample flat in
+``(p, p_T)`` like SHiP's optimisation sample, each muon carrying the weight
+``f_phys/f_draw`` of a toy physical spectrum (power law in p, exponential in
+p_T; see :class:`BeamDumpSource`); ``uniform``: p and polar angle uniform (the
+single-magnet toy); or ``file``: a user's muons.
+
+**Outputs per muon** (``outputs``): position and momentum at the detector plane,
+charge, importance weight, hit flag, the SHiP-2017 hit weight, the window radius
+(< 1 inside the window) and the initial p, p_T. **Deterministic quantities:**
+iron mass by closed-form frustum volumes, length, cost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_seed, resolve_device
+from simulators.physics import C_LIGHT, HIGHLAND, IRON_B, MATERIALS, MUON_MASS, IronIonisation
+
+IRON = MATERIALS["Fe"]
+#: Iron outside the 6 free magnets in SHiP-2018's mass convention (kg → t).
+SHIP2018_ABSORBER_MASS_T = 257.401
+#: SHiP-2018 soft mass budget W* of the scalarised loss (t).
+SHIP2018_MASS_BUDGET_T = 1915.820
+
+# -- SHiP-2018 reference designs (56 numbers, cm): dZ of 2 absorber magnets + 6 magnets, then
+#    (dXIn, dXOut, dYIn, dYOut, gapIn, gapOut) for each of the 8 ---------------------------------
+DEFAULT_POINT = (70, 170, 205, 205, 280, 245, 305, 240, 40, 40, 150, 150, 2, 2, 80, 80, 150, 150, 2, 2,
+                 87, 65, 35, 121, 11, 2, 65, 43, 121, 207, 11, 2, 6, 33, 32, 13, 70, 11, 5, 16, 112, 5, 4, 2,
+                 15, 34, 235, 32, 5, 8, 31, 90, 186, 310, 2, 55)
+NEW_BASELINE = (70, 170, 208, 207, 281, 248, 305, 242, 40, 40, 150, 150, 2, 2, 80, 80, 150, 150, 2, 2,
+                72, 51, 29, 46, 10, 7, 54, 38, 46, 192, 14, 9, 10, 31, 35, 31, 51, 11, 3, 32, 54, 24, 8, 8,
+                22, 32, 209, 35, 8, 13, 33, 77, 85, 241, 9, 26)
+SHAPE = ("dXIn", "dXOut", "dYIn", "dYOut", "gapIn", "gapOut")
+SHIP2018_ELEMENTS = ("a1", "a2", "m1", "m2", "m3", "m4", "m5", "m6")
+#: Bounds of the 2018 search (cm): half-length, dX, dY, gap.
+SHIP2018_BOUNDS = {"dZ": (175, 305), "dX": (10, 100), "dY": (20, 200), "gap": (2, 70)}
+
+
+def ship2018_params(vector: Sequence[float] = NEW_BASELINE) -> dict[str, float]:
+    """A 56-number SHiP-2018 design (cm) as named parameters ``a1_dZ … m6_gapOut``."""
+    if len(vector) != 56:
+        raise ValueError(f"a SHiP-2018 design has 56 numbers, got {len(vector)}")
+    out = {f"{e}_dZ": float(vector[i]) for i, e in enumerate(SHIP2018_ELEMENTS)}
+    for i, e in enumerate(SHIP2018_ELEMENTS):
+        for j, name in enumerate(SHAPE):
+            out[f"{e}_{name}"] = float(vector[8 + 6 * i + j])
+    return out
+
+
+def ship2018_free(vector: Sequence[float] = NEW_BASELINE) -> dict[str, float]:
+    """The 42 free numbers (the 6 magnets ``m1 … m6``) of a SHiP-2018 design."""
+    return {k: v for k, v in ship2018_params(vector).items() if k.startswith("m")}
+
+
+# -- geometry -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Element:
+    """One magnetised-iron element, lengths in m, field in T (sign = polarity).
+
+    Attributes:
+        z0: upstream face.
+        dz: half-length.
+        dx, dy, gap: (in, out) core half-width, core half-height, coil gap.
+        field: core field B_y.
+        yoke_ratio: return-yoke width / core width (0: a plain block without yokes).
+        absorber: whether the element belongs to the hadron absorber.
+    """
+
+    z0: float
+    dz: float
+    dx: tuple[float, float]
+    dy: tuple[float, float]
+    gap: tuple[float, float]
+    field: float
+    yoke_ratio: float = 1.0
+    absorber: bool = False
+
+    @property
+    def z1(self) -> float:
+        return self.z0 + 2 * self.dz
+
+    def shape_at(self, z: float) -> tuple[float, float, float]:
+        """(dX, dY, gap) at ``z`` (linear between the faces)."""
+        f = min(max((z - self.z0) / (2 * self.dz), 0.0), 1.0)
+        lerp = lambda ab: ab[0] + (ab[1] - ab[0]) * f  # noqa: E731
+        return lerp(self.dx), lerp(self.dy), lerp(self.gap)
+
+    def face_area(self, side: int) -> tuple[float, float]:
+        """(outer, coil-gap) cross-section areas (m²) at the entrance (0) or exit (1)."""
+        f, h, g, r = self.dx[side], self.dy[side], self.gap[side], self.yoke_ratio
+        if r == 0:
+            return 4 * f * h, 0.0
+        return 2 * (f + g + r * f) * 2 * (h + r * f), g * 2 * h
+
+    def volume(self) -> float:
+        """Iron volume (m³): outer frustum minus the two coil-gap frusta."""
+        (a_in, g_in), (a_out, g_out) = self.face_area(0), self.face_area(1)
+        return frustum(self.dz, a_in, a_out) - 2 * frustum(self.dz, g_in, g_out)
+
+
+def frustum(half_length: float, area_in: float, area_out: float) -> float:
+    """Volume of a frustum of length ``2·half_length`` between two similar-ish faces."""
+    return 2 * half_length / 3 * (area_in + area_out + math.sqrt(area_in * area_out))
+
+
+@dataclass(frozen=True)
+class Geometry:
+    elements: tuple[Element, ...]
+    detector_z: float
+
+    @property
+    def length(self) -> float:
+        return self.elements[-1].z1 - self.elements[0].z0 if self.elements else 0.0
+
+    def mass_t(self, which: str = "all") -> float:
+        sel = [e for e in self.elements if which == "all" or (e.absorber == (which == "absorber"))]
+        return sum(e.volume() for e in sel) * IRON.density  # m³ × g/cm³ = t
+
+    def iron_length(self) -> float:
+        return sum(2 * e.dz for e in self.elements)
+
+
+# -- muon sources ---------------------------------------------------------------------------------
+@dataclass
+class Muons:
+    """Initial muons, each tensor ``[n]`` (m, GeV)."""
+
+    x: Tensor
+    y: Tensor
+    px: Tensor
+    py: Tensor
+    pz: Tensor
+    charge: Tensor
+    weight: Tensor
+
+
+class BeamDumpSource:
+    """Importance sample flat in (p, p_T), weighted to a toy beam-dump spectrum.
+
+    Draw: ``p ~ U(p_min, p_max)``, ``p_T ~ U(0, min(pt_max, p))``, φ uniform, charge ±1, origin
+    Gaussian of ``sigma_xy``. Physical toy: ``p`` a power law of index ``alpha`` on
+    ``[p_min, p_max]``, ``p_T | p`` exponential of mean ``pt_mean`` truncated at
+    ``min(pt_max, p)``. Weight = f_phys/f_draw, so weights average 1 over the draw and a weighted
+    mean is a physical fraction.
+    """
+
+    def __init__(self, p_min: float = 1.0, p_max: float = 350.0, pt_max: float = 6.0, alpha: float = 2.5,
+                 pt_mean: float = 0.8, sigma_xy: float = 0.03) -> None:
+        if not 0 < p_min < p_max or pt_max <= 0 or pt_mean <= 0 or sigma_xy < 0 or alpha == 1:
+            raise ValueError("source: need 0 < p_min < p_max, pt_max > 0, pt_mean > 0, sigma_xy >= 0, alpha != 1")
+        self.p_min, self.p_max, self.pt_max, self.alpha = p_min, p_max, pt_max, alpha
+        self.pt_mean, self.sigma_xy = pt_mean, sigma_xy
+
+    def sample(self, n: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> Muons:
+        u = torch.rand(5, n, generator=gen, device=device, dtype=torch.float64)
+        p = self.p_min + (self.p_max - self.p_min) * u[0]
+        cap = p.clamp(max=self.pt_max)
+        pt = cap * u[1]
+        phi = 2 * math.pi * u[2]
+        charge = torch.where(u[3] < 0.5, 1.0, -1.0)
+        a = self.alpha
+        f_p = (a - 1) * p ** (-a) / (self.p_min ** (1 - a) - self.p_max ** (1 - a))
+        f_pt = torch.exp(-pt / self.pt_mean) / (self.pt_mean * (1 - torch.exp(-cap / self.pt_mean)))
+        weight = f_p * f_pt * (self.p_max - self.p_min) * cap
+        xy = self.sigma_xy * torch.randn(2, n, generator=gen, device=device, dtype=torch.float64)
+        pz = torch.sqrt((p**2 - pt**2).clamp_min(1e-12))
+        return _muons(xy[0], xy[1], pt * torch.cos(phi), pt * torch.sin(phi), pz, charge, weight, dtype)
+
+
+class UniformSource:
+    """``p ~ U(p_min, p_max)``, polar angle ``~ U(0, theta_max)``, φ uniform, charge ±1, from the origin."""
+
+    def __init__(self, p_min: float = 1.0, p_max: float = 10.0, theta_max_deg: float = 10.0,
+                 sigma_xy: float = 0.0) -> None:
+        if not 0 < p_min <= p_max or not 0 <= theta_max_deg < 90 or sigma_xy < 0:
+            raise ValueError("source: need 0 < p_min <= p_max, 0 <= theta_max_deg < 90, sigma_xy >= 0")
+        self.p_min, self.p_max, self.theta_max, self.sigma_xy = p_min, p_max, math.radians(theta_max_deg), sigma_xy
+
+    def sample(self, n: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> Muons:
+        u = torch.rand(4, n, generator=gen, device=device, dtype=torch.float64)
+        p = self.p_min + (self.p_max - self.p_min) * u[0]
+        theta, phi = self.theta_max * u[1], 2 * math.pi * u[2]
+        charge = torch.where(u[3] < 0.5, 1.0, -1.0)
+        xy = self.sigma_xy * torch.randn(2, n, generator=gen, device=device, dtype=torch.float64)
+        st = torch.sin(theta)
+        return _muons(xy[0], xy[1], p * st * torch.cos(phi), p * st * torch.sin(phi), p * torch.cos(theta),
+                      charge, torch.ones_like(p), dtype)
+
+
+class FileSource:
+    """Muons from a file (``.npy``/``.npz``/``.csv``) with columns px, py, pz, x, y, z, charge, weight (GeV, m).
+
+    Each call draws ``n`` of them without replacement (with replacement if the file holds fewer)
+    from the call's seed; ``z`` is ignored (muons start at the first element's face).
+    """
+
+    COLUMNS = ("px", "py", "pz", "x", "y", "z", "charge", "weight")
+
+    def __init__(self, file: str) -> None:
+        path = Path(file)
+        if not path.is_file():
+            raise ValueError(f"source.file: no such file: {file}")
+        if path.suffix == ".npz":
+            with np.load(path) as data:
+                missing = [c for c in self.COLUMNS if c not in data]
+                if missing:
+                    raise ValueError(f"source.file: {file} lacks arrays {missing}")
+                table = np.stack([np.asarray(data[c], dtype=float) for c in self.COLUMNS], axis=1)
+        elif path.suffix == ".csv":
+            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        else:
+            table = np.load(path)
+        if table.ndim != 2 or table.shape[1] != len(self.COLUMNS) or len(table) == 0:
+            raise ValueError(f"source.file: {file} must hold rows of {list(self.COLUMNS)}, got shape {table.shape}")
+        if np.any(table[:, 2] <= 0) or not np.all(np.isfinite(table)):
+            raise ValueError(f"source.file: {file} needs finite values and pz > 0 for every muon")
+        self.table = torch.as_tensor(table, dtype=torch.float64)
+
+    def sample(self, n: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> Muons:
+        m = len(self.table)
+        if n <= m:
+            idx = torch.randperm(m, generator=gen, device=device)[:n]
+        else:
+            idx = torch.randint(m, (n,), generator=gen, device=device)
+        t = self.table.to(device)[idx]
+        return _muons(t[:, 3], t[:, 4], t[:, 0], t[:, 1], t[:, 2], t[:, 6].sign(), t[:, 7], dtype)
+
+
+def _muons(x, y, px, py, pz, charge, weight, dtype) -> Muons:  # noqa: ANN001
+    return Muons(*(t.to(dtype) for t in (x, y, px, py, pz, charge, weight)))
+
+
+SOURCES = {"beam_dump": BeamDumpSource, "uniform": UniformSource, "file": FileSource}
+
+
+# -- transport ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Physics:
+    """Transport settings (the fidelity knobs).
+
+    Attributes:
+        step: step length along z inside iron (m).
+        field: magnetic field on/off.
+        scattering: multiple scattering on/off.
+        energy_loss: ``stochastic`` (ionisation spread + hard radiative losses), ``continuous`` or ``off``.
+        dedx_a: constant ionisation a (GeV cm²/g) instead of the a(E) table (a test oracle's knob).
+        dedx_b: radiative coefficient b (cm²/g).
+        ionisation_spread: relative Gaussian width of the ionisation loss per step (0: off; for thick
+            iron steps the straggling is dominated by the sampled radiative losses).
+        v_cut: fractional energy above which radiative losses are sampled one by one.
+        scattering_log_length: path (m) fixing Highland's logarithm; default the total iron length.
+        p_kill: momentum (GeV) below which a muon stops.
+        world: half-size (m) of the transverse world box.
+    """
+
+    step: float = 0.1
+    field: bool = True
+    scattering: bool = True
+    energy_loss: str = "stochastic"
+    dedx_a: float | None = None
+    dedx_b: float = IRON_B
+    ionisation_spread: float = 0.0
+    v_cut: float = 0.01
+    scattering_log_length: float | None = None
+    p_kill: float = 0.2
+    world: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.step <= 0:
+            raise ValueError("physics.step must be positive")
+        if self.energy_loss not in ("stochastic", "continuous", "off"):
+            raise ValueError("physics.energy_loss must be stochastic, continuous or off")
+        if not 0 < self.v_cut < 1:
+            raise ValueError("physics.v_cut must lie in (0, 1)")
+        if self.dedx_b < 0 or (self.dedx_a is not None and self.dedx_a < 0) or self.p_kill < 0 or self.world <= 0:
+            raise ValueError("physics: dedx_a, dedx_b and p_kill must be non-negative and world positive")
+
+
+@dataclass
+class _State:
+    x: Tensor
+    y: Tensor
+    px: Tensor
+    py: Tensor
+    pz: Tensor
+    p: Tensor
+    q: Tensor
+    idx: Tensor  # position of each muon of the working set in the call's arrays
+
+
+#: Steps between kill checks; a stopped muon keeps being stepped until then, harmlessly.
+CHECK_EVERY = 8
+#: Fraction of dead muons in the working set that triggers a compaction (indexing is costly).
+COMPACT_FRACTION = 0.1
+_STATE = ("x", "y", "px", "py", "pz", "p", "q")
+
+
+def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Generator,
+              ionisation: IronIonisation) -> dict[str, Tensor]:
+    """Track ``muons`` through ``geometry`` to the detector plane.
+
+    Returns:
+        ``x, y, px, py, pz`` ``[n]`` at the plane (for stopped muons: where they stopped, p = 0),
+        ``alive`` ``[n]`` (bool: reached the plane) and ``muon_steps`` (``[]``, steps taken in iron regions).
+    """
+    n = len(muons.x)
+    dev, dt = muons.x.device, muons.x.dtype
+    out = {k: torch.zeros(n, device=dev, dtype=dt) for k in ("x", "y", "px", "py", "pz")}
+    alive_out = torch.zeros(n, device=dev, dtype=torch.bool)
+    p0 = torch.sqrt(muons.px**2 + muons.py**2 + muons.pz**2)
+    s = _State(muons.x.clone(), muons.y.clone(), muons.px.clone(), muons.py.clone(), muons.pz.clone(), p0,
+               muons.charge.clone(), torch.arange(n, device=dev))
+    dead = torch.zeros(n, device=dev, dtype=torch.bool)
+    stop_x, stop_y = torch.zeros_like(s.x), torch.zeros_like(s.y)
+    muon_steps = 0
+
+    log_len = physics.scattering_log_length or geometry.iron_length() or 1.0
+    kappa = 1 + 0.038 * math.log(log_len * 100 / IRON.x0_cm)
+    rho = IRON.density
+
+    def check() -> None:
+        nonlocal dead, stop_x, stop_y
+        lost = (s.p <= physics.p_kill) | (s.pz <= 0) | (s.x.abs() >= physics.world) | (s.y.abs() >= physics.world)
+        lost |= ~torch.isfinite(s.x + s.y)
+        new = lost & ~dead
+        stop_x, stop_y = torch.where(new, s.x, stop_x), torch.where(new, s.y, stop_y)
+        dead = dead | lost
+
+    def compact(force: bool = False) -> None:
+        nonlocal dead, stop_x, stop_y
+        n_dead = int(dead.sum())
+        if n_dead == 0 or (not force and n_dead < COMPACT_FRACTION * len(dead)):
+            return
+        gone, lim = dead.nonzero().squeeze(1), physics.world
+        ig = s.idx[gone]
+        out["x"][ig] = torch.nan_to_num(stop_x[gone], nan=0.0).clamp(-lim, lim)
+        out["y"][ig] = torch.nan_to_num(stop_y[gone], nan=0.0).clamp(-lim, lim)
+        keep = (~dead).nonzero().squeeze(1)
+        packed = torch.stack([getattr(s, k) for k in _STATE]).index_select(1, keep)
+        for i, k in enumerate(_STATE):
+            setattr(s, k, packed[i])
+        s.idx = s.idx.index_select(0, keep)
+        dead, stop_x, stop_y = dead[keep], stop_x[keep], stop_y[keep]
+
+    z = geometry.elements[0].z0 if geometry.elements else 0.0
+    for el in geometry.elements:
+        if el.z0 > z:  # air gap: a straight drift
+            _drift(s, el.z0 - z)
+            z = el.z0
+        n_steps = max(1, math.ceil(2 * el.dz / physics.step - 1e-9))
+        h = 2 * el.dz / n_steps
+        B = el.field if physics.field else 0.0
+        for k in range(n_steps):
+            if len(s.x) == 0:
+                break
+            dx, dy, gap = el.shape_at(el.z0 + (k + 0.5) * h)
+            _step(s, h, dx, dy, gap, el.yoke_ratio, B, physics, kappa, rho, gen, ionisation)
+            muon_steps += len(s.x)
+            if k % CHECK_EVERY == CHECK_EVERY - 1 or k == n_steps - 1:
+                check()
+                compact()
+        z = el.z1
+    check()
+    compact(force=True)
+    if geometry.detector_z > z:
+        _drift(s, geometry.detector_z - z)
+    for name in ("x", "y", "px", "py", "pz"):
+        out[name][s.idx] = getattr(s, name)
+    alive_out[s.idx] = True
+    return {**out, "alive": alive_out, "muon_steps": torch.tensor(muon_steps)}
+
+
+def _drift(s: _State, length: float) -> None:
+    s.x = s.x + s.px / s.pz * length
+    s.y = s.y + s.py / s.pz * length
+
+
+def field_map(x: Tensor, y: Tensor, dx: float, dy: float, gap: float, r: float,
+              B: float) -> tuple[Tensor | None, Tensor, Tensor]:
+    """Field and material of one magnet section at positions ``x, y`` ``[n]``.
+
+    Returns:
+        ``(B_x or None, B_y, iron)``, each ``[n]``; ``B_x`` is ``None`` where the section has no
+        top/bottom yokes (``r = 0``).
+    """
+    ax, ay = x.abs(), y.abs()
+    in_y = ay <= dy
+    core = (ax <= dx) & in_y
+    if r == 0:
+        return None, B * core.to(x.dtype), core
+    iron = (ax <= dx + gap + r * dx) & (ay <= dy + r * dx) & (core | (ax >= dx + gap) | ~in_y)
+    yoke = iron & in_y & ~core  # return yokes: the core's flux back through r times its width
+    top = iron & ~in_y  # top/bottom yokes close the flux between core and return yokes
+    by = B * core.to(x.dtype) - (B / r) * yoke.to(x.dtype)
+    bx = (B / r) * top.to(x.dtype) * torch.sign(x) * torch.sign(y)
+    return bx, by, iron
+
+
+def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: float, physics: Physics,
+          kappa: float, rho: float, gen: torch.Generator, ionisation: IronIonisation) -> None:
+    """One step of length ``h`` along z through a magnet section of half-sizes ``dx, dy`` (m)."""
+    tx0, ty0 = s.px / s.pz, s.py / s.pz
+    xm, ym = s.x + tx0 * (h / 2), s.y + ty0 * (h / 2)
+    bx, by, iron = field_map(xm, ym, dx, dy, gap, r, B)
+    ironf = iron.to(s.x.dtype)
+    if B != 0:
+        k = C_LIGHT * h * s.q
+        s.px = s.px - k * by
+        if bx is not None:
+            s.py = s.py + k * bx
+    p2 = s.p * s.p
+    pz2 = p2 - s.px * s.px - s.py * s.py
+    s.pz = torch.copysign(torch.sqrt(pz2.abs().clamp_min(1e-12)), pz2)  # pz < 0: turned back, dropped at check
+
+    ds = h * s.p / s.pz.abs().clamp_min(1e-6)  # path length of the step
+    energy = torch.sqrt(p2 + MUON_MASS**2)
+    if physics.scattering:
+        z4 = torch.randn(4, len(s.x), generator=gen, device=s.x.device, dtype=s.x.dtype)
+        theta0 = (HIGHLAND * kappa) * energy / p2 * torch.sqrt(ds * (100 * rho / IRON.x0)) * ironf
+        off = ds * theta0
+        dthx, dthy = z4[1] * theta0, z4[3] * theta0
+        offx = off * (z4[0] * (1 / math.sqrt(12)) + z4[1] * 0.5)
+        offy = off * (z4[2] * (1 / math.sqrt(12)) + z4[3] * 0.5)
+    if physics.energy_loss != "off":
+        grams = ds * (100 * rho) * ironf  # g/cm²
+        a = physics.dedx_a if physics.dedx_a is not None else ionisation(energy)
+        b = physics.dedx_b
+        if physics.energy_loss == "stochastic":
+            if physics.ionisation_spread > 0:
+                spread = torch.randn(len(s.x), generator=gen, device=s.x.device, dtype=s.x.dtype)
+                a = a * (1 + physics.ionisation_spread * spread).clamp_min(0)
+            # radiative losses above v_cut one by one, below it continuously
+            lam = b * grams * math.log(1 / physics.v_cut)
+            u = torch.rand(len(s.x), generator=gen, device=s.x.device, dtype=s.x.dtype)
+            hard = u < lam
+            # v = v_cut**(u/λ) given u < λ; the clamp keeps exp's argument in [ln v_cut, 0] (no denormals)
+            v = torch.exp(math.log(physics.v_cut) * (u / lam.clamp_min(1e-30)).clamp(max=1.0)) * hard
+            # b·v_cut·X ≈ 1e-5 per step: the first-order solution is exact to ~1e-10
+            e_new = (energy - (a + (b * physics.v_cut) * energy) * grams) * (1 - v)
+        elif b > 0:
+            e_new = (energy + a / b) * torch.exp(-b * grams) - a / b
+        else:
+            e_new = energy - a * grams
+        p_new = torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(1e-6))  # > 0: stopped muons stay finite
+        scale = p_new / s.p
+        s.px, s.py, s.pz, s.p = s.px * scale, s.py * scale, s.pz * scale, p_new
+
+    tx1, ty1 = s.px / s.pz, s.py / s.pz
+    s.x = s.x + (tx0 + tx1) * (h / 2)
+    s.y = s.y + (ty0 + ty1) * (h / 2)
+    if physics.scattering:
+        s.x = s.x + offx
+        s.y = s.y + offy
+        tx, ty = tx1 + dthx, ty1 + dthy
+        s.pz = torch.copysign(s.p * torch.rsqrt(1 + tx * tx + ty * ty), s.pz)
+        s.px, s.py = tx * s.pz, ty * s.pz
+
+
+# -- the simulator --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Window:
+    """The detector window at the plane: ``x_lo < x_s < x_hi``, ``y_lo < y < y_hi``, ``p > p_min``.
+
+    ``x_s = −q·x`` when ``signed`` (SHiP's charge-signed x: positive on the side the first magnets
+    bend each charge to), else ``x``.
+    """
+
+    x: tuple[float, float] = (-3.0, 2.6)
+    y: tuple[float, float] = (-5.0, 5.0)
+    signed: bool = True
+    p_min: float = 1.0
+
+
+WINDOWS = {
+    "ship2017": Window(),
+    "modern": Window(x=(-2.1, 2.1), y=(-3.0, 3.0), signed=False, p_min=0.0),
+    "single_magnet": Window(x=(-3.0, 3.0), y=(-3.0, 3.0), signed=False, p_min=0.0),
+}
+
+OUTPUTS = ("x", "y", "px", "py", "pz", "charge", "weight", "hit", "ship_w", "r_window", "p0", "pt0")
+R_WINDOW_MAX = 10.0
+
+
+class MuonShield(Simulator):
+    """Muons through a magnetised-iron shield; see the module docstring.
+
+    Args:
+        preset: ``ship2018`` (2 absorber magnets + 6 magnets, 42 free numbers ``m1_dZ … m6_gapOut``
+            in cm, plus the absorber's ``a1_*``, ``a2_*`` and the fields ``B_abs``, ``B_mag`` in T)
+            or ``single_magnet`` (one iron frustum, ``X_begin, X_end, Y_begin, Y_end`` half-sizes and
+            ``Z`` length in m, field ``B`` in T).
+        design: the values of parameters a study does not vary (``ship2018``: ``new_baseline`` or
+            ``default_point``, or a dict of parameter values).
+        source: ``beam_dump``, ``uniform``, ``file`` or a dict ``{kind: …, options…}``.
+        window: ``ship2017``, ``modern``, ``single_magnet`` or a dict of :class:`Window` fields.
+        detector_distance: metres from the last element to the detector plane.
+        physics: dict of :class:`Physics` fields.
+        polarity: signs of the elements' core fields (``ship2018``: absorber and m1–m3 +, m4–m6 −).
+        z_gap: air gap between elements (m).
+        columns: the subset of ``OUTPUTS`` a call returns (default all).
+        ship_loss: add an output ``ship_loss`` whose sum is SHiP-2018's scalarised loss
+            ``(1 + exp(10·(W − W*)/W*))·(1 + Σ ship_w)``.
+        iron_price: price per kg of iron for ``cost`` (default 8 = 2 material + 6 manufacturing), in millions.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        chunk: muons transported at once (bounds memory).
+        dtype: ``float32`` or ``float64``.
+    """
+
+    parameters_are_subset = True
+
+    def __init__(self, preset: str = "ship2018", design: str | Mapping[str, float] = "new_baseline",
+                 source: str | Mapping[str, Any] = "", window: str | Mapping[str, Any] = "",
+                 detector_distance: float | None = None, physics: Mapping[str, Any] | None = None,
+                 polarity: Sequence[int] | None = None, z_gap: float = 0.1, columns: Sequence[str] | None = None,
+                 ship_loss: bool = False, iron_price: float = 8.0, device: str = "auto", chunk: int = 1 << 17,
+                 dtype: str = "float32") -> None:
+        if preset not in ("ship2018", "single_magnet"):
+            raise ValueError(f"preset must be ship2018 or single_magnet, got '{preset}'")
+        self.preset = preset
+        if preset == "ship2018":
+            names = [f"{e}_{s}" for e in SHIP2018_ELEMENTS for s in ("dZ", *SHAPE)]
+            self.parameters = (*names, "B_abs", "B_mag")
+            if isinstance(design, str):
+                designs = {"new_baseline": NEW_BASELINE, "default_point": DEFAULT_POINT}
+                if design not in designs:
+                    raise ValueError(f"design must be one of {sorted(designs)} or a dict, got '{design}'")
+                base = {**ship2018_params(designs[design]), "B_abs": 1.6, "B_mag": 1.7}
+            else:
+                base = {**ship2018_params(NEW_BASELINE), "B_abs": 1.6, "B_mag": 1.7, **design}
+            default_source, default_window, default_distance = "beam_dump", "ship2017", 50.0
+            default_polarity = (1, 1, 1, 1, 1, -1, -1, -1)
+        else:
+            self.parameters = ("X_begin", "X_end", "Y_begin", "Y_end", "Z", "B")
+            base = {"X_begin": 1.0, "X_end": 1.0, "Y_begin": 1.0, "Y_end": 1.0, "Z": 5.0, "B": 1.7}
+            if not isinstance(design, str):
+                base.update(design)
+            default_source, default_window, default_distance = "uniform", "single_magnet", 1.0
+            default_polarity = (1,)
+        unknown = set(base) - set(self.parameters)
+        if unknown:
+            raise ValueError(f"design: unknown parameters {sorted(unknown)}")
+        self.base = base
+        self.source = _make_source(source or default_source)
+        self.window = _make_window(window or default_window)
+        self.detector_distance = float(default_distance if detector_distance is None else detector_distance)
+        self.physics = Physics(**(physics or {}))
+        self.polarity = tuple(int(s) for s in (polarity or default_polarity))
+        if len(self.polarity) != len(default_polarity) or any(s not in (-1, 1) for s in self.polarity):
+            raise ValueError(f"polarity must be {len(default_polarity)} signs (+1/-1)")
+        self.z_gap = float(z_gap)
+        cols = tuple(columns) if columns else OUTPUTS
+        bad = [c for c in cols if c not in OUTPUTS]
+        if bad:
+            raise ValueError(f"columns: unknown {bad}; available: {list(OUTPUTS)}")
+        self.columns = cols
+        self.ship_loss = bool(ship_loss)
+        self.outputs = (*cols, "ship_loss") if ship_loss else cols
+        self.quantities = ("mass", "length", "cost") + (
+            ("absorber_mass", "magnets_mass", "ship_mass") if preset == "ship2018" else ())
+        self.iron_price = float(iron_price)
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError("device must be auto, cpu or cuda")
+        self.device = device
+        if chunk < 1:
+            raise ValueError("chunk must be positive")
+        self.chunk = int(chunk)
+        if dtype not in ("float32", "float64"):
+            raise ValueError("dtype must be float32 or float64")
+        self.dtype = getattr(torch, dtype)
+        self._ionisation = IronIonisation()
+
+    def default_params(self) -> dict[str, float]:
+        return dict(self.base)
+
+    # -- geometry -------------------------------------------------------------------------------
+    def geometry(self, params: Mapping[str, float]) -> Geometry:
+        """The geometry at θ (``params`` override the design)."""
+        unknown = set(params) - set(self.parameters)
+        if unknown:
+            raise ValueError(f"unknown parameters {sorted(unknown)}; this preset takes {list(self.parameters)}")
+        v = {**self.base, **{k: float(x) for k, x in params.items()}}
+        elements: list[Element] = []
+        z = 0.0
+        if self.preset == "ship2018":
+            for i, e in enumerate(SHIP2018_ELEMENTS):
+                c = 0.01  # cm → m
+                dz = v[f"{e}_dZ"] * c
+                dims = [v[f"{e}_{s}"] * c for s in SHAPE]
+                field = (v["B_abs"] if e.startswith("a") else v["B_mag"]) * self.polarity[i]
+                elements.append(Element(z, dz, (dims[0], dims[1]), (dims[2], dims[3]), (dims[4], dims[5]),
+                                        field, 1.0, absorber=e.startswith("a")))
+                z += 2 * dz + self.z_gap
+        else:
+            elements.append(Element(0.0, v["Z"] / 2, (v["X_begin"], v["X_end"]), (v["Y_begin"], v["Y_end"]),
+                                    (0.0, 0.0), v["B"] * self.polarity[0], 0.0))
+        for e in elements:
+            sizes = (e.dz, *e.dx, *e.dy)
+            if min(sizes) <= 0 or min(e.gap) < 0 or not all(map(math.isfinite, (*sizes, *e.gap, e.field))):
+                raise InfeasibleDesign(f"element at z = {e.z0:.2f} m has non-positive or non-finite sizes")
+        return Geometry(tuple(elements), elements[-1].z1 + self.detector_distance)
+
+    def quantities_at(self, params: Mapping[str, float]) -> dict[str, float]:
+        g = self.geometry(params)
+        mass = g.mass_t()
+        out = {"mass": mass, "length": g.length, "cost": mass * 1e3 * self.iron_price / 1e6}
+        if self.preset == "ship2018":
+            magnets = g.mass_t("magnets")
+            out.update(absorber_mass=g.mass_t("absorber"), magnets_mass=magnets,
+                       ship_mass=magnets + SHIP2018_ABSORBER_MASS_T)
+        return out
+
+    # -- simulation -----------------------------------------------------------------------------
+    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> SimulationResult:
+        geometry = self.geometry(params)
+        dev = resolve_device(self.device)
+        parts = []
+        for c, start in enumerate(range(0, n, self.chunk)):
+            m = min(self.chunk, n - start)
+            gen = torch.Generator(device=dev).manual_seed(chunk_seed(seed, c))
+            parts.append(self._run_chunk(geometry, m, gen, dev))
+        cols = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        if self.ship_loss:
+            w = self.quantities_at(params)["ship_mass" if self.preset == "ship2018" else "mass"]
+            factor = 1 + math.exp(10 * (w - SHIP2018_MASS_BUDGET_T) / SHIP2018_MASS_BUDGET_T)
+            cols["ship_loss"] = factor * (cols["ship_w"] + 1.0 / n)
+        samples = torch.stack([cols[k] for k in self.outputs], dim=1).cpu().numpy()
+        hit, weight = cols["hit"], cols["weight"]
+        meta = {"hits": int(hit.sum()), "weighted_hits_per_1e6": float((hit * weight).sum() / weight.sum() * 1e6),
+                "ship_sum_w": float(cols["ship_w"].sum()), "device": str(dev)}
+        return SimulationResult(samples, meta)
+
+    def _run_chunk(self, geometry: Geometry, n: int, gen: torch.Generator, dev: torch.device) -> dict[str, Tensor]:
+        muons = self.source.sample(n, gen, dev, self.dtype)
+        res = transport(muons, geometry, self.physics, gen, self._ionisation)
+        q = muons.charge
+        win = self.window
+        xs = -q * res["x"] if win.signed else res["x"]
+        p = torch.sqrt(res["px"] ** 2 + res["py"] ** 2 + res["pz"] ** 2)
+        hx, cx = (win.x[1] - win.x[0]) / 2, (win.x[1] + win.x[0]) / 2
+        hy, cy = (win.y[1] - win.y[0]) / 2, (win.y[1] + win.y[0]) / 2
+        r = torch.maximum((xs - cx).abs() / hx, (res["y"] - cy).abs() / hy)
+        r = torch.where(res["alive"], r, torch.full_like(r, R_WINDOW_MAX)).clamp(max=R_WINDOW_MAX)
+        hit = res["alive"] & (r < 1) & (p > win.p_min)
+        ship_w = torch.sqrt(((win.x[1] - xs) / (win.x[1] - win.x[0])).clamp(0, 1)) * hit
+        p0 = torch.sqrt(muons.px**2 + muons.py**2 + muons.pz**2)
+        pt0 = torch.sqrt(muons.px**2 + muons.py**2)
+        return {"x": res["x"], "y": res["y"], "px": res["px"], "py": res["py"], "pz": res["pz"], "charge": q,
+                "weight": muons.weight, "hit": hit.to(self.dtype), "ship_w": ship_w, "r_window": r,
+                "p0": p0, "pt0": pt0}
+
+    def transport_muons(self, params: Mapping[str, float], muons: Muons, seed: int = 0) -> dict[str, Tensor]:
+        """Transport given muons (tests, studies of single trajectories): see :func:`transport`."""
+        gen = torch.Generator(device=muons.x.device).manual_seed(chunk_seed(seed, 0))
+        return transport(muons, self.geometry(params), self.physics, gen, self._ionisation)
+
+
+def _make_source(spec: str | Mapping[str, Any]) -> BeamDumpSource | UniformSource | FileSource:
+    if isinstance(spec, str):
+        spec = {"kind": spec}
+    spec = dict(spec)
+    kind = spec.pop("kind", "file" if "file" in spec else "beam_dump")
+    if kind not in SOURCES:
+        raise ValueError(f"source.kind must be one of {sorted(SOURCES)}, got '{kind}'")
+    return SOURCES[kind](**spec)
+
+
+def _make_window(spec: str | Mapping[str, Any]) -> Window:
+    if isinstance(spec, str):
+        if spec not in WINDOWS:
+            raise ValueError(f"window must be one of {sorted(WINDOWS)} or a dict, got '{spec}'")
+        return WINDOWS[spec]
+    spec = dict(spec)
+    for key in ("x", "y"):
+        if key in spec:
+            spec[key] = tuple(float(v) for v in spec[key])
+            if len(spec[key]) != 2 or spec[key][0] >= spec[key][1]:
+                raise ValueError(f"window.{key} must be [low, high] with low < high")
+    return replace(Window(), **spec)

@@ -1,0 +1,123 @@
+"""Physics constants and closed forms shared by the detector simulators.
+
+Values from the PDG Review of Particle Physics ("Passage of particles through
+matter", "Atomic and nuclear properties of materials"); GFlash constants from
+Grindhammer & Peters (hep-ex/0001020). SI-like units: m, T, GeV, unless a name
+says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+#: GeV/c per (T·m) for a unit charge: p_T = 0.299792458·B·R.
+C_LIGHT = 0.299792458
+MUON_MASS = 0.1056583755  # GeV
+ELECTRON_MASS = 0.51099895e-3  # GeV
+#: Highland's constant (GeV).
+HIGHLAND = 0.0136
+
+
+@dataclass(frozen=True)
+class Material:
+    """A material's bulk properties.
+
+    Attributes:
+        density: g/cm³.
+        x0: radiation length in g/cm².
+        z, a: atomic number and mass (effective for compounds).
+        critical_energy: electron critical energy E_c in MeV.
+        dedx_min: minimum ionisation in MeV cm²/g.
+        price: illustrative price per kg (placeholder units, not a quotation).
+    """
+
+    name: str
+    density: float
+    x0: float
+    z: float
+    a: float
+    critical_energy: float
+    dedx_min: float
+    price: float = 0.0
+
+    @property
+    def x0_cm(self) -> float:
+        return self.x0 / self.density
+
+    @property
+    def moliere_radius_cm(self) -> float:
+        return self.x0_cm * 21.2052 / self.critical_energy
+
+
+MATERIALS: dict[str, Material] = {
+    "Fe": Material("Fe", 7.874, 13.84, 26, 55.845, 21.68, 1.451, price=2.0),
+    "Cu": Material("Cu", 8.96, 12.86, 29, 63.546, 19.42, 1.403, price=10.0),
+    "W": Material("W", 19.3, 6.76, 74, 183.84, 7.97, 1.145, price=50.0),
+    "Pb": Material("Pb", 11.35, 6.37, 82, 207.2, 7.43, 1.122, price=3.0),
+    # active media (price per kg is not used for them; see the calorimeter's area price)
+    "scintillator": Material("scintillator", 1.032, 43.90, 5.6, 11.2, 94.0, 1.956),
+    "LAr": Material("LAr", 1.396, 19.55, 18, 39.948, 32.8, 1.508),
+    "Si": Material("Si", 2.329, 21.82, 14, 28.0855, 40.2, 1.664),
+}
+
+#: Muon ionisation loss a(E) in iron, MeV cm²/g (Bethe with the PDG Fe Sternheimer parameters).
+IRON_A_TABLE_E = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 347.0, 1000.0)
+IRON_A_TABLE = (1.47, 1.56, 1.75, 1.93, 2.05, 2.16, 2.26, 2.34)
+#: Radiative loss coefficient b of muons in iron (g⁻¹ cm²); E_μc = a/b ≈ 347 GeV.
+IRON_B = 6.5e-6
+
+
+def highland_theta0(p: Tensor | float, beta: Tensor | float, x_over_x0: Tensor | float,
+                    log_x_over_x0: float | None = None) -> Tensor | float:
+    """Projected RMS scattering angle (rad) for a unit charge after ``x/X0`` radiation lengths.
+
+    ``log_x_over_x0`` fixes the logarithm's argument (the stepping convention: one nominal total path).
+    """
+    lx = x_over_x0 if log_x_over_x0 is None else log_x_over_x0
+    log_term = 1 + 0.038 * (torch.log(lx) if isinstance(lx, Tensor) else math.log(lx))
+    return HIGHLAND / (beta * p) * (x_over_x0 ** 0.5) * log_term
+
+
+def energy_after(e0: float, a: float, b: float, grams: float) -> float:
+    """Muon energy after ``grams`` (g/cm²) with constant ``-dE/dX = a + b·E`` (a in GeV cm²/g, b in cm²/g)."""
+    return (e0 + a / b) * math.exp(-b * grams) - a / b
+
+
+def csda_range(e0: float, a: float, b: float) -> float:
+    """Continuous-slowing-down range in g/cm² for constant a, b."""
+    return math.log1p(b * e0 / a) / b
+
+
+class IronIonisation:
+    """a(E) of muons in iron, linear in ln E between the table points (clamped outside).
+
+    Evaluated by a lookup on a uniform ln E grid so that it costs a few elementwise ops.
+    """
+
+    def __init__(self, points: int = 256) -> None:
+        self.lo, self.hi = math.log(IRON_A_TABLE_E[0]), math.log(IRON_A_TABLE_E[-1])
+        grid = np.linspace(self.lo, self.hi, points)
+        self.step = (self.hi - self.lo) / (points - 1)
+        self.values = np.interp(grid, np.log(IRON_A_TABLE_E), IRON_A_TABLE) * 1e-3  # GeV cm²/g
+        self._cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def __call__(self, energy: Tensor) -> Tensor:
+        """``energy`` [...] in GeV → a(E) [...] in GeV cm²/g."""
+        key = (energy.device, energy.dtype)
+        if key not in self._cache:
+            self._cache[key] = torch.as_tensor(self.values, device=energy.device, dtype=energy.dtype)
+        table = self._cache[key]
+        u = torch.nan_to_num((torch.log(energy) - self.lo) / self.step).clamp(0, len(table) - 1.000001)
+        i = u.long()
+        f = u - i
+        return torch.lerp(table[i], table[i + 1], f)
+
+
+def gamma_cdf(alpha: Tensor, beta: Tensor, t: Tensor) -> Tensor:
+    """Fraction of a Gamma(α, β) longitudinal profile deposited before depth ``t`` (radiation lengths)."""
+    return torch.special.gammainc(alpha, beta * t.clamp_min(0))

@@ -1,0 +1,303 @@
+"""Physics of the muon-shield simulator against closed forms (each test names its formula and tolerance)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, stats
+
+from simulators.muon_shield import (
+    DEFAULT_POINT,
+    NEW_BASELINE,
+    Element,
+    Geometry,
+    MuonShield,
+    Muons,
+    Physics,
+    UniformSource,
+    field_map,
+    ship2018_free,
+    transport,
+)
+from simulators.physics import C_LIGHT, IRON_A_TABLE, IRON_A_TABLE_E, MATERIALS, MUON_MASS, IronIonisation, csda_range, energy_after, highland_theta0
+
+F64 = torch.float64
+IRON = MATERIALS["Fe"]
+WIDE = 1000.0  # m: transverse size that nothing leaves
+
+
+def block(length: float, field: float = 0.0, half: float = WIDE) -> Geometry:
+    """One plain iron block (no yokes) of ``length`` m, the detector plane at its exit face."""
+    return Geometry((Element(0.0, length / 2, (half, half), (half, half), (0.0, 0.0), field, 0.0),), length)
+
+
+def beam(p: float | list[float], n: int = 1, charge: float | list[float] = 1.0) -> Muons:
+    p_t = torch.as_tensor(p, dtype=F64).repeat_interleave(n) if np.ndim(p) else torch.full((n,), float(p), dtype=F64)
+    q = torch.as_tensor(charge, dtype=F64).expand_as(p_t).clone() if np.ndim(charge) else torch.full_like(p_t, charge)
+    zero = torch.zeros_like(p_t)
+    return Muons(zero.clone(), zero.clone(), zero.clone(), zero.clone(), p_t, q, torch.ones_like(p_t))
+
+
+def run(muons: Muons, geometry: Geometry, seed: int = 0, **physics: object) -> dict[str, torch.Tensor]:
+    phys = Physics(**{"world": WIDE, "p_kill": 0.01, **physics})
+    return transport(muons, geometry, phys, torch.Generator().manual_seed(seed), IronIonisation())
+
+
+# -- motion in a magnetic field ---------------------------------------------------------------------
+@pytest.mark.parametrize("p", [5.0, 20.0, 100.0])
+def test_deflection_in_uniform_field_without_material(p: float) -> None:
+    """sin θ = 0.2998·B·L/p and exit offset R(1 − cos θ), R = p/(0.2998·B), to 1e-3 with Δz = 1 cm; |p| kept."""
+    B, L = 1.7, 2.0
+    res = run(beam(p, charge=1.0), block(L, B), step=0.01, scattering=False, energy_loss="off")
+    pxs, pzs = res["px"].item(), res["pz"].item()
+    theta = math.asin(C_LIGHT * B * L / p)
+    R = p / (C_LIGHT * B)
+    assert math.atan2(-pxs, pzs) == pytest.approx(theta, rel=1e-3)
+    assert -res["x"].item() == pytest.approx(R * (1 - math.cos(theta)), rel=1e-3)
+    assert math.hypot(pxs, pzs) == pytest.approx(p, rel=1e-9)
+    # F = q v × B: a positive muon along +z in B_y > 0 goes to −x; a negative one to +x, symmetrically
+    neg = run(beam(p, charge=-1.0), block(L, B), step=0.01, scattering=False, energy_loss="off")
+    assert res["x"].item() < 0 and neg["x"].item() == pytest.approx(-res["x"].item(), rel=1e-12)
+
+
+def test_bend_with_continuous_energy_loss() -> None:
+    """Constant loss k: θ = (0.2998·B/k)·ln(p0/(p0 − k·L)) (small angles), to 1 %."""
+    B, L, p0, a = 1.7, 5.0, 20.0, 2.0e-3  # a in GeV cm²/g
+    res = run(beam(p0), block(L, B), step=0.01, scattering=False, energy_loss="continuous", dedx_a=a, dedx_b=0.0)
+    k = a * IRON.density * 100  # GeV/m
+    expected = C_LIGHT * B / k * math.log(p0 / (p0 - k * L))
+    assert math.atan2(-res["px"].item(), res["pz"].item()) == pytest.approx(expected, rel=1e-2)
+
+
+def test_flux_conservation_in_return_and_top_yokes() -> None:
+    """B_yoke·(r·dX) = B·dX in the return yokes (opposite sign) and |B_x| = B/r in the top/bottom yokes."""
+    B, dx, dy, gap, r = 1.7, 0.5, 1.0, 0.2, 2.0
+    x = torch.tensor([0.0, 0.6, 1.0, 0.3, 0.9, -0.9, 3.0], dtype=F64)
+    y = torch.tensor([0.0, 0.0, 0.5, 1.5, 1.5, 1.5, 0.0], dtype=F64)
+    bx, by, iron = field_map(x, y, dx, dy, gap, r, B)
+    assert iron.tolist() == [True, False, True, True, True, True, False]  # core, coil gap, yoke, top, corners, outside
+    assert by[0].item() == B and by[1].item() == 0 and by[6].item() == 0
+    assert by[2].item() * (r * dx) == pytest.approx(-B * dx)
+    assert bx[3].abs().item() == pytest.approx(B / r) and bx[4].item() == -bx[5].item() != 0
+
+
+# -- multiple scattering -----------------------------------------------------------------------------
+@pytest.mark.parametrize("step", [1.0, 0.1, 0.02])  # one step: the PDG recipe alone
+def test_highland_angle_offset_and_correlation(step: float) -> None:
+    """B = 0, no loss, slab x = 1 m of iron: RMS angle θ0(x) (Highland), RMS offset x·θ0/√3 and
+    corr(offset, angle) = √3/2; the same for three step sizes (fixed-log convention). Tolerance: 2 %
+    on RMS (≈ 9 standard errors for 2·10⁵ muons) and 0.01 on the correlation."""
+    n, x, p = 200_000, 1.0, 10.0
+    res = run(beam(p, n), block(x), seed=1, step=step, field=False, energy_loss="off")
+    beta = p / math.hypot(p, MUON_MASS)
+    theta0 = highland_theta0(p, beta, x * 100 / IRON.x0_cm)
+    angle = (res["px"] / res["pz"]).numpy()
+    offset = res["x"].numpy()
+    assert angle.std() == pytest.approx(theta0, rel=0.02)
+    assert offset.std() == pytest.approx(x * theta0 / math.sqrt(3), rel=0.02)
+    assert np.corrcoef(offset, angle)[0, 1] == pytest.approx(math.sqrt(3) / 2, abs=0.01)
+    assert (res["py"] / res["pz"]).numpy().std() == pytest.approx(theta0, rel=0.02)  # both planes
+
+
+# -- energy loss -------------------------------------------------------------------------------------
+def test_deterministic_energy_loss_and_range() -> None:
+    """Constant a, b: E(x) = (E0 + a/b)·e^{−bρx} − a/b (to 1e-4) and the CSDA range ln(1 + bE0/a)/(bρ):
+    muons stop within ±3 % of it."""
+    a, b = 2.1e-3, 6e-6
+    physics = dict(field=False, scattering=False, energy_loss="continuous", dedx_a=a, dedx_b=b)
+    res = run(beam(100.0), block(20.0), **physics)
+    e = math.hypot(res["pz"].item(), MUON_MASS)
+    assert e == pytest.approx(energy_after(math.hypot(100.0, MUON_MASS), a, b, 20.0 * 100 * IRON.density), rel=1e-4)
+    r = csda_range(math.hypot(10.0, MUON_MASS), a, b) / IRON.density / 100  # m
+    assert run(beam(10.0), block(0.97 * r), **physics)["alive"].item()
+    assert not run(beam(10.0), block(1.03 * r), **physics)["alive"].item()
+
+
+def test_ionisation_table_and_critical_energy() -> None:
+    """a(E) reproduces the Bethe table at its points; E_μc = a/b ≈ 347 GeV for iron (to 2 %)."""
+    e = torch.tensor(IRON_A_TABLE_E, dtype=F64)
+    np.testing.assert_allclose(IronIonisation()(e).numpy() * 1e3, IRON_A_TABLE, rtol=2e-3)
+    from simulators.physics import IRON_B
+
+    assert (IronIonisation()(torch.tensor([347.0], dtype=F64)).item() / IRON_B) == pytest.approx(347, rel=0.02)
+
+
+def test_stochastic_loss_has_the_continuous_mean_and_a_right_tail() -> None:
+    """Stochastic radiative losses: mean energy after 20 m equals the continuous solution (4 standard
+    errors); the loss distribution is right-skewed (mean > median, positive skewness)."""
+    n, p0 = 20_000, 200.0
+    common = dict(field=False, scattering=False, dedx_a=2.1e-3)
+    cont = run(beam(p0, 1), block(20.0), energy_loss="continuous", **common)["pz"].item()
+    stoch = run(beam(p0, n), block(20.0), seed=3, energy_loss="stochastic", **common)["pz"].numpy()
+    assert abs(stoch.mean() - cont) < 4 * stoch.std() / math.sqrt(n)
+    loss = p0 - stoch
+    assert loss.mean() > np.median(loss) and stats.skew(loss) > 1
+
+
+# -- limits, symmetry, statistics -----------------------------------------------------------------------
+def test_no_field_no_iron_gives_the_straight_line_acceptance() -> None:
+    """Straight lines from a point, polar angle U(0, θmax), φ uniform, square window |x|, |y| < h at
+    distance L: acceptance = (1/θmax)∫ A(L·tanθ) dθ, A(r) = 1 − (4/π)·arccos(h/r) for h < r < √2·h.
+    MC within 4 binomial standard errors."""
+    n, L, h, tmax = 100_000, 20.0, 2.0, math.radians(10)
+    src = UniformSource(1.0, 10.0, math.degrees(tmax))
+    mu = src.sample(n, torch.Generator().manual_seed(5), torch.device("cpu"), F64)
+    res = run(mu, Geometry((), L))
+    inside = ((res["x"].abs() < h) & (res["y"].abs() < h)).double().mean().item()
+
+    def frac(t: float) -> float:
+        r = L * math.tan(t)
+        return 1.0 if r <= h else max(0.0, 1 - 4 / math.pi * math.acos(h / r))
+
+    expected = integrate.quad(frac, 0, tmax, points=[math.atan(h / L), math.atan(math.sqrt(2) * h / L)])[0] / tmax
+    assert abs(inside - expected) < 4 * math.sqrt(expected * (1 - expected) / n)
+
+
+def test_muons_below_the_iron_range_never_arrive() -> None:
+    """2 GeV muons (range ≈ 1.2 m of iron) through 3 m of iron: none reaches the plane."""
+    res = run(beam(2.0, 1000), block(3.0), seed=2)
+    assert not res["alive"].any()
+
+
+def test_charge_mirror_symmetry() -> None:
+    """The shield is mirror-symmetric in x: μ⁺ exit x and −(μ⁻ exit x) have the same distribution (KS, p > 0.001)."""
+    sim = MuonShield(columns=["x", "charge", "hit"])
+    s = sim.simulate({}, 20_000, 11).samples
+    plus, minus = s[s[:, 1] > 0, 0], -s[s[:, 1] < 0, 0]
+    assert stats.ks_2samp(plus, minus).pvalue > 1e-3
+
+
+def test_hit_counts_across_seeds_are_binomial() -> None:
+    """Hit counts of 40 seeds: dispersion Σ(c − c̄)²/(c̄(1 − p̂)) follows χ²(39); inside its 0.1–99.9 % range."""
+    sim = MuonShield(preset="single_magnet", columns=["hit"])
+    n = 2000
+    counts = np.array([sim.simulate({"Z": 4.0}, n, seed).samples[:, 0].sum() for seed in range(40)])
+    p = counts.mean() / n
+    assert 0.02 < p < 0.98
+    d = ((counts - counts.mean()) ** 2).sum() / (counts.mean() * (1 - p))
+    assert stats.chi2(39).ppf(0.001) < d < stats.chi2(39).ppf(0.999)
+
+
+def test_chunked_and_unchunked_agree_and_seeds_reproduce() -> None:
+    """Same seed → the same samples; chunked transport (chunk 512) is the same physics (KS on exit x, p > 0.001)."""
+    one, many = MuonShield(preset="single_magnet"), MuonShield(preset="single_magnet", chunk=512)
+    a, b = one.simulate({}, 5000, 3).samples, many.simulate({}, 5000, 3).samples
+    np.testing.assert_array_equal(a, one.simulate({}, 5000, 3).samples)
+    col = one.outputs.index("x")
+    assert stats.ks_2samp(a[:, col], b[:, col]).pvalue > 1e-3
+
+
+# -- geometry and mass ---------------------------------------------------------------------------------
+def test_box_magnet_mass_is_exact() -> None:
+    """A box (equal In/Out faces) weighs 7.874 t/m³ × (outer box − 2 coil gaps) exactly."""
+    e = Element(0.0, 1.0, (0.5, 0.5), (1.0, 1.0), (0.2, 0.2), 1.7, 1.0)
+    volume = 2.0 * (2 * (0.5 + 0.2 + 0.5) * 2 * (1.0 + 0.5) - 2 * 0.2 * 2 * 1.0)
+    assert Geometry((e,), 3.0).mass_t() == pytest.approx(7.874 * volume, rel=1e-12)
+
+
+def test_ship2018_reference_masses() -> None:
+    """SHiP-2018 mass convention (6 free magnets by the frustum formula + 257.4 t of absorber):
+    ≈ 1.27 kt (new baseline) and ≈ 1.71 kt (DEFAULT_POINT), within 5 %; the new baseline ≈ 25 % lighter."""
+    new = MuonShield(design="new_baseline").quantities_at({})
+    old = MuonShield(design="default_point").quantities_at({})
+    assert new["ship_mass"] == pytest.approx(1270, rel=0.05)
+    assert old["ship_mass"] == pytest.approx(1710, rel=0.05)
+    assert new["ship_mass"] / old["ship_mass"] == pytest.approx(0.743, abs=0.02)
+    assert new["length"] == pytest.approx(35.3, abs=0.1)
+    # the 42 free numbers set through parameters give the same geometry as the design
+    assert MuonShield(design="default_point").quantities_at(ship2018_free(NEW_BASELINE)) == pytest.approx(new)
+
+
+# -- physics sanity in the optimisation sense -------------------------------------------------------------
+def _ship_sum_w(sim: MuonShield, params: dict[str, float], seeds: range) -> tuple[float, float]:
+    col = sim.outputs.index("ship_w")
+    sums = [sim.simulate(params, 10_000, s).samples[:, col].sum() for s in seeds]
+    return float(np.mean(sums)), float(np.std(sums, ddof=1) / math.sqrt(len(sums)))
+
+
+def test_new_baseline_beats_a_scaled_down_default_point() -> None:
+    """At equal iron mass the optimised new baseline gets fewer SHiP-weighted hits than DEFAULT_POINT shrunk
+    uniformly in x and y to that mass (4 standard errors apart, 4 seeds × 10⁴ muons)."""
+    sim = MuonShield(design="default_point", columns=["ship_w"])
+    target = MuonShield().quantities_at({})["ship_mass"]
+    free = ship2018_free(DEFAULT_POINT)
+
+    def shrunk(s: float) -> dict[str, float]:
+        return {k: (v * s if not k.endswith("_dZ") else v) for k, v in free.items()}
+
+    lo, hi = 0.3, 1.0
+    for _ in range(40):  # bisection on the transverse scale
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if sim.quantities_at(shrunk(mid))["ship_mass"] < target else (lo, mid)
+    assert sim.quantities_at(shrunk(lo))["ship_mass"] == pytest.approx(target, rel=1e-3)
+    new, new_se = _ship_sum_w(sim, ship2018_free(NEW_BASELINE), range(4))
+    old, old_se = _ship_sum_w(sim, shrunk(lo), range(4))
+    assert old - new > 4 * math.hypot(new_se, old_se)
+
+
+def test_more_field_and_more_iron_give_fewer_hits() -> None:
+    """Single magnet: B 1.7 T vs 0.4 T, and 8 m vs 2 m of iron: fewer hits (4 binomial standard errors)."""
+    sim = MuonShield(preset="single_magnet", columns=["hit"])
+    n = 20_000
+
+    def hits(**params: float) -> float:
+        return float(sim.simulate(params, n, 1).samples[:, 0].mean())
+
+    def apart(a: float, b: float) -> bool:
+        return b - a > 4 * math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+
+    assert apart(hits(B=1.7, Z=3.0), hits(B=0.4, Z=3.0))
+    assert apart(hits(Z=8.0), hits(Z=2.0))
+
+
+# -- options and errors --------------------------------------------------------------------------------
+def test_bad_geometry_is_an_infeasible_design_and_bad_options_are_named() -> None:
+    from simulators.base import InfeasibleDesign
+
+    with pytest.raises(InfeasibleDesign):
+        MuonShield().simulate({"m1_dXIn": -5.0}, 10, 0)
+    with pytest.raises(ValueError, match="unknown parameters"):
+        MuonShield().quantities_at({"m9_dZ": 1.0})
+    with pytest.raises(ValueError, match="columns"):
+        MuonShield(columns=["energy"])
+    with pytest.raises(ValueError, match="window"):
+        MuonShield(window="lhcb")
+    with pytest.raises(ValueError, match="physics.step"):
+        MuonShield(physics={"step": 0})
+
+
+def test_user_muon_file(tmp_path) -> None:
+    """Muons from a .npz file: straight 50 GeV muons along z, B = 0, no iron in the way → all reach the plane."""
+    n = 300
+    cols = {"px": np.zeros(n), "py": np.zeros(n), "pz": np.full(n, 50.0), "x": np.zeros(n), "y": np.zeros(n),
+            "z": np.zeros(n), "charge": np.where(np.arange(n) % 2, 1.0, -1.0), "weight": np.ones(n)}
+    f = tmp_path / "muons.npz"
+    np.savez(f, **cols)
+    sim = MuonShield(preset="single_magnet", source={"file": str(f)}, columns=["hit", "p0"])
+    s = sim.simulate({"X_begin": 0.01, "X_end": 0.01, "Y_begin": 0.01, "Y_end": 0.01, "B": 0.0}, 200, 0).samples
+    assert s.shape == (200, 2) and np.allclose(s[:, 1], 50.0)
+    with pytest.raises(ValueError, match="source.file"):
+        MuonShield(source={"file": str(tmp_path / "missing.npz")})
+
+
+def test_ship_loss_column_sums_to_the_scalarised_loss() -> None:
+    """Σ ship_loss = (1 + exp(10·(W − W*)/W*))·(1 + Σ ship_w)."""
+    sim = MuonShield(columns=["ship_w"], ship_loss=True)
+    s = sim.simulate({}, 2000, 4).samples
+    w = sim.quantities_at({})["ship_mass"]
+    factor = 1 + math.exp(10 * (w - 1915.82) / 1915.82)
+    assert s[:, 1].sum() == pytest.approx(factor * (1 + s[:, 0].sum()), rel=1e-4)
+
+
+def test_magnet_shape_study_baselines_are_the_ship2018_designs() -> None:
+    """studies/detectors/magnet_shape.yaml: its two baselines are the published 42 free numbers, inside its bounds."""
+    from conftest import ROOT
+    from optimizer.study import load_study
+
+    study, _ = load_study(ROOT / "studies/detectors/magnet_shape.yaml")
+    by_name = {b.name: b.params for b in study.baselines}
+    assert by_name["new_baseline"] == ship2018_free(NEW_BASELINE)
+    assert by_name["default_point"] == ship2018_free(DEFAULT_POINT)
