@@ -167,20 +167,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     camp = Campaign.open(args.dir)
     out = Path(args.output or camp.root / "report")
     study, records = camp.study(), camp.records()
+    from optimizer import report
+
     paths = [convergence_plot(study, records, out / "convergence.png")]
     if len(study.objectives) > 1:
-        from optimizer.report import hypervolume_plot, pareto_plot
-
-        paths += [pareto_plot(study, records, out / "pareto.png"), hypervolume_plot(study, records, out / "hypervolume.png")]
+        paths += [report.pareto_plot(study, records, out / "pareto.png"),
+                  report.hypervolume_plot(study, records, out / "hypervolume.png")]
+    paths += [report.cost_plot(study, records, out / "cost.png"), report.timeline_plot(records, out / "timeline.png"),
+              report.parallel_coordinates_plot(study, records, out / "parameters.png")]
     from optimizer.report import html_report
+    from optimizer.results import compute_hours
 
     counts: dict[str, int] = {}
     for r in records.values():
         counts[r.status] = counts.get(r.status, 0) + 1
-    hours = sum((r.duration or 0.0) * (r.resources.get("num_cpus", 1) or 1) for r in records.values()) / 3600
+    hours = sum(compute_hours(r) for r in records.values())
     facts = {"strategy": study.strategy.name, "simulator": study.simulator.name,
              "calls": ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
-             "simulator CPU-hours (as recorded)": f"{hours:.3g}"}
+             "simulator device-hours (as recorded)": f"{hours:.3g}"}
     paths.append(html_report(study, records, paths, out / "report.html", facts))
     for p in paths:
         print(p)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from optimizer.results import best_trace, finished_in_order
+import numpy as np
+
+from optimizer.results import best_trace, finished_in_order, spend_trace
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
@@ -108,6 +110,113 @@ def hypervolume_plot(study: StudyConfig, records: dict[int, CallRecord], path: P
     return _save(fig, path)
 
 
+def _time_axis(hours: np.ndarray) -> tuple[np.ndarray, str]:
+    """Hours rescaled to a readable unit."""
+    top = float(np.nanmax(hours)) if len(hours) else 0.0
+    if top >= 2:
+        return hours, "h"
+    if top * 60 >= 2:
+        return hours * 60, "min"
+    return hours * 3600, "s"
+
+
+def cost_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
+    """What the campaign spent for its progress: best objective (hypervolume with several objectives)
+    vs simulator calls, vs cumulative device-hours and vs wall-clock time."""
+    plt = _pyplot()
+
+    if len(study.objectives) > 1:
+        from optimizer.pareto import hypervolume_trace
+
+        calls, y, _ = hypervolume_trace(study, records)
+        label = "hypervolume"
+    else:
+        name = next(iter(study.objectives))
+        calls, y = best_trace(study, records, name)
+        label = f"best {name} ({study.objectives[name].direction})"
+    compute, wall = spend_trace(records)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    for ax, (x, xlabel) in zip(axes, [(calls, "simulator calls"),
+                                      (*_time_axis(compute),), (*_time_axis(wall),)]):
+        ax.step(x, y, where="post", color="C0")
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(xlabel)
+    axes[1].set_xlabel(f"compute ({_time_axis(compute)[1]} of simulator devices, as recorded)")
+    axes[2].set_xlabel(f"wall clock ({_time_axis(wall)[1]} since the first call)")
+    axes[0].set_ylabel(label)
+    axes[0].set_title(f"{study.name}: progress vs cost", loc="left")
+    return _save(fig, path)
+
+
+def timeline_plot(records: dict[int, CallRecord], path: Path) -> Path:
+    """Which call ran on which worker and when: one row per worker, idle gaps visible; utilisation in the title."""
+    plt = _pyplot()
+
+    ran = [r for r in records.values() if r.started_at is not None and r.finished_at is not None]
+    t0 = min((r.submitted_at or r.started_at) for r in ran) if ran else 0.0
+    workers = sorted({_worker(r) for r in ran})
+    row = {w: i for i, w in enumerate(workers)}
+    span = np.array([((r.started_at - t0), (r.finished_at - t0)) for r in ran]) / 3600 if ran else np.zeros((0, 2))
+    scaled, unit = _time_axis(span.ravel())
+    scaled = scaled.reshape(-1, 2)
+    colours = {"completed": "tab:green", "failed": "tab:red", "infeasible": "tab:orange"}
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.35 * max(len(workers), 1)))
+    for r, (a, b) in zip(ran, scaled):
+        ax.barh(row[_worker(r)], b - a, left=a, height=0.7, color=colours.get(r.status, "0.6"), edgecolor="k", lw=0.3)
+    busy = float((span[:, 1] - span[:, 0]).sum()) if ran else 0.0
+    total = (float(span.max()) - 0.0) * max(len(workers), 1) if ran else 0.0
+    ax.set_yticks(range(len(workers)), workers, fontsize=7)
+    ax.set_xlabel(f"time since the first call ({unit})")
+    util = f"{busy / total:.0%}" if total > 0 else "n/a"
+    ax.set_title(f"worker timeline: {len(ran)} calls on {len(workers)} workers, utilisation {util} "
+                 "(green completed, red failed, orange infeasible)", fontsize=9)
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, path)
+
+
+def _worker(r: CallRecord) -> str:
+    w = r.worker or {}
+    return f"{w.get('host', '?')}:{w.get('pid', '?')}"
+
+
+def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
+    """Every completed design as a line across the parameters (unit-scaled), coloured by the first objective."""
+    plt = _pyplot()
+
+    name = next(iter(study.objectives))
+    done = [r for r in sorted(records.values(), key=lambda r: r.call_id) if r.status == "completed"]
+    names = list(study.parameters)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names) + 3), 4.5))
+    if done:
+        values = np.array([r.metrics[name] for r in done])
+        order = np.argsort(-values if study.objectives[name].direction == "minimize" else values)
+        norm = plt.Normalize(float(values.min()), float(values.max()))
+        cmap = plt.get_cmap("viridis_r" if study.objectives[name].direction == "minimize" else "viridis")
+        for i in order:  # best drawn last, on top
+            ax.plot(range(len(names)), done[i].unit, color=cmap(norm(values[i])), lw=0.8, alpha=0.7)
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=name)
+    labels = [f"{p} [{study.parameters[p].unit}]" if study.parameters[p].unit else p for p in names]
+    ax.set_xticks(range(len(names)), labels, rotation=60 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
+                  fontsize=7 if len(names) > 12 else 9)
+    ax.set_ylabel("position within bounds (0 = low, 1 = high)")
+    ax.set_title(f"{study.name}: evaluated designs", loc="left")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def knee_point(study: StudyConfig, records: dict[int, CallRecord]) -> int | None:
+    """Call of the Pareto front closest to the ideal point, objectives scaled to [0, 1] over the front."""
+    from optimizer.pareto import pareto_calls
+
+    front = list(pareto_calls(study, records.values()))
+    if len(study.objectives) < 2 or not front:
+        return None
+    sign = np.array([1.0 if o.direction == "minimize" else -1.0 for o in study.objectives.values()])
+    Y = np.array([[records[c].metrics[o] for o in study.objectives] for c in front]) * sign
+    span = np.where(Y.max(0) > Y.min(0), Y.max(0) - Y.min(0), 1.0)
+    return int(front[int(np.argmin(np.linalg.norm((Y - Y.min(0)) / span, axis=1)))])
+
+
 def _finite(v: float | None) -> float:
     return float(v) if v is not None and v == v else 0.0
 
@@ -131,14 +240,22 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
             continue
         r = records[b[1]]
         rows.append((f"best {name}", r))
+    knee = knee_point(study, records)
+    if knee is not None:
+        rows.append(("knee of the front", records[knee]))
     rows += [(f"baseline {r.label}", r) for r in baselines]
+    ref = baselines[0] if baselines else None
     head = "".join(f"<th>{esc(p)}{' [' + esc(study.parameters[p].unit) + ']' if study.parameters[p].unit else ''}</th>"
                    for p in study.parameters)
     head += "".join(f"<th>{esc(o)}</th>" for o in study.objectives) + "".join(f"<th>{esc(c)}</th>" for c in study.constraints)
     body = ""
     for label, r in rows:
         cells = "".join(f"<td>{r.params[p]:.6g}</td>" for p in study.parameters)
-        cells += "".join(f"<td>{r.metrics[m]:.6g}</td>" for m in [*study.objectives, *study.constraints])
+        for m in [*study.objectives, *study.constraints]:
+            change = ""
+            if ref is not None and r is not ref and m in study.objectives and ref.metrics[m] != 0:
+                change = f" ({(r.metrics[m] - ref.metrics[m]) / abs(ref.metrics[m]):+.0%})"
+            cells += f"<td>{r.metrics[m]:.6g}{change}</td>"
         body += f"<tr><td>{esc(label)} (call {r.call_id})</td>{cells}</tr>"
     imgs = "".join(
         f'<figure><img alt="{esc(f.stem)}" src="data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()}">'
@@ -149,7 +266,7 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}figure{{display:inline-block;margin:8px}}
 img{{max-width:520px}}</style></head><body>
 <h1>{esc(study.name)}</h1><p>{esc(study.description)}</p><ul>{facts}</ul>
-<h2>Designs</h2><table><tr><th>design</th>{head}</tr>{body}</table>
+<h2>Designs</h2><p>Objective changes in parentheses are relative to the first baseline.</p><table><tr><th>design</th>{head}</tr>{body}</table>
 <h2>Figures</h2>{imgs}</body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)

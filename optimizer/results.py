@@ -82,6 +82,28 @@ def finished_in_order(records: dict[int, CallRecord]) -> list[CallRecord]:
     )
 
 
+def compute_hours(record: CallRecord) -> float:
+    """Device-hours one call used as recorded: its run time × the GPUs (else CPUs) it asked for."""
+    res = record.resources or {}
+    units = res.get("num_gpus") or res.get("num_cpus") or 1
+    return (record.duration or 0.0) * float(units) / 3600
+
+
+def spend_trace(records: dict[int, CallRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative compute (device-hours) and wall-clock hours since the first submission, after each
+    finished non-baseline call (the order of :func:`finished_in_order`).
+
+    Returns:
+        ``(compute [T], wall [T])``.
+    """
+    done = finished_in_order(records)
+    starts = [r.submitted_at or r.started_at for r in records.values() if (r.submitted_at or r.started_at)]
+    t0 = min(starts) if starts else 0.0
+    compute = np.cumsum([compute_hours(r) for r in done]) if done else np.zeros(0)
+    wall = np.array([((r.finished_at or t0) - t0) / 3600 for r in done])
+    return compute, wall
+
+
 def best_trace(study: StudyConfig, records: dict[int, CallRecord], objective: str) -> tuple[np.ndarray, np.ndarray]:
     """Best feasible value of ``objective`` after each finished non-baseline call.
 

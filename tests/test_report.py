@@ -1,0 +1,81 @@
+"""`optimize report`: every figure for single- and two-objective campaigns (one with failed calls), the HTML
+embeds them, and the design table's numbers are the journal's."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from conftest import base_study
+from optimizer.cli import main
+
+FIGURES_SO = ("convergence", "cost", "timeline", "parameters")
+FIGURES_MO = (*FIGURES_SO, "pareto", "hypervolume")
+
+
+def _check_figures(root: Path, names: tuple[str, ...]) -> str:
+    page = (root / "report" / "report.html").read_text()
+    for name in names:
+        png = (root / "report" / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+        assert base64.b64encode(png).decode() in page  # embedded: the page opens offline
+    return page
+
+
+def test_report_of_a_two_objective_campaign_with_failed_calls(write_study, tmp_path: Path) -> None:
+    from optimizer.campaign import Campaign
+    from optimizer.pareto import pareto_calls
+    from optimizer.report import knee_point
+
+    data = base_study(simulator={"name": "sims_for_tests:Moody", "samples_per_call": 20},
+                      objectives={"f": {"statistic": "mean"}, "cost": {"quantity": "cost"}},
+                      strategy={"name": "sobol"}, budget={"calls": 16, "initial_design": 0},
+                      baselines=[{"name": "expert", "params": {"x1": 1.0, "x2": 1.0}}])
+    root = tmp_path / "mo"
+    assert main(["run", str(write_study(data)), "--output", str(root), "-q"]) == 0
+    camp = Campaign.open(root)
+    study, recs = camp.study(), camp.records()
+    assert any(r.status == "failed" for r in recs.values()) and any(r.status == "completed" for r in recs.values())
+    assert main(["report", str(root)]) == 0
+    page = _check_figures(root, FIGURES_MO)
+    knee = knee_point(study, recs)
+    assert knee in pareto_calls(study, recs.values())
+    r, base = recs[knee], next(r for r in recs.values() if r.label == "expert")
+    assert f"knee of the front (call {knee})" in page
+    for name in ("f", "cost"):  # the table's numbers are the journal's, with the change against the baseline
+        change = (r.metrics[name] - base.metrics[name]) / abs(base.metrics[name])
+        assert f"{r.metrics[name]:.6g} ({change:+.0%})" in page
+    assert f"{r.params['x1']:.6g}" in page and "baseline expert" in page
+
+
+def test_report_of_a_single_objective_campaign(write_study, tmp_path: Path) -> None:
+    root = tmp_path / "so"
+    assert main(["run", str(write_study(base_study())), "--output", str(root), "-q"]) == 0
+    assert main(["report", str(root)]) == 0
+    page = _check_figures(root, FIGURES_SO)
+    assert "knee of the front" not in page and "device-hours" in page
+
+
+def test_knee_point_is_the_front_member_nearest_the_ideal_point() -> None:
+    from optimizer.report import knee_point
+    from optimizer.storage import CallRecord
+    from optimizer.study import validate_study
+
+    study = validate_study(base_study(objectives={"a": {}, "b": {}}))
+    pts = {1: (0.0, 1.0), 2: (0.2, 0.15), 3: (1.0, 0.0), 4: (0.9, 0.9)}
+    recs = {c: CallRecord(c, "strategy", {"x1": 0, "x2": 0}, [0, 0], 0, 1, status="completed", feasible=True,
+                          metrics={"a": a, "b": b}) for c, (a, b) in pts.items()}
+    assert knee_point(study, recs) == 2
+
+
+def test_spend_trace_counts_gpus_before_cpus() -> None:
+    from optimizer.results import compute_hours
+    from optimizer.storage import CallRecord
+
+    r = CallRecord(1, "strategy", {}, [], 0, 1, started_at=0.0, finished_at=1800.0,
+                   resources={"num_cpus": 4, "num_gpus": 1})
+    assert compute_hours(r) == pytest.approx(0.5)
+    r.resources = {"num_cpus": 4}
+    assert compute_hours(r) == pytest.approx(2.0)
