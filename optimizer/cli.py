@@ -122,7 +122,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     con = Console()
     rows = call_rows(study, records)
     table = Table(title=f"{study.name}: {issued}/{budget} calls issued ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})")
-    cols = ["call", "origin", "status"] + [f"param.{p}" for p in study.parameters]
+    # wide studies (the 42-parameter shield) would squeeze every column to nothing: their parameters are in
+    # `optimize export` and in the best-design lines below
+    shown_params = list(study.parameters) if len(study.parameters) <= MAX_STATUS_PARAMETERS else []
+    cols = ["call", "origin", "status"] + [f"param.{p}" for p in shown_params]
     cols += [f"objective.{o}" for o in study.objectives] + [f"constraint.{c}" for c in study.constraints]
     cols += ["feasible", "duration_s", "error"]
     for c in cols:
@@ -133,6 +136,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     con.print(table)
     if len(shown) < len(rows):
         con.print(f"({len(rows) - len(shown)} earlier calls hidden; --all shows every call)")
+    if not shown_params:
+        con.print(f"({len(study.parameters)} parameters not shown in the table; `optimize export` lists them)")
     for name, b in summary["best"].items():
         if b is None:
             con.print(f"best {name}: no feasible completed call yet")
@@ -147,6 +152,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         con.print(f"closest evaluated design to a known optimum: {summary['distance_to_optimum']:.4g} "
                   f"(optimum value {summary['optimum_value']:.6g})")
     return 0
+
+
+MAX_STATUS_PARAMETERS = 8
 
 
 def cmd_export(args: argparse.Namespace) -> int:
