@@ -177,12 +177,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     study, records = camp.study(), camp.records()
     from optimizer import report
 
-    paths = [convergence_plot(study, records, out / "convergence.png")]
+    ext = "svg" if args.format == "svg" else "png"
+    paths = [convergence_plot(study, records, out / f"convergence.{ext}")]
     if len(study.objectives) > 1:
-        paths += [report.pareto_plot(study, records, out / "pareto.png"),
-                  report.hypervolume_plot(study, records, out / "hypervolume.png")]
-    paths += [report.cost_plot(study, records, out / "cost.png"), report.timeline_plot(records, out / "timeline.png"),
-              report.parallel_coordinates_plot(study, records, out / "parameters.png")]
+        paths += [report.pareto_plot(study, records, out / f"pareto.{ext}"),
+                  report.hypervolume_plot(study, records, out / f"hypervolume.{ext}")]
+    paths += [report.cost_plot(study, records, out / f"cost.{ext}"), report.timeline_plot(records, out / f"timeline.{ext}"),
+              report.parallel_coordinates_plot(study, records, out / f"parameters.{ext}")]
     from optimizer.report import html_report
     from optimizer.results import compute_hours
 
@@ -249,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("report", help="draw the campaign's plots", description="Draw the campaign's plots.")
     sp.add_argument("dir", help="campaign directory")
     sp.add_argument("--output", help="folder for the figures (default DIR/report)")
+    sp.add_argument("--format", choices=["html", "png", "svg"], default="html",
+                    help="figure files beside report.html: png (html, the default, also means png) or svg")
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("list", help="registered simulators, strategies, executors", description="List registered names.")

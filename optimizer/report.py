@@ -223,7 +223,7 @@ def _finite(v: float | None) -> float:
 
 def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: list[Path], path: Path,
                 summary: dict[str, object]) -> Path:
-    """One self-contained HTML page: summary, the figures embedded as base64 PNG, best designs beside baselines."""
+    """One self-contained HTML page: summary, the figures embedded (base64 PNG or SVG), best designs beside baselines."""
     import base64
     import html
 
@@ -257,8 +257,9 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
                 change = f" ({(r.metrics[m] - ref.metrics[m]) / abs(ref.metrics[m]):+.0%})"
             cells += f"<td>{r.metrics[m]:.6g}{change}</td>"
         body += f"<tr><td>{esc(label)} (call {r.call_id})</td>{cells}</tr>"
+    mime = {".png": "image/png", ".svg": "image/svg+xml"}
     imgs = "".join(
-        f'<figure><img alt="{esc(f.stem)}" src="data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()}">'
+        f'<figure><img alt="{esc(f.stem)}" src="data:{mime[f.suffix]};base64,{base64.b64encode(f.read_bytes()).decode()}">'
         f"<figcaption>{esc(f.stem)}</figcaption></figure>" for f in figures)
     facts = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in summary.items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(study.name)} — detopt report</title>

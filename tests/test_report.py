@@ -56,6 +56,11 @@ def test_report_of_a_single_objective_campaign(write_study, tmp_path: Path) -> N
     assert main(["report", str(root)]) == 0
     page = _check_figures(root, FIGURES_SO)
     assert "knee of the front" not in page and "device-hours" in page
+    assert main(["report", str(root), "--format", "svg", "--output", str(root / "svg")]) == 0
+    page = (root / "svg" / "report.html").read_text()
+    for name in FIGURES_SO:
+        svg = (root / "svg" / f"{name}.svg").read_bytes()
+        assert b"<svg" in svg[:1000] and base64.b64encode(svg).decode() in page
 
 
 def test_knee_point_is_the_front_member_nearest_the_ideal_point() -> None:
