@@ -169,24 +169,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from optimizer import report
     from optimizer.campaign import Campaign
-    from optimizer.report import convergence_plot
+    from optimizer.results import compute_hours
 
     camp = Campaign.open(args.dir)
     out = Path(args.output or camp.root / "report")
     study, records = camp.study(), camp.records()
-    from optimizer import report
-
     ext = "svg" if args.format == "svg" else "png"
-    paths = [convergence_plot(study, records, out / f"convergence.{ext}")]
+    paths = [report.convergence_plot(study, records, out / f"convergence.{ext}")]
     if len(study.objectives) > 1:
         paths += [report.pareto_plot(study, records, out / f"pareto.{ext}"),
                   report.hypervolume_plot(study, records, out / f"hypervolume.{ext}")]
     paths += [report.cost_plot(study, records, out / f"cost.{ext}"), report.timeline_plot(records, out / f"timeline.{ext}"),
               report.parallel_coordinates_plot(study, records, out / f"parameters.{ext}")]
-    from optimizer.report import html_report
-    from optimizer.results import compute_hours
-
     counts: dict[str, int] = {}
     for r in records.values():
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -194,7 +190,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     facts = {"strategy": study.strategy.name, "simulator": study.simulator.name,
              "calls": ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
              "simulator device-hours (as recorded)": f"{hours:.3g}"}
-    paths.append(html_report(study, records, paths, out / "report.html", facts))
+    paths.append(report.html_report(study, records, paths, out / "report.html", facts))
     for p in paths:
         print(p)
     return 0

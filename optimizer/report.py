@@ -134,15 +134,14 @@ def cost_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) ->
         name = next(iter(study.objectives))
         calls, y = best_trace(study, records, name)
         label = f"best {name} ({study.objectives[name].direction})"
-    compute, wall = spend_trace(records)
+    compute, wall = (_time_axis(t) for t in spend_trace(records))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
     for ax, (x, xlabel) in zip(axes, [(calls, "simulator calls"),
-                                      (*_time_axis(compute),), (*_time_axis(wall),)]):
+                                      (compute[0], f"compute ({compute[1]} of simulator devices, as recorded)"),
+                                      (wall[0], f"wall clock ({wall[1]} since the first call)")]):
         ax.step(x, y, where="post", color="C0")
         ax.grid(alpha=0.3)
         ax.set_xlabel(xlabel)
-    axes[1].set_xlabel(f"compute ({_time_axis(compute)[1]} of simulator devices, as recorded)")
-    axes[2].set_xlabel(f"wall clock ({_time_axis(wall)[1]} since the first call)")
     axes[0].set_ylabel(label)
     axes[0].set_title(f"{study.name}: progress vs cost", loc="left")
     return _save(fig, path)
@@ -164,7 +163,7 @@ def timeline_plot(records: dict[int, CallRecord], path: Path) -> Path:
     for r, (a, b) in zip(ran, scaled):
         ax.barh(row[_worker(r)], b - a, left=a, height=0.7, color=colours.get(r.status, "0.6"), edgecolor="k", lw=0.3)
     busy = float((span[:, 1] - span[:, 0]).sum()) if ran else 0.0
-    total = (float(span.max()) - 0.0) * max(len(workers), 1) if ran else 0.0
+    total = float(span.max()) * max(len(workers), 1) if ran else 0.0
     ax.set_yticks(range(len(workers)), workers, fontsize=7)
     ax.set_xlabel(f"time since the first call ({unit})")
     util = f"{busy / total:.0%}" if total > 0 else "n/a"

@@ -126,10 +126,23 @@ def check_result(sim: Simulator, raw: Any, n: int) -> SimulationResult:
     return result
 
 
-def chunk_seed(seed: int, chunk: int) -> int:
-    """Independent generator seeds per (call seed, chunk): chunked simulators stay reproducible."""
+def chunk_generator(seed: int, chunk: int, device: "torch.device") -> "torch.Generator":
+    """A generator for one chunk of a call, seeded independently per (call seed, chunk index)."""
+    import torch
+
     state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFF, int(chunk)]).generate_state(1, np.uint64)[0]
-    return int(state >> 1)
+    return torch.Generator(device=device).manual_seed(int(state >> 1))
+
+
+def run_in_chunks(n: int, chunk: int, seed: int, device: "torch.device",
+                  step: Callable[[int, int, "torch.Generator"], dict[str, "torch.Tensor"]]) -> dict[str, "torch.Tensor"]:
+    """Run ``step(start, size, generator)`` over consecutive chunks of ``n`` particles (bounded memory),
+    each with its own :func:`chunk_generator`, and concatenate the per-particle columns ``[n]``."""
+    import torch
+
+    parts = [step(start, min(chunk, n - start), chunk_generator(seed, c, device))
+             for c, start in enumerate(range(0, n, chunk))]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 def resolve_device(device: str) -> "torch.device":

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_seed, resolve_device
+from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_generator, resolve_device, run_in_chunks
 from simulators.physics import MATERIALS, Material, gamma_cdf
 
 E_SCALE = 21.2052  # MeV, Molière's scale energy
@@ -190,13 +190,8 @@ class SamplingCalorimeter(Simulator):
     def simulate(self, params: Mapping[str, float], n: int, seed: int) -> SimulationResult:
         med, layers, width = self.layout(params)
         dev = resolve_device(self.device)
-        parts = []
-        for c, start in enumerate(range(0, n, self.chunk)):
-            m = min(self.chunk, n - start)
-            gen = torch.Generator(device=dev).manual_seed(chunk_seed(seed, c))
-            e = self._energies(start, m, gen, dev)
-            parts.append(self._showers(e, med, layers, width, gen))
-        cols = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        cols = run_in_chunks(n, self.chunk, seed, dev, lambda start, m, gen: self._showers(
+            self._energies(start, m, gen, dev), med, layers, width, gen))
         samples = torch.stack([cols[k] for k in self.outputs], dim=1).cpu().numpy().astype(np.float32)
         resp = cols["response"]
         return SimulationResult(samples, {"layers": layers, "resolution": float(resp.std() / resp.mean()),
@@ -213,7 +208,7 @@ class SamplingCalorimeter(Simulator):
     def layer_energies(self, params: Mapping[str, float], energies: Tensor, seed: int = 0) -> dict[str, Tensor]:
         """Per-layer results for given incident energies ``[n]`` (GeV): ``visible`` and ``deposited`` ``[n, L]``."""
         med, layers, width = self.layout(params)
-        gen = torch.Generator(device=energies.device).manual_seed(chunk_seed(seed, 0))
+        gen = chunk_generator(seed, 0, energies.device)
         return self._showers(energies.to(torch.float64), med, layers, width, gen, per_layer=True)
 
     def _showers(self, e: Tensor, med: Medium, layers: int, width: float, gen: torch.Generator,

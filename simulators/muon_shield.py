@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_seed, resolve_device
+from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_generator, resolve_device, run_in_chunks
 from simulators.physics import C_LIGHT, HIGHLAND, IRON_B, MATERIALS, MUON_MASS, IronIonisation
 
 IRON = MATERIALS["Fe"]
@@ -643,12 +643,7 @@ class MuonShield(Simulator):
     def simulate(self, params: Mapping[str, float], n: int, seed: int) -> SimulationResult:
         geometry = self.geometry(params)
         dev = resolve_device(self.device)
-        parts = []
-        for c, start in enumerate(range(0, n, self.chunk)):
-            m = min(self.chunk, n - start)
-            gen = torch.Generator(device=dev).manual_seed(chunk_seed(seed, c))
-            parts.append(self._run_chunk(geometry, m, gen, dev))
-        cols = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        cols = run_in_chunks(n, self.chunk, seed, dev, lambda _, m, gen: self._run_chunk(geometry, m, gen, dev))
         if self.ship_loss:
             w = self.quantities_at(params)["ship_mass" if self.preset == "ship2018" else "mass"]
             factor = 1 + math.exp(10 * (w - SHIP2018_MASS_BUDGET_T) / SHIP2018_MASS_BUDGET_T)
@@ -680,7 +675,7 @@ class MuonShield(Simulator):
 
     def transport_muons(self, params: Mapping[str, float], muons: Muons, seed: int = 0) -> dict[str, Tensor]:
         """Transport given muons (tests, studies of single trajectories): see :func:`transport`."""
-        gen = torch.Generator(device=muons.x.device).manual_seed(chunk_seed(seed, 0))
+        gen = chunk_generator(seed, 0, muons.x.device)
         return transport(muons, self.geometry(params), self.physics, gen, self._ionisation)
 
 
