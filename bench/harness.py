@@ -35,6 +35,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "sobol": {"name": "sobol"},
     "wugo": {"name": "wugo"},
     "wugo-paper": {"name": "wugo", "options": {"preset": "wugo-paper"}},
+    "gp": {"name": "gp"},
 }
 
 

@@ -1,4 +1,4 @@
-"""Sample efficiency of WU-GO (default preset) vs Sobol on the WU-GO paper problems.
+"""Sample efficiency of WU-GO (default preset), GP-BO and Sobol on the WU-GO paper problems.
 
     python bench/wugo_efficiency.py [--problems ...] [--strategies wugo sobol] [--seeds ...] [--calls 100] [--jobs 2]
 

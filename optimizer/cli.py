@@ -169,28 +169,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from optimizer import report
     from optimizer.campaign import Campaign
-    from optimizer.results import compute_hours
+    from optimizer.report import write_report
 
     camp = Campaign.open(args.dir)
     out = Path(args.output or camp.root / "report")
-    study, records = camp.study(), camp.records()
-    ext = "svg" if args.format == "svg" else "png"
-    paths = [report.convergence_plot(study, records, out / f"convergence.{ext}")]
-    if len(study.objectives) > 1:
-        paths += [report.pareto_plot(study, records, out / f"pareto.{ext}"),
-                  report.hypervolume_plot(study, records, out / f"hypervolume.{ext}")]
-    paths += [report.cost_plot(study, records, out / f"cost.{ext}"), report.timeline_plot(records, out / f"timeline.{ext}"),
-              report.parallel_coordinates_plot(study, records, out / f"parameters.{ext}")]
-    counts: dict[str, int] = {}
-    for r in records.values():
-        counts[r.status] = counts.get(r.status, 0) + 1
-    hours = sum(compute_hours(r) for r in records.values())
-    facts = {"strategy": study.strategy.name, "simulator": study.simulator.name,
-             "calls": ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
-             "simulator device-hours (as recorded)": f"{hours:.3g}"}
-    paths.append(report.html_report(study, records, paths, out / "report.html", facts))
+    paths, facts = write_report(camp, out, "svg" if args.format == "svg" else "png", surrogate=not args.no_surrogate)
+    for k, v in facts.items():
+        print(f"{k}: {v}")
     for p in paths:
         print(p)
     return 0
@@ -248,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--output", help="folder for the figures (default DIR/report)")
     sp.add_argument("--format", choices=["html", "png", "svg"], default="html",
                     help="figure files beside report.html: png (html, the default, also means png) or svg")
+    sp.add_argument("--no-surrogate", action="store_true",
+                    help="skip the surrogate views and the held-out check (they refit a model)")
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("list", help="registered simulators, strategies, executors", description="List registered names.")

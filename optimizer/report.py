@@ -12,6 +12,21 @@ from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
 
+CAPTIONS = {
+    "convergence": "best feasible value so far vs simulator calls; grey dots are single calls, dashed lines baselines",
+    "pareto": "every evaluated design coloured by call index, the Pareto front joined, infeasible designs hollow, "
+              "±1 standard error bars from the samples",
+    "hypervolume": "hypervolume of the feasible front after each call",
+    "cost": "progress vs calls, vs device-hours spent (as recorded) and vs wall clock",
+    "timeline": "which call ran on which worker and when; gaps are idle workers",
+    "parameters": "evaluated designs across the parameters, coloured by the first objective (best on top)",
+    "surrogate": "the surrogate's mean, its Wasserstein uncertainty σ_W and the acquisition over the domain; "
+                 "the red mark is its minimum",
+    "surrogate_check": "a surrogate refitted without these calls: generated vs simulated outputs, with W1 beside "
+                       "the split-half noise floor and the nearest stored call",
+}
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -203,6 +218,103 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
     return _save(fig, path)
 
 
+def _axis_label(study: StudyConfig, name: str) -> str:
+    unit = study.parameters[name].unit
+    return f"{name} [{unit}]" if unit else name
+
+
+def surrogate_plot(study: StudyConfig, model: Any, path: Path, points: int | None = None) -> Path:
+    """1–2-D studies: the surrogate's mean of the objective, σ_W and the acquisition over the whole
+    domain, with the evaluated designs; the acquisition's minimum is where WU-GO would look next.
+
+    ``model`` is an :class:`optimizer.diagnostics.ReportModel`.
+    """
+    plt = _pyplot()
+
+    from optimizer.diagnostics import landscape_grid
+
+    space, h, strat = model.space, model.history, model.strategy
+    grid, axes_u = landscape_grid(space, points or (200 if space.dim == 1 else 60))
+    view = strat.landscape(grid)
+    names = list(study.parameters)
+    oname = strat.objective
+    col = list(study.objectives).index(oname)
+    obj, obs = study.objectives[oname], h.objectives[:, col]
+    vals = []
+    for i, a in enumerate(axes_u):  # axis values in the parameter's own units
+        u = np.full((len(a), space.dim), 0.5)
+        u[:, i] = a
+        vals.append(space.from_unit(u)[:, i])
+    pts = space.from_unit(h.theta) if len(h) else np.zeros((0, space.dim))
+    best = int(np.argmin(view["acquisition"]))
+    titles = [f"surrogate mean of {oname} ({obj.direction})", "Wasserstein uncertainty σ_W",
+              f"acquisition (κ = {strat.cfg['kappa']:g}; lower is next)"]
+    keys = ["mean", "sigma", "acquisition"]
+    if space.dim == 1:
+        fig, axes = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
+        x = vals[0]
+        for ax, key, title in zip(axes, keys, titles):
+            ax.plot(x, view[key], color="C0")
+            ax.set_title(title, fontsize=9, loc="left")
+            ax.grid(alpha=0.3)
+        axes[0].errorbar(pts[:, 0], obs, yerr=[_finite(v) for v in h.objective_sems[:, col]],
+                         fmt="o", ms=3, color="k", label="evaluated (±1 s.e.)")
+        axes[0].legend(fontsize=8)
+        for ax in axes[1:]:
+            ax.plot(pts[:, 0], np.full(len(pts), ax.get_ylim()[0]), "|", color="k", ms=10)
+        axes[2].axvline(x[best], color="tab:red", ls="--", lw=1)
+        axes[2].set_xlabel(_axis_label(study, names[0]))
+        if study.parameters[names[0]].log:
+            axes[2].set_xscale("log")
+    else:
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+        X, Y = np.meshgrid(vals[0], vals[1], indexing="ij")
+        for ax, key, title in zip(axes, keys, titles):
+            m = ax.pcolormesh(X, Y, view[key].reshape(X.shape), shading="auto", cmap="viridis")
+            fig.colorbar(m, ax=ax)
+            ax.scatter(pts[:, 0], pts[:, 1], s=10, c="w", edgecolors="k", lw=0.5)
+            ax.set_title(title, fontsize=9, loc="left")
+            ax.set_xlabel(_axis_label(study, names[0]))
+            ax.set_ylabel(_axis_label(study, names[1]))
+            for i, setter in enumerate((ax.set_xscale, ax.set_yscale)):
+                if study.parameters[names[i]].log:
+                    setter("log")
+        g = space.from_unit(grid[best][None])[0]
+        axes[2].plot(g[0], g[1], "*", color="tab:red", ms=14)
+    fig.suptitle(f"{study.name}: {model.origin}", fontsize=8)
+    return _save(fig, path)
+
+
+def holdout_plot(study: StudyConfig, held: list[Any], path: Path) -> Path:
+    """Surrogate check: for stored calls left out of a refit, the simulated and generated output
+    distributions (histogram and quantile–quantile plot) with their W1, beside two yardsticks: the W1
+    between two halves of the simulated sample (noise floor) and to the nearest stored call."""
+    plt = _pyplot()
+
+    fig, axes = plt.subplots(len(held), 2, figsize=(10, 2.6 * len(held)), squeeze=False)
+    levels = np.linspace(0.005, 0.995, 199)
+    for (ax_h, ax_q), c in zip(axes, held):
+        lo, hi = np.quantile(np.concatenate([c.simulated, c.generated]), [0.001, 0.999])
+        bins = np.linspace(lo, hi, 50) if hi > lo else 20
+        ax_h.hist(c.simulated, bins=bins, density=True, histtype="step", lw=1.5, label="simulated")
+        ax_h.hist(c.generated, bins=bins, density=True, histtype="step", lw=1.5, label="generated")
+        ax_h.set_xlabel(c.column)
+        ax_h.set_title(f"call {c.call_id}: W1 = {c.w1:.3g} (split-half {c.w1_split:.3g}, "
+                       f"nearest call {c.w1_nearest:.3g})", fontsize=8, loc="left")
+        ax_h.legend(fontsize=7)
+        qs, qg = np.quantile(c.simulated, levels), np.quantile(c.generated, levels)
+        ax_q.plot(qs, qg, ".", ms=3)
+        both = [min(qs.min(), qg.min()), max(qs.max(), qg.max())]
+        ax_q.plot(both, both, color="0.5", lw=0.8)
+        ax_q.set_xlabel(f"simulated {c.column} quantiles")
+        ax_q.set_ylabel("generated quantiles")
+        ax_q.set_title(", ".join(f"{k}={v:.4g}" for k, v in list(c.params.items())[:4]), fontsize=7, loc="left")
+        for ax in (ax_h, ax_q):
+            ax.grid(alpha=0.3)
+    fig.suptitle(f"{study.name}: surrogate refitted without these calls", fontsize=9)
+    return _save(fig, path)
+
+
 def knee_point(study: StudyConfig, records: dict[int, CallRecord]) -> int | None:
     """Call of the Pareto front closest to the ideal point, objectives scaled to [0, 1] over the front."""
     from optimizer.pareto import pareto_calls
@@ -259,15 +371,92 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
     mime = {".png": "image/png", ".svg": "image/svg+xml"}
     imgs = "".join(
         f'<figure><img alt="{esc(f.stem)}" src="data:{mime[f.suffix]};base64,{base64.b64encode(f.read_bytes()).decode()}">'
-        f"<figcaption>{esc(f.stem)}</figcaption></figure>" for f in figures)
+        f"<figcaption><b>{esc(f.stem)}</b>: {esc(CAPTIONS.get(f.stem, ''))}</figcaption></figure>" for f in figures)
     facts = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in summary.items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(study.name)} — detopt report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}figure{{display:inline-block;margin:8px}}
-img{{max-width:520px}}</style></head><body>
+img{{max-width:520px}}figcaption{{max-width:520px;font-size:85%}}</style></head><body>
 <h1>{esc(study.name)}</h1><p>{esc(study.description)}</p><ul>{facts}</ul>
 <h2>Designs</h2><p>Objective changes in parentheses are relative to the first baseline.</p><table><tr><th>design</th>{head}</tr>{body}</table>
 <h2>Figures</h2>{imgs}</body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
     return path
+
+
+def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: int | None,
+                  held: list[Any] | None = None) -> dict[str, str]:
+    """The report's text summary: what ran, what it cost, what it found (and whether G can be trusted)."""
+    from optimizer.campaign import best_so_far
+    from optimizer.results import compute_hours
+
+    counts: dict[str, int] = {}
+    for r in records.values():
+        if r.origin != "baseline":
+            counts[r.status] = counts.get(r.status, 0) + 1
+    issued = sum(counts.values())
+    baselines = sum(1 for r in records.values() if r.origin == "baseline")
+    calls = f"{issued}" + (f" of a budget of {budget}" if budget else "") + ": " + \
+        ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    if baselines:
+        calls += f"; plus {baselines} baseline design{'s' if baselines > 1 else ''}"
+    _, wall = spend_trace(records)
+    facts = {"strategy": study.strategy.name, "simulator": f"{study.simulator.name} "
+             f"({study.simulator.samples_per_call} samples per call)", "calls": calls,
+             "compute spent": f"{sum(compute_hours(r) for r in records.values()):.3g} device-hours as recorded, "
+             f"{wall[-1] * 60 if len(wall) else 0:.3g} min of wall clock"}
+    for name, b in best_so_far(study, records.values()).items():
+        if b is None:
+            facts[f"best {name}"] = "no feasible completed call yet"
+            continue
+        r = records[b[1]]
+        sem = r.sems.get(name)
+        err = f" ± {sem:.2g}" if sem is not None and sem == sem and sem > 0 else ""
+        params = ", ".join(f"{p}={r.params[p]:.4g}" for p in list(study.parameters)[:6])
+        more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
+        facts[f"best {name}"] = f"{b[0]:.6g}{err} at call {b[1]} ({params}{more})"
+    if len(study.objectives) > 1:
+        from optimizer.pareto import hypervolume_trace, pareto_calls
+
+        front = pareto_calls(study, records.values())
+        _, hv, _ = hypervolume_trace(study, records)
+        facts["Pareto front"] = f"{len(front)} designs, hypervolume {hv[-1] if len(hv) else 0:.4g}"
+        knee = knee_point(study, records)
+        if knee is not None:
+            facts["knee of the front"] = f"call {knee}: " + ", ".join(
+                f"{o}={records[knee].metrics[o]:.4g}" for o in study.objectives)
+    if held:
+        w = np.median([c.w1 for c in held])
+        floor = np.median([c.w1_split for c in held])
+        near = np.median([c.w1_nearest for c in held])
+        facts["surrogate check"] = (f"{len(held)} calls left out of a refit: median W1 of {held[0].column} "
+                                    f"{w:.3g} (split-half noise floor {floor:.3g}, nearest stored call {near:.3g})")
+    return facts
+
+
+def write_report(campaign: Any, out: Path, ext: str = "png", surrogate: bool = True) -> tuple[list[Path], dict[str, str]]:
+    """Every figure of a campaign plus ``report.html``; returns the paths and the text summary.
+
+    ``surrogate=False`` skips the surrogate figures (they refit a model: seconds to minutes).
+    """
+    from optimizer.diagnostics import held_out, report_model
+
+    study, records = campaign.study(), campaign.records()
+    paths = [convergence_plot(study, records, out / f"convergence.{ext}")]
+    if len(study.objectives) > 1:
+        paths += [pareto_plot(study, records, out / f"pareto.{ext}"), hypervolume_plot(study, records, out / f"hypervolume.{ext}")]
+    paths += [cost_plot(study, records, out / f"cost.{ext}"), timeline_plot(records, out / f"timeline.{ext}"),
+              parallel_coordinates_plot(study, records, out / f"parameters.{ext}")]
+    held: list[Any] = []
+    if surrogate:
+        model = report_model(study, records, campaign.storage)
+        if model is not None:
+            if model.space.dim <= 2:
+                paths.append(surrogate_plot(study, model, out / f"surrogate.{ext}"))
+            held = held_out(model, study)
+            if held:
+                paths.append(holdout_plot(study, held, out / f"surrogate_check.{ext}"))
+    facts = summary_facts(study, records, campaign.meta().get("budget_calls"), held)
+    paths.append(html_report(study, records, paths, out / "report.html", facts))
+    return paths, facts

@@ -23,6 +23,12 @@ def two_outputs(params, n, seed):
     return np.stack([x + rng.standard_normal(n), rng.exponential(1.0, n)], axis=1)
 
 
+def normal_sin(params, n, seed):
+    """y ~ N(sin 3θ, 0.1 + 0.2θ): a known conditional distribution for surrogate checks."""
+    t = params["theta"]
+    return np.sin(3 * t) + (0.1 + 0.2 * t) * np.random.default_rng(seed).standard_normal(n)
+
+
 class Moody(Simulator):
     """Fails depending on x1: > 4 raises, < -4 returns NaN, |x2| > 4 wrong shape, x1 == 0 infeasible."""
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import base_study
 from optimizer.cli import main
 
-FIGURES_SO = ("convergence", "cost", "timeline", "parameters")
+FIGURES_SO = ("convergence", "cost", "timeline", "parameters", "surrogate", "surrogate_check")
 FIGURES_MO = (*FIGURES_SO, "pareto", "hypervolume")
 
 
@@ -52,10 +52,11 @@ def test_report_of_a_two_objective_campaign_with_failed_calls(write_study, tmp_p
 
 def test_report_of_a_single_objective_campaign(write_study, tmp_path: Path) -> None:
     root = tmp_path / "so"
-    assert main(["run", str(write_study(base_study())), "--output", str(root), "-q"]) == 0
+    assert main(["run", str(write_study(base_study(budget={"calls": 10, "initial_design": 4}))), "--output", str(root),
+                 "-q"]) == 0
     assert main(["report", str(root)]) == 0
     page = _check_figures(root, FIGURES_SO)
-    assert "knee of the front" not in page and "device-hours" in page
+    assert "knee of the front" not in page and "device-hours" in page and "surrogate check" in page
     assert main(["report", str(root), "--format", "svg", "--output", str(root / "svg")]) == 0
     page = (root / "svg" / "report.html").read_text()
     for name in FIGURES_SO:
@@ -84,3 +85,40 @@ def test_spend_trace_counts_gpus_before_cpus() -> None:
     assert compute_hours(r) == pytest.approx(0.5)
     r.resources = {"num_cpus": 4}
     assert compute_hours(r) == pytest.approx(2.0)
+
+
+def test_surrogate_views_and_held_out_check_on_a_known_conditional_distribution(write_study, tmp_path: Path) -> None:
+    """y ~ N(sin 3θ, 0.1 + 0.2θ): the report's surrogate mean follows sin 3θ, the held-out check compares the
+    journal's own samples, and the refitted surrogate beats copying the nearest stored call."""
+    import numpy as np
+    import ot
+
+    from optimizer.campaign import Campaign
+    from optimizer.diagnostics import held_out, landscape_grid, report_model
+    from optimizer.report import write_report
+
+    data = base_study(parameters={"theta": {"low": 0.0, "high": 1.0}},
+                      simulator={"name": "sims_for_tests:normal_sin", "samples_per_call": 400},
+                      strategy={"name": "sobol"}, budget={"calls": 14, "initial_design": 0})
+    root = tmp_path / "sin"
+    assert main(["run", str(write_study(data)), "--output", str(root), "-q"]) == 0
+    camp = Campaign.open(root)
+    study, recs = camp.study(), camp.records()
+    model = report_model(study, recs, camp.storage)
+    assert model is not None and "fitted on the journal" in model.origin  # sobol keeps no generative model
+    grid, (axis,) = landscape_grid(model.space, 41)
+    view = model.strategy.landscape(grid)
+    assert np.max(np.abs(view["mean"] - np.sin(3 * axis))) < 0.15
+    assert np.all(view["sigma"] >= 0) and np.allclose(view["acquisition"], view["mean"] - 2.0 * view["sigma"])
+
+    held = held_out(model, study)
+    assert len(held) == 4
+    for c in held:
+        assert np.array_equal(c.simulated, camp.storage.load_samples(recs[c.call_id].samples)[:, 0])
+        assert c.w1 == pytest.approx(ot.wasserstein_1d(c.simulated, c.generated))
+    assert np.median([c.w1 for c in held]) < np.median([c.w1_nearest for c in held])
+
+    paths, facts = write_report(camp, root / "report")
+    assert {p.name for p in paths} >= {"surrogate.png", "surrogate_check.png", "report.html"}
+    assert f"median W1 of y {np.median([c.w1 for c in held]):.3g}" in facts["surrogate check"]
+    assert facts["calls"].startswith("14 of a budget of 14: 14 completed")

@@ -81,6 +81,7 @@ class WUGOStrategy(Strategy):
         if not sample_based:
             raise ValueError("strategy.options.objective: WU-GO needs an objective computed from samples, not a quantity")
         self.names = names
+        self.objective = sample_based[0]
         self.metric = study.objectives[sample_based[0]]  # drives target/plateau and the σ_W scale
         self.sign = 1.0 if self.metric.direction == "minimize" else -1.0
         self._objective_index = list(study.objectives).index(sample_based[0])
@@ -97,8 +98,8 @@ class WUGOStrategy(Strategy):
         self._grid: np.ndarray | None = None
 
     # -- model ----------------------------------------------------------------------------
-    def _build(self, k: int) -> None:
-        from optimizer.executors import build_simulator
+    def new_surrogate(self, k: int) -> Any:
+        """An unfitted surrogate of this strategy's kind and options for ``k`` output columns."""
         from surrogates import SURROGATES
 
         opts = dict(self.cfg["surrogate_options"])
@@ -106,7 +107,12 @@ class WUGOStrategy(Strategy):
             # the paper conditions on θ in the problem's own units
             opts.setdefault("theta_low", [p.low for p in self.space.parameters.values()])
             opts.setdefault("theta_high", [p.high for p in self.space.parameters.values()])
-        self.surrogate = SURROGATES.get(self.cfg["surrogate"])(self.space.dim, k, seed=self.seed, **opts)
+        return SURROGATES.get(self.cfg["surrogate"])(self.space.dim, k, seed=self.seed, **opts)
+
+    def _build(self, k: int) -> None:
+        from optimizer.executors import build_simulator
+
+        self.surrogate = self.new_surrogate(k)
         self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed)
         try:
             self._sim = build_simulator(self.study.simulator)
@@ -169,7 +175,24 @@ class WUGOStrategy(Strategy):
     def _value(self, metric: Any, ys: torch.Tensor, q: dict[str, np.ndarray]) -> np.ndarray:
         if metric.statistic == "quantity":
             return q[metric.quantity]
-        return metric_on_samples(metric, ys, self.outputs).numpy()
+        v = metric_on_samples(metric, ys, self.outputs).numpy()
+        if metric.statistic == "sum":  # G draws `generated` samples; a call has samples_per_call
+            v = v * (self.study.simulator.samples_per_call / ys.shape[1])
+        return v
+
+    def landscape(self, x: np.ndarray, gen_seed: int = 0) -> dict[str, np.ndarray]:
+        """The model's view of the primary objective at unit-cube points ``x [C, d]``, for reports.
+
+        Returns ``[C]`` arrays: ``mean`` (the objective statistic of G(θ)'s samples), ``sigma``
+        (σ_W(θ) against the stored calls) and ``acquisition`` (s·mean − κ·σ_W, lower is better;
+        with several objectives this is the primary objective's single-objective acquisition).
+        Call :meth:`tell` first.
+        """
+        assert self.bank is not None and self.outputs is not None, "tell() the history first"
+        ys = self._generate(x, gen_seed)
+        sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy()
+        mean = self._value(self.metric, ys, {})
+        return {"mean": mean, "sigma": sigma, "acquisition": self.sign * mean - self.cfg["kappa"] * sigma}
 
     def _score(self, x: np.ndarray, gen_seed: int) -> tuple[np.ndarray, torch.Tensor]:
         """Acquisition ``[C]`` (lower is better) and the generated samples ``[C, n, k]``."""

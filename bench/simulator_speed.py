@@ -9,7 +9,7 @@ lateral leakage on), electrons log-uniform in 1–100 GeV.
 Medians over ``--repeats`` runs, each after one warm-up call. On a GPU (``--device cuda``, or ``auto``
 where one is present) the 10⁶-muon figure is added.
 
-    python bench/simulators.py [--repeats 5] [--threads 2] [--device auto] [--million]
+    python bench/simulator_speed.py [--repeats 5] [--threads 2] [--device auto] [--million]
 """
 
 from __future__ import annotations
@@ -17,12 +17,8 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
-
-# this file's name would shadow the `simulators` package when run as a script from bench/
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import torch  # noqa: E402
 

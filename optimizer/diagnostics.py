@@ -1,0 +1,153 @@
+"""How far the generative surrogate can be trusted: its view of 1–2-D domains and held-out fidelity.
+
+Everything here is computed from the campaign directory alone (journal, samples and the saved
+strategy state), so it works on running and interrupted campaigns, and never writes to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from optimizer.space import SearchSpace
+from optimizer.storage import CallRecord
+from optimizer.study import StudyConfig
+
+
+@dataclass
+class ReportModel:
+    """A fitted WU-GO model of a campaign and where it came from."""
+
+    strategy: Any  # WUGOStrategy, fitted on ``history``
+    history: Any  # optimizer.strategies.base.History
+    space: SearchSpace
+    origin: str  # one line for captions: which model, and why
+
+
+@dataclass
+class HeldOut:
+    """One stored call left out of a refit, compared with what the refitted surrogate generates there.
+
+    ``simulated [n]`` and ``generated [n_gen]`` are the chosen output column; ``w1`` is their 1-D
+    Wasserstein distance, ``w1_split`` the distance between two halves of the simulated sample (the
+    noise floor at this sample size) and ``w1_nearest`` the distance to the stored call nearest in θ
+    (what copying the nearest evaluated design would give).
+    """
+
+    call_id: int
+    params: dict[str, float]
+    column: str
+    simulated: np.ndarray
+    generated: np.ndarray
+    w1: float
+    w1_split: float
+    w1_nearest: float
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Small surrogate networks gain nothing from more threads, and lose badly when a shared node is busy."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: Any) -> ReportModel | None:
+    """The campaign's own WU-GO model (saved state, refitted if calls arrived since), or, for other
+    strategies, a default WU-GO model fitted on the journal. ``None`` when the study has no objective
+    computed from samples or fewer than two calls completed."""
+    from optimizer.campaign import STRATEGY_STATE, build_history
+    from optimizer.strategies.wugo import WUGOStrategy
+
+    space = SearchSpace(study.parameters)
+    history = build_history(study, records, storage)
+    if len(history) < 2 or all(o.statistic == "quantity" for o in study.objectives.values()):
+        return None
+    own = study.strategy.name == "wugo"
+    options = dict(study.strategy.options) if own else {}
+    strat = WUGOStrategy(space, study, study.seed, **options)
+    origin = f"the campaign's WU-GO surrogate ({strat.cfg['surrogate']}, preset {strat.preset})"
+    state = storage.root / STRATEGY_STATE
+    if own and state.exists():
+        try:
+            strat.load_state_dict(torch.load(state, weights_only=False))
+        except Exception:  # noqa: BLE001 - a stale state: refit from the journal below
+            strat = WUGOStrategy(space, study, study.seed, **options)
+    if not own:
+        origin = (f"a default WU-GO surrogate ({strat.cfg['surrogate']}) fitted on the journal for this report; "
+                  f"the campaign's strategy, {study.strategy.name}, keeps no generative model")
+    with one_thread():
+        strat.tell(history)
+    return ReportModel(strat, history, space, origin)
+
+
+def landscape_grid(space: SearchSpace, points: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Unit-cube grid over a 1- or 2-D space: ``[G, d]`` points and the per-axis ``[points]`` unit coordinates."""
+    axis = np.linspace(0.0, 1.0, points)
+    if space.dim == 1:
+        return axis[:, None], [axis]
+    if space.dim == 2:
+        u, v = np.meshgrid(axis, axis, indexing="ij")
+        return np.stack([u.ravel(), v.ravel()], -1), [axis, axis]
+    raise ValueError("a landscape needs a 1- or 2-D search space")
+
+
+def held_out(model: ReportModel, study: StudyConfig, calls: int = 4, generated: int = 2000) -> list[HeldOut]:
+    """Refit a fresh surrogate of the campaign's kind without ``calls`` stored calls (spread over the
+    campaign) and compare what it generates at each left-out θ with the simulated samples.
+
+    Needs at least ``calls + 3`` completed calls; returns ``[]`` otherwise.
+    """
+    import ot
+
+    h = model.history
+    N = len(h)
+    if N < calls + 3:
+        return []
+    picks = sorted({int(round(i)) for i in np.linspace(0, N - 1, calls + 2)[1:-1]})
+    keep = [i for i in range(N) if i not in picks]
+    strat = model.strategy
+    samples = [torch.as_tensor(np.asarray(h.samples(i)), dtype=torch.float64) for i in range(N)]
+    n = min(samples[i].shape[0] for i in keep)
+    g = torch.Generator().manual_seed(study.seed)
+    data = torch.stack([s if s.shape[0] == n else s[torch.randperm(s.shape[0], generator=g)[:n]]
+                        for s in (samples[i] for i in keep)])
+    fresh = strat.new_surrogate(data.shape[-1])
+    with one_thread():
+        fresh.fit(torch.as_tensor(h.theta[keep], dtype=torch.float32), data)
+    j, column = _column(study, strat.outputs)
+    gen = fresh.sample(torch.as_tensor(h.theta[picks], dtype=torch.float32), generated,
+                       generator=torch.Generator().manual_seed(study.seed))
+    out = []
+    for row, i in enumerate(picks):
+        sim = samples[i][:, j].numpy()
+        gi = gen[row, :, j].numpy()
+        nearest = keep[int(np.argmin(np.linalg.norm(h.theta[keep] - h.theta[i], axis=1)))]
+        half = len(sim) // 2
+        out.append(HeldOut(
+            call_id=int(h.call_ids[i]), params=model.space.to_params(model.space.from_unit(h.theta[i])), column=column,
+            simulated=sim, generated=gi, w1=float(ot.wasserstein_1d(sim, gi)),
+            w1_split=float(ot.wasserstein_1d(sim[:half], sim[half:])),
+            w1_nearest=float(ot.wasserstein_1d(sim, samples[nearest][:, j].numpy())),
+        ))
+    return out
+
+
+def _column(study: StudyConfig, outputs: list[str]) -> tuple[int, str]:
+    """The output column the first sample-based objective reads (its weight column if it only weights)."""
+    for o in study.objectives.values():
+        if o.statistic == "quantity":
+            continue
+        name = o.output or o.weight
+        if name in outputs:
+            return outputs.index(name), name
+        break
+    return 0, outputs[0]
