@@ -154,8 +154,16 @@ class Execution(_Strict):
     resources: dict[str, float] = Field(default_factory=dict)
     #: Calls in flight at once; default: as many as the cluster's CPUs (or GPUs) allow.
     max_concurrent: int | None = Field(default=None, ge=1)
-    #: Re-runs of a call whose simulator failed (exception, bad output, timeout).
+    #: Calls queued in Ray beyond the free slots, so a worker that frees starts the next call at once
+    #: while the strategy proposes (each queued call is proposed with one result fewer). Used only when
+    #: ``max_concurrent`` is not set, since Ray would otherwise start a queued call at once.
+    queue_ahead: int = Field(default=1, ge=0)
+    #: Re-runs of a call whose simulator failed with a kind listed in ``retry_on``.
     retries: int = Field(default=0, ge=0)
+    #: Failure kinds that may go away on a re-run. ``invalid_output`` is left out by default: a seeded
+    #: call that returned NaN or the wrong shape will do so again.
+    retry_on: list[Literal["transient", "error", "timeout", "invalid_output"]] = \
+        Field(default_factory=lambda: ["transient", "error", "timeout"])
     #: Seconds before a running call is cancelled and marked failed.
     timeout: float | None = Field(default=None, gt=0)
 

@@ -23,6 +23,13 @@ class InfeasibleDesign(Exception):
     """
 
 
+class TransientError(Exception):
+    """Raised by a simulator when a failure may go away on a re-run (a file-system hiccup, a busy GPU, a
+    licence server): the call is recorded with failure kind ``transient`` and re-run up to
+    ``execution.retries`` times, which is the default policy for this kind (``execution.retry_on``).
+    """
+
+
 @dataclass
 class SimulationResult:
     """What one simulator call produced.

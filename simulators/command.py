@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from simulators.base import SimulationResult, Simulator
+from simulators.base import SimulationResult, Simulator, TransientError
 
 TAIL = 2000
 
@@ -51,6 +51,8 @@ class CommandSimulator(Simulator):
         workdir: folder under which per-call working directories are made (default: the system temp dir).
         keep: keep the working directory after a successful call (failed calls always keep theirs).
         cwd_files: files copied (symlinked) into each working directory (geometry, physics tables).
+        transient_exit_codes: exit codes meaning "try again later" (default 75, EX_TEMPFAIL): the call fails
+            with kind ``transient`` and is re-run up to ``execution.retries`` times.
     """
 
     fixed_sample_count = False
@@ -58,7 +60,7 @@ class CommandSimulator(Simulator):
     def __init__(self, command: Sequence[str], output: str, outputs: Sequence[str] = ("y",),
                  env: Mapping[str, str] | None = None, input_template: str | None = None, input_name: str = "input.txt",
                  output_key: str | None = None, timeout: float | None = None, workdir: str | None = None,
-                 keep: bool = False, cwd_files: Sequence[str] = ()) -> None:
+                 keep: bool = False, cwd_files: Sequence[str] = (), transient_exit_codes: Sequence[int] = (75,)) -> None:
         if not command or not all(isinstance(a, str) for a in command):
             raise ValueError("command must be a non-empty list of strings")
         self.command, self.output, self.outputs = list(command), output, tuple(outputs)
@@ -67,6 +69,7 @@ class CommandSimulator(Simulator):
         self.input_name, self.output_key, self.timeout = input_name, output_key, timeout
         self.workdir, self.keep = workdir, keep
         self.cwd_files = [Path(f).resolve() for f in cwd_files]
+        self.transient_exit_codes = {int(c) for c in transient_exit_codes}
 
     def simulate(self, params: Mapping[str, float], n: int, seed: int) -> SimulationResult:
         wd = Path(tempfile.mkdtemp(prefix=f"detopt-{seed}-", dir=self.workdir))
@@ -92,7 +95,8 @@ class CommandSimulator(Simulator):
             except OSError as e:
                 raise RuntimeError(f"cannot start {argv[0]}: {e}") from None
         if proc.returncode != 0:
-            raise RuntimeError(f"{argv[0]} exited with code {proc.returncode} (workdir {wd}); stderr:\n{_tail(err_path)}")
+            kind = TransientError if proc.returncode in self.transient_exit_codes else RuntimeError
+            raise kind(f"{argv[0]} exited with code {proc.returncode} (workdir {wd}); stderr:\n{_tail(err_path)}")
         samples = self._read(wd / self.output)
         meta = {"workdir": str(wd) if self.keep else None, "stdout_tail": _tail(out_path)[-500:]}
         if not self.keep:

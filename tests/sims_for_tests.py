@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.base import InfeasibleDesign, SimulationResult, Simulator
+from simulators.base import InfeasibleDesign, SimulationResult, Simulator, TransientError
 
 
 def quadratic(params, n, seed, scale=1.0, noise=0.1):
@@ -54,18 +54,20 @@ class Moody(Simulator):
 
 
 class Flaky(Simulator):
-    """Raises on the first attempt of each seed (state kept in files), then works."""
+    """Raises on the first attempt of each seed (state kept in files), then works; ``transient`` raises
+    TransientError instead of a plain OSError."""
 
     parameters = ("x1", "x2")
 
-    def __init__(self, state_dir: str):
+    def __init__(self, state_dir: str, transient: bool = False):
         self.state_dir = Path(state_dir)
+        self.transient = transient
 
     def simulate(self, params, n, seed):
         mark = self.state_dir / f"seen-{seed}"
         if not mark.exists():
             mark.write_text("1")
-            raise OSError("transient file-system hiccup")
+            raise (TransientError if self.transient else OSError)("transient file-system hiccup")
         return np.random.default_rng(seed).standard_normal(n) + params["x1"] ** 2
 
 

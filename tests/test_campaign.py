@@ -109,6 +109,34 @@ def test_transient_failure_is_retried(write_study, tmp_path: Path) -> None:
     assert all(r.status == "failed" for r in camp2.records().values())
 
 
+def test_retry_policy_follows_the_failure_kind(write_study, tmp_path: Path) -> None:
+    """retry_on [transient]: a TransientError is re-run, a plain exception is final at once; by default a
+    NaN output (invalid_output) is never re-run, since the seeded call would repeat it."""
+    def flaky(name: str, transient: bool, budget: int) -> dict[int, object]:
+        state = tmp_path / f"state-{name}"
+        state.mkdir()
+        sim = {"name": "sims_for_tests:Flaky", "samples_per_call": 10,
+               "options": {"state_dir": str(state), "transient": transient}}
+        ex = {"backend": "inline", "retries": 2, "retry_on": ["transient"]}
+        camp, study = start(write_study, tmp_path, base_study(simulator=sim, execution=ex), budget=budget, name=name)
+        run_campaign(camp, study)
+        return camp.records()
+
+    recs = flaky("transient", True, 3)
+    assert all(r.status == "completed" and r.failures == 1 and r.attempts == 2 for r in recs.values())
+    recs = flaky("plain", False, 3)
+    assert all(r.status == "failed" and r.failure_kind == "error" and r.attempts == 1 for r in recs.values())
+
+    data = base_study(simulator={"name": "sims_for_tests:Moody", "samples_per_call": 20},
+                      strategy={"name": "listed", "options": {"designs": [{"x1": -5, "x2": 0}, {"x1": 1, "x2": 1}]}},
+                      budget={"calls": 2, "initial_design": 0}, execution={"backend": "inline", "retries": 3})
+    camp, study = start(write_study, tmp_path, data, name="nan")
+    run_campaign(camp, study)
+    recs = camp.records()
+    assert (recs[1].status, recs[1].failure_kind, recs[1].attempts) == ("failed", "invalid_output", 1)
+    assert recs[2].status == "completed"
+
+
 def test_interrupted_campaign_resumes_without_loss_or_repeat(write_study, tmp_path: Path) -> None:
     camp, study = start(write_study, tmp_path, base_study(budget={"calls": 8, "initial_design": 3}))
     summary = run_campaign(camp, study, executor=InterruptAfter(study, k=4))

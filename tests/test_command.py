@@ -26,6 +26,7 @@ elif mode == "json": json.dump({"rows": [[v] for v in y.tolist()]}, open("out.js
 elif mode == "input": np.save("out.npy", np.full((n, 1), float(open("in.txt").read().split("=")[1])))
 elif mode == "fail": print("geometry overlap in volume 3", file=sys.stderr); sys.exit(3)
 elif mode == "sleep": import time; time.sleep(30)
+elif mode == "tempfail": print("licence server busy", file=sys.stderr); sys.exit(75)
 elif mode == "nothing": pass
 print("done", mode)
 """
@@ -67,6 +68,23 @@ def test_failure_keeps_stderr_and_timeout(prog: str) -> None:
         sim(prog, "sleep", "out.npy", timeout=1).simulate({"a": 1.0}, 3, 0)
     with pytest.raises(FileNotFoundError, match="did not write out.npy"):
         sim(prog, "nothing", "out.npy").simulate({"a": 1.0}, 3, 0)
+
+
+def test_transient_exit_codes_are_transient_failures(prog: str) -> None:
+    from optimizer.executors.base import CallRequest, execute_call
+    from simulators.base import TransientError
+
+    with pytest.raises(TransientError, match="(?s)exited with code 75.*licence server busy"):
+        sim(prog, "tempfail", "out.npy").simulate({"a": 1.0}, 3, 0)
+    with pytest.raises(RuntimeError) as err:  # a code not listed is an ordinary failure
+        sim(prog, "tempfail", "out.npy", transient_exit_codes=[]).simulate({"a": 1.0}, 3, 0)
+    assert not isinstance(err.value, TransientError)
+    kinds = {}
+    for mode in ("tempfail", "fail", "sleep"):
+        spec = {"name": "command", "samples_per_call": 3, "outputs": None,
+                "options": {"command": [sys.executable, prog, mode], "output": "out.npy", "timeout": 1}}
+        kinds[mode] = execute_call(spec, CallRequest(1, 1, {"a": 1.0}, 3, 0)).status
+    assert kinds == {"tempfail": "transient", "fail": "error", "sleep": "timeout"}
 
 
 def test_no_shell(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ class TestRayExecutor(ExecutorConformance):
 
         study = validate_study(base_study(simulator={"name": "three_hump_camel"}, execution={"backend": "ray"}))
         ex = RayExecutor(study.simulator, study.execution)
-        assert ex.capacity == 2  # two CPUs, one per call
+        assert (ex.slots, ex.capacity) == (2, 3)  # two CPUs, one per call, and one call queued ahead
         yield ex
         ex.close()
 
@@ -50,6 +50,34 @@ def test_timeout_and_errors_through_ray(ray_cluster, write_study, tmp_path: Path
     assert time.time() - t0 < 50  # the calls were cancelled, not waited for
     recs = camp.records()
     assert summary.failed == 2 and all(r.failure_kind == "timeout" and r.status == "failed" for r in recs.values())
+
+
+def test_a_call_queued_ahead_starts_when_a_worker_frees_and_is_timed_from_then(ray_cluster, write_study,
+                                                                                 tmp_path: Path) -> None:
+    """Two slots and one call queued ahead: three calls are in flight before the first result, and the
+    queued call's timeout starts when a slot frees: it completes although submission to result takes
+    longer than the timeout."""
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.study import load_study
+
+    def campaign(name: str, delay: float, timeout: float) -> Campaign:
+        data = base_study(simulator={"name": "sims_for_tests:Slow", "samples_per_call": 5, "options": {"delay_s": delay}},
+                          execution={"backend": "ray", "timeout": timeout}, strategy={"name": "sobol"},
+                          budget={"calls": 3, "initial_design": 3})
+        p = write_study(data, f"{name}.yaml")
+        study, text = load_study(p)
+        camp = Campaign.create(tmp_path / name, study, text, source=str(p))
+        run_campaign(camp, study, source=str(p))
+        return camp
+
+    campaign("warm", 0.0, 120)  # both workers started and the test simulators imported
+    camp = campaign("queued", 4.0, 7.0)
+    events = [e["event"] for e in _journal(camp.root) if e["event"] in ("submitted", "completed", "failed")]
+    recs = sorted(camp.records().values(), key=lambda r: r.started_at or 0)
+    assert all(r.status == "completed" for r in recs), [r.error for r in recs]
+    assert events[:4] == ["submitted"] * 3 + ["completed"]
+    assert recs[2].started_at >= min(r.finished_at for r in recs[:2]) - 0.5  # it waited in Ray for a slot
+    assert recs[2].finished_at - recs[2].submitted_at > 7.0  # and was not timed from its submission
 
 
 def _journal(root: Path) -> list[dict]:

@@ -38,9 +38,11 @@ class CallRequest:
 class CallOutcome:
     """What came back from one call.
 
-    ``status`` is ``completed``, ``error`` (the simulator raised), ``invalid_output``
-    (NaN/inf, wrong shape), ``infeasible`` (the simulator rejected θ), ``timeout``
-    or ``lost`` (worker or node died; not the simulator's fault).
+    ``status`` is ``completed``, ``error`` (the simulator raised), ``transient`` (it raised
+    :class:`simulators.base.TransientError`: may succeed on a re-run), ``invalid_output``
+    (NaN/inf, wrong shape), ``infeasible`` (the simulator rejected θ), ``timeout`` (the call
+    or the simulator's own program ran too long) or ``lost`` (worker or node died; not the
+    simulator's fault).
     """
 
     call_id: int
@@ -56,7 +58,8 @@ class CallOutcome:
 
 
 class Executor(ABC):
-    """Runs simulator calls; at most ``capacity`` at once."""
+    """Runs simulator calls; accepts at most ``capacity`` at once (running, or queued to start as
+    soon as a worker frees)."""
 
     capacity: int
 
@@ -147,7 +150,7 @@ def execute_call(spec: dict[str, Any], request: CallRequest, threads: int = 1) -
         request: the call.
         threads: math-library threads for the simulator.
     """
-    from simulators.base import InfeasibleDesign, check_result
+    from simulators.base import InfeasibleDesign, TransientError, check_result
 
     set_threads(threads)
     worker = {"host": socket.gethostname(), "pid": os.getpid()}
@@ -169,7 +172,8 @@ def execute_call(spec: dict[str, Any], request: CallRequest, threads: int = 1) -
     except InfeasibleDesign as err:
         out.status, out.error = "infeasible", str(err) or "infeasible design"
     except Exception as err:  # noqa: BLE001 - any simulator error marks the call failed
-        out.status = "error"
+        out.status = "transient" if isinstance(err, TransientError) else "timeout" if isinstance(err, TimeoutError) \
+            else "error"
         tb = traceback.format_exc(limit=8)
         out.error = f"{type(err).__name__}: {err}\n{tb}"
     out.finished = time.time()

@@ -38,7 +38,8 @@ def _ray_call(spec: dict[str, Any], request: CallRequest, threads: int) -> CallO
 
 
 class RayExecutor(Executor):
-    """Keeps up to ``capacity`` Ray tasks in flight and returns them in completion order."""
+    """Keeps up to ``capacity`` Ray tasks in flight (``slots`` running, the rest queued in Ray so a
+    freed worker starts the next call while the strategy proposes) and returns them in completion order."""
 
     def __init__(self, simulator: SimulatorSpec, execution: Execution, workdir: Path | None = None) -> None:
         import ray
@@ -70,7 +71,9 @@ class RayExecutor(Executor):
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise DetoptError(f"execution.address: cannot connect to Ray at '{address}': {err}") from None
             self._started_ray = True
-        self.capacity = execution.max_concurrent or self._default_capacity()
+        #: calls that run at once; ``capacity`` adds the ones queued ahead in Ray
+        self.slots = execution.max_concurrent or self._default_capacity()
+        self.capacity = self.slots + (execution.queue_ahead if execution.max_concurrent is None else 0)
         self._remote = ray.remote(_ray_call).options(
             num_cpus=execution.num_cpus,
             num_gpus=execution.num_gpus,
@@ -78,7 +81,8 @@ class RayExecutor(Executor):
             max_retries=SYSTEM_RETRIES,
             retry_exceptions=False,
         )
-        self._refs: dict[Any, tuple[CallRequest, float]] = {}
+        self._refs: dict[Any, tuple[CallRequest, float]] = {}  # in submission order
+        self._eligible: dict[Any, float] = {}  # when a slot was free for the call: its timeout clock starts
 
     def _default_capacity(self) -> int:
         res = self._ray.cluster_resources()
@@ -105,11 +109,16 @@ class RayExecutor(Executor):
     def in_flight(self) -> int:
         return len(self._refs)
 
+    def _start_clocks(self, now: float) -> None:
+        # Ray starts queued tasks about first-in first-out: the oldest `slots` calls hold the slots.
+        for ref in list(self._refs)[: self.slots]:
+            self._eligible.setdefault(ref, now)
+
     def _expired(self, now: float) -> list[Any]:
         t = self._execution.timeout
         if t is None:
             return []
-        return [ref for ref, (_, submitted) in self._refs.items() if now - submitted > t]
+        return [ref for ref, start in self._eligible.items() if now - start > t]
 
     def wait(self, timeout: float | None = None) -> list[CallOutcome]:
         ray = self._ray
@@ -118,7 +127,8 @@ class RayExecutor(Executor):
         wait_for = timeout
         if self._execution.timeout is not None:
             now = time.time()
-            next_deadline = min(s + self._execution.timeout for _, s in self._refs.values()) - now
+            self._start_clocks(now)
+            next_deadline = min(self._eligible.values()) + self._execution.timeout - now
             wait_for = max(0.0, next_deadline) if wait_for is None else min(wait_for, max(0.0, next_deadline))
         ready, _ = ray.wait(list(self._refs), num_returns=1, timeout=wait_for)
         if ready:
@@ -128,19 +138,23 @@ class RayExecutor(Executor):
         outcomes = [self._collect(ref) for ref in ready]
         now = time.time()
         for ref in self._expired(now):
-            request, submitted = self._refs.pop(ref)
+            request, _ = self._refs.pop(ref)
+            started = self._eligible.pop(ref)
             ray.cancel(ref, force=True)
             outcomes.append(
                 CallOutcome(
                     request.call_id, request.attempt, "timeout",
                     error=f"no result after {self._execution.timeout:g} s; cancelled",
-                    started=submitted, finished=now,
+                    started=started, finished=now,
                 )
             )
+        if self._execution.timeout is not None:
+            self._start_clocks(now)
         return outcomes
 
     def _collect(self, ref: Any) -> CallOutcome:
         request, submitted = self._refs.pop(ref)
+        self._eligible.pop(ref, None)
         try:
             out: CallOutcome = self._ray.get(ref)
         except self._ray.exceptions.RayError as err:
@@ -160,6 +174,7 @@ class RayExecutor(Executor):
             except Exception:  # noqa: BLE001 - best effort on shutdown
                 pass
         self._refs.clear()
+        self._eligible.clear()
         if self._started_ray:
             self._ray.shutdown()
             self._started_ray = False
