@@ -101,3 +101,23 @@ class Shield(Simulator):
 
     def quantities_at(self, params):
         return {"cost": params["x1"] + 0.5 * params["x2"], "mass": 10.0 * params["x1"]}
+
+
+def marked(params, n, seed, state_dir: str, delay: float = 2.0, fail_above: float | None = None):
+    """Leaves ``start-<seed>-<node>`` and ``done-<seed>-<node>`` files around a ``delay`` s sleep, so a test can
+    tell which node ran (or was running) each call. With ``fail_above``: calls with x1 above it always raise;
+    the others raise TransientError on their first attempt."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    state = Path(state_dir)
+    first = not list(state.glob(f"start-{seed}-*"))
+    (state / f"start-{seed}-{node}-{os.getpid()}").write_text("")
+    time.sleep(delay)
+    if fail_above is not None:
+        if params["x1"] > fail_above:
+            raise RuntimeError("geometry overlap (every time)")
+        if first:
+            raise TransientError("licence server busy")
+    (state / f"done-{seed}-{node}-{os.getpid()}").write_text("")
+    return params["x1"] ** 2 + params["x2"] ** 2 + 0.1 * np.random.default_rng(seed).standard_normal(n)
