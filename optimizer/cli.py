@@ -125,7 +125,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     # wide studies (the 42-parameter shield) would squeeze every column to nothing: their parameters are in
     # `optimize export` and in the best-design lines below
     shown_params = list(study.parameters) if len(study.parameters) <= MAX_STATUS_PARAMETERS else []
-    cols = ["call", "origin", "status"] + [f"param.{p}" for p in shown_params]
+    cols = ["call", "origin", "status", "failure", "attempts"] + [f"param.{p}" for p in shown_params]
     cols += [f"objective.{o}" for o in study.objectives] + [f"constraint.{c}" for c in study.constraints]
     cols += ["feasible", "duration_s", "error"]
     for c in cols:

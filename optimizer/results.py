@@ -26,7 +26,7 @@ def call_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[dict[s
     for cid, r in sorted(records.items()):
         row: dict[str, Any] = {
             "call": cid, "origin": r.origin, "label": r.label or "", "status": r.status,
-            "attempts": r.attempts, "seed": r.seed, "n_samples": r.n_samples,
+            "failure": r.failure_kind or "", "attempts": r.attempts, "lost_reruns": r.losses, "seed": r.seed, "n_samples": r.n_samples,
         }
         row.update({f"param.{k}": v for k, v in r.params.items()})
         for name in study.objectives:
