@@ -17,6 +17,8 @@ SIMULATORS: Registry[type[Simulator]] = Registry(
         "himmelblau_paper": "simulators.benchmarks:HimmelblauPaper",
         "rosenbrock_paper": "simulators.benchmarks:RosenbrockPaper",
         "styblinski_tang_paper": "simulators.benchmarks:StyblinskiTangPaper",
+        # two objectives with a known Pareto front
+        "branin_currin": "simulators.benchmarks:BraninCurrin",
         # detector simulators
         "muon_shield": "simulators.muon_shield:MuonShield",
         "sampling_calorimeter": "simulators.calorimeter:SamplingCalorimeter",

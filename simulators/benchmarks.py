@@ -231,3 +231,44 @@ class StyblinskiTangPaper(_Paper, StyblinskiTang):
     def f(self, x: Tensor) -> Tensor:
         d = x.shape[-1]
         return (x**4 - 16 * x**2 + 5 * x + 39.16617 * d).sum(-1)
+
+
+class BraninCurrin(Simulator):
+    """Two-objective test problem with a known Pareto front (BoTorch's ``BraninCurrin``, both minimised)
+    observed through Gaussian noise: each sample is ``(branin, currin) + N(0, sigma²)``.
+
+    Parameters ``x1, x2`` in [0, 1]. The hypervolume of the true front w.r.t. the reference point
+    (18, 6) is :attr:`MAX_HV` (BoTorch's NSGA-II estimate), for benchmark scores only.
+
+    Args:
+        sigma: noise standard deviation of (branin, currin) per sample.
+        delay_s: seconds each call sleeps, to emulate an expensive simulator.
+    """
+
+    outputs = ("branin", "currin")
+    parameters = ("x1", "x2")
+    REF_POINT = (18.0, 6.0)
+    MAX_HV = 59.36011874867746
+
+    def __init__(self, sigma: tuple[float, float] | list[float] = (15.0, 0.5), delay_s: float = 0.0) -> None:
+        from botorch.test_functions.multi_objective import BraninCurrin as _BC
+
+        if len(sigma) != 2 or min(sigma) < 0:
+            raise ValueError("sigma must be two non-negative numbers (branin, currin)")
+        self.sigma = torch.tensor([float(s) for s in sigma], dtype=torch.float64)
+        self.delay_s = float(delay_s)
+        self._f = _BC()
+
+    def default_params(self) -> dict[str, float]:
+        return {"x1": 0.5, "x2": 0.5}
+
+    def expected(self, x: Tensor) -> Tensor:
+        """Noise-free objectives: ``x [..., 2]`` → ``[..., 2]`` (branin, currin)."""
+        return self._f.evaluate_true(x.to(torch.float64))
+
+    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray:
+        emulate_cost(self.delay_s)
+        x = torch.tensor([[float(params["x1"]), float(params["x2"])]], dtype=torch.float64)
+        gen = torch.Generator().manual_seed(int(seed))
+        y = self.expected(x) + self.sigma * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+        return y.numpy()

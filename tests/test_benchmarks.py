@@ -108,3 +108,19 @@ def test_vectorised_over_batches() -> None:
     out = sim.expected(x)
     assert out.shape == (7, 3)
     assert float(out[2, 1]) == pytest.approx(float(sim.expected(x[2, 1])))
+
+
+def test_branin_currin_is_botorchs_problem_observed_through_its_noise() -> None:
+    import numpy as np
+    import torch
+    from botorch.test_functions.multi_objective import BraninCurrin as Reference
+
+    from simulators.benchmarks import BraninCurrin
+
+    sim = BraninCurrin(sigma=(15.0, 0.5))
+    x = {"x1": 0.3, "x2": 0.7}
+    y = sim.simulate(x, 20000, seed=4)
+    truth = Reference().evaluate_true(torch.tensor([[0.3, 0.7]], dtype=torch.float64))[0].numpy()
+    assert y.shape == (20000, 2)
+    assert np.allclose(y.mean(0), truth, atol=4 * np.array([15.0, 0.5]) / np.sqrt(20000))
+    assert np.allclose(y.std(0), [15.0, 0.5], rtol=0.03)
