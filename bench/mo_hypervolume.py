@@ -116,7 +116,8 @@ def main() -> None:
         done = set()
         if a.out.exists():
             done = {(r["strategy"], r["seed"], r["calls"]) for r in map(json.loads, a.out.read_text().splitlines())}
-        todo = [(s, seed, a.calls) for s in a.strategies for seed in a.seeds if (s, seed, a.calls) not in done]
+        # seed-major, so an interrupted run leaves every strategy with about as many seeds
+        todo = [(s, seed, a.calls) for seed in a.seeds for s in a.strategies if (s, seed, a.calls) not in done]
         a.out.parent.mkdir(parents=True, exist_ok=True)
         os.environ["OMP_NUM_THREADS"] = "1"
         with mp.get_context("spawn").Pool(a.jobs) as pool, open(a.out, "a") as fh:

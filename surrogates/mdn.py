@@ -24,14 +24,22 @@ class MDN(Surrogate):
         steps: gradient steps of the first fit; refit_steps: of each later (warm) fit.
         batch: rows per step. lr: Adam learning rate.
         theta_noise: std of Gaussian noise added to θ while training (regularises between sparse θs).
+        clip_to_data: where more than 1 % of an output's training values sit exactly on its smallest (or
+            largest) value, clip generated samples there. Such a point mass on a hard bound (hit weights that
+            are exactly 0 for most muons) is then kept; a Gaussian mixture alone spreads it across the bound.
+            Continuous outputs have no such atom and are never clipped, so the surrogate can still predict
+            values beyond those seen (which WU-GO's optimism needs).
     """
 
     def __init__(self, dim: int, k: int, seed: int = 0, components: int = 8, hidden: int = 64, layers: int = 2,
                  steps: int = 1500, refit_steps: int = 400, batch: int = 512, lr: float = 3e-3,
-                 theta_noise: float = 0.01) -> None:
+                 theta_noise: float = 0.01, clip_to_data: bool = True) -> None:
         super().__init__(dim, k, seed)
         self.C, self.steps, self.refit_steps, self.batch, self.lr = components, steps, refit_steps, batch, lr
         self.theta_noise = theta_noise
+        self.clip_to_data = clip_to_data
+        self.lo = torch.full((k,), -torch.inf, dtype=torch.float64)
+        self.hi = torch.full((k,), torch.inf, dtype=torch.float64)
         self.n_tril = k * (k + 1) // 2
         torch.manual_seed(seed)
         self.net = mlp(dim, components * (1 + k + self.n_tril), hidden, layers)
@@ -68,6 +76,11 @@ class MDN(Surrogate):
     def fit(self, theta: Tensor, samples: Tensor) -> None:
         N, n, k = samples.shape
         self.scaler.fit(samples)
+        flat = samples.reshape(-1, k).double()
+        lo, hi = flat.min(0).values, flat.max(0).values
+        inf = torch.full_like(lo, torch.inf)
+        self.lo = torch.where((flat == lo).double().mean(0) > 0.01, lo, -inf)
+        self.hi = torch.where((flat == hi).double().mean(0) > 0.01, hi, inf)
         y = self.scaler.forward(samples).reshape(N * n, k)
         th = theta.float()
         g = torch.Generator().manual_seed(self.seed * 7919 + self.fits)
@@ -101,12 +114,16 @@ class MDN(Surrogate):
         mu = torch.gather(means, 1, comp[..., None].expand(M, n, self.k))
         Lc = torch.gather(L, 1, comp[..., None, None].expand(M, n, self.k, self.k))
         z = mu + (Lc @ eps.expand(M, n, self.k)[..., None]).squeeze(-1)
-        return self.scaler.inverse(z)
+        out = self.scaler.inverse(z)
+        return torch.maximum(torch.minimum(out, self.hi), self.lo) if self.clip_to_data else out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "scaler": self.scaler.state(), "fits": self.fits}
+        return {"net": self.net.state_dict(), "scaler": self.scaler.state(), "fits": self.fits,
+                "range": (self.lo, self.hi)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         self.scaler.load(state["scaler"])
         self.fits = state["fits"]
+        if "range" in state:  # states saved before clipping existed have none
+            self.lo, self.hi = state["range"]
