@@ -39,21 +39,19 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 }
 
 
-def run_one(problem: str, strategy: str, seed: int, calls: int) -> dict[str, Any]:
-    """One seeded campaign; returns its scores and per-iteration strategy time."""
+def run_study(path: str, strategy: dict[str, Any], seed: int, calls: int) -> tuple[Any, list[Any], float]:
+    """One seeded inline campaign of the study at ``path`` (relative to the repository) with ``strategy``
+    swapped in and ``calls`` in all. Returns the study, its records in call order and the wall time."""
     import torch
 
     torch.set_num_threads(1)
     from optimizer.campaign import Campaign, run_campaign
-    from optimizer.executors import build_simulator
     from optimizer.study import validate_study
 
-    path, eps = PROBLEMS[problem]
     data = yaml.safe_load((ROOT / path).read_text())
     init = data["budget"]["initial_design"]
-    data.update(seed=seed, budget={"calls": init + calls, "initial_design": init},
-                execution={"backend": "inline"})
-    data["strategy"] = {**STRATEGIES[strategy], "initial_design": data["strategy"]["initial_design"]}
+    data.update(seed=seed, budget={"calls": calls, "initial_design": init}, execution={"backend": "inline"})
+    data["strategy"] = {**strategy, "initial_design": data["strategy"]["initial_design"]}
     study = validate_study(data)
     with tempfile.TemporaryDirectory() as d:
         camp = Campaign.create(Path(d) / "c", study, yaml.safe_dump(data), source=path)
@@ -61,6 +59,16 @@ def run_one(problem: str, strategy: str, seed: int, calls: int) -> dict[str, Any
         run_campaign(camp, study)
         wall = time.time() - t0
         recs = sorted(camp.records().values(), key=lambda r: r.call_id)
+    return study, recs, wall
+
+
+def run_one(problem: str, strategy: str, seed: int, calls: int) -> dict[str, Any]:
+    """One seeded campaign; returns its scores and per-iteration strategy time."""
+    from optimizer.executors import build_simulator
+
+    path, eps = PROBLEMS[problem]
+    init = yaml.safe_load((ROOT / path).read_text())["budget"]["initial_design"]
+    study, recs, wall = run_study(path, STRATEGIES[strategy], seed, init + calls)
     sim = build_simulator(study.simulator)
     names = list(study.parameters)
     opt = np.array([[o[n] for n in names] for o in sim.known_optima()])

@@ -15,13 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import run_study  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = "studies/benchmarks/branin_currin.yaml"
@@ -49,23 +51,8 @@ def true_hypervolume_trace(theta: np.ndarray) -> np.ndarray:
 
 
 def run_one(strategy: str, seed: int, calls: int) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(1)
-    from optimizer.campaign import Campaign, run_campaign
-    from optimizer.study import validate_study
-
-    data = yaml.safe_load((ROOT / STUDY).read_text())
-    init = data["budget"]["initial_design"]
-    data.update(seed=seed, budget={"calls": calls, "initial_design": init}, execution={"backend": "inline"})
-    data["strategy"] = {**STRATEGIES[strategy], "initial_design": data["strategy"]["initial_design"]}
-    study = validate_study(data)
-    with tempfile.TemporaryDirectory() as d:
-        camp = Campaign.create(Path(d) / "c", study, yaml.safe_dump(data), source=STUDY)
-        t0 = time.time()
-        run_campaign(camp, study)
-        wall = time.time() - t0
-        recs = sorted(camp.records().values(), key=lambda r: r.call_id)
+    init = yaml.safe_load((ROOT / STUDY).read_text())["budget"]["initial_design"]
+    _, recs, wall = run_study(STUDY, STRATEGIES[strategy], seed, calls)
     theta = np.array([[r.params["x1"], r.params["x2"]] for r in recs])
     hv = true_hypervolume_trace(theta)
     return {"strategy": strategy, "seed": seed, "calls": calls, "init": init, "hv": hv.tolist(), "wall_s": wall,
