@@ -1,6 +1,6 @@
 """Worker utilisation of whole campaigns through Ray: wall time vs the ideal budget·T/W.
 
-    python bench/utilisation.py [--workers 4] [--duration 10] [--calls 40] [--strategies sobol wugo gp]
+    python bench/utilisation.py [--workers 4] [--duration 10] [--calls 64] [--strategies sobol wugo gp]
                                 [--queue-ahead 1 0] [--repeats 1]
 
 A sleep-based simulator of fixed duration T (no CPU use, so W workers fit on any machine) runs
@@ -70,7 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per simulator call (T)")
-    ap.add_argument("--calls", type=int, default=40)
+    ap.add_argument("--calls", type=int, default=64)
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     ap.add_argument("--queue-ahead", nargs="+", type=int, default=[1, 0])
     ap.add_argument("--repeats", type=int, default=1)

@@ -14,7 +14,7 @@ import json
 import platform
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -350,29 +350,36 @@ def run_campaign(
             records[cid] = rec
             return rec
 
-        def propose(free: int) -> list[CallRecord]:
-            """Up to ``free`` calls to start now: re-runs, baselines, initial design, then the strategy."""
+        def propose(free: int) -> Iterator[CallRecord]:
+            """Up to ``free`` calls to start now: re-runs, baselines, initial design, then the strategy.
+
+            A generator: each call is submitted before the next is chosen, so a worker starts as soon
+            as its design exists instead of waiting for a whole batch, and the strategy sees the calls
+            just submitted as pending points.
+            """
             nonlocal strategy_done
-            out: list[CallRecord] = []
-            while rerun and len(out) < free:
-                out.append(rerun.popleft())
-            while baselines and len(out) < free:
+            n = 0
+            while rerun and n < free:
+                n += 1
+                yield rerun.popleft()
+            while baselines and n < free:
                 b = baselines.popleft()
-                out.append(new_call("baseline", space.to_unit(space.from_params(b.params)), label=b.name))
-            while n_issued() < min(n_init, budget) and len(out) < free:
-                out.append(new_call("initial", init_points[n_issued()]))
-            want = min(free - len(out), budget - n_issued())
-            if want <= 0 or strategy_done:
-                return out
+                n += 1
+                yield new_call("baseline", space.to_unit(space.from_params(b.params)), label=b.name)
+            while n_issued() < min(n_init, budget) and n < free:
+                n += 1
+                yield new_call("initial", init_points[n_issued()])
             initial_open = any(r.origin == "initial" and not r.done for r in records.values())
             if strategy.needs_initial_results and initial_open:
-                return out
-            pending = np.array([r.unit for r in [*in_flight.values(), *out]], dtype=float).reshape(-1, space.dim)
-            points = np.asarray(strategy.ask(history(), pending, want), dtype=float).reshape(-1, space.dim)
-            if len(points) == 0 and not in_flight and not out:
-                strategy_done = True
-            out += [new_call("strategy", p) for p in points[:want]]
-            return out
+                return
+            while n < free and n_issued() < budget and not strategy_done:
+                pending = np.array([r.unit for r in in_flight.values()], dtype=float).reshape(-1, space.dim)
+                points = np.asarray(strategy.ask(history(), pending, 1), dtype=float).reshape(-1, space.dim)
+                if len(points) == 0:
+                    strategy_done = not in_flight
+                    return
+                n += 1
+                yield new_call("strategy", points[0])
 
         def submit(rec: CallRecord) -> None:
             rec.attempts += 1

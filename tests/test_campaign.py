@@ -237,6 +237,44 @@ def test_strategy_sees_pending_points(write_study, tmp_path: Path, monkeypatch) 
     assert len(recs) == 8
 
 
+class DrainingExecutor(InterruptAfter):
+    """Every call in flight finishes at once, so the driver has ``capacity`` free workers to fill."""
+
+    def __init__(self, study: Any, capacity: int, log: list[tuple[str, int]]) -> None:
+        super().__init__(study, k=0, capacity=capacity)
+        self.log = log
+
+    def submit(self, request: CallRequest) -> None:
+        self.log.append(("submit", request.call_id))
+        super().submit(request)
+
+    def wait(self, timeout: float | None = None) -> list[CallOutcome]:
+        out = [execute_call(self.spec, r) for r in self.q]
+        self.q.clear()
+        return out
+
+
+def test_free_workers_get_their_designs_one_at_a_time(write_study, tmp_path: Path, monkeypatch) -> None:
+    """Each design is submitted before the next is chosen, and the next ask sees it as pending."""
+    from optimizer.strategies.base import SobolStrategy
+
+    log: list[tuple[str, int]] = []
+    orig = SobolStrategy.ask
+
+    def spy(self, history, pending, n):
+        log.append(("ask", len(pending)))
+        assert n == 1
+        return orig(self, history, pending, n)
+
+    monkeypatch.setattr(SobolStrategy, "ask", spy)
+    camp, study = start(write_study, tmp_path, base_study(budget={"calls": 9, "initial_design": 3}))
+    run_campaign(camp, study, executor=DrainingExecutor(study, capacity=3, log=log))
+    assert log == [("submit", 1), ("submit", 2), ("submit", 3),
+                   ("ask", 0), ("submit", 4), ("ask", 1), ("submit", 5), ("ask", 2), ("submit", 6),
+                   ("ask", 0), ("submit", 7), ("ask", 1), ("submit", 8), ("ask", 2), ("submit", 9)]
+    assert len(camp.records()) == 9
+
+
 def test_function_simulator_with_two_outputs(write_study, tmp_path: Path) -> None:
     data = base_study(
         parameters={"x1": {"low": -1, "high": 1}},

@@ -40,6 +40,25 @@ def test_pending_points_change_the_proposal() -> None:
     assert np.linalg.norm(again - alone) > 1e-3
 
 
+def test_one_fit_serves_every_ask_on_the_same_history(monkeypatch) -> None:
+    """The campaign asks once per free worker; the GP is refitted only when the history changes."""
+    strat, space = make()
+    fits = []
+    orig = GPStrategy.fit_model
+    monkeypatch.setattr(GPStrategy, "fit_model", lambda self, h: fits.append(len(h)) or orig(self, h))
+    h = StrategyConformance.make_history(space, 8)
+    strat.tell(h)
+    first = strat.ask(h, np.zeros((0, 2)), 1)
+    strat.ask(h, first, 1)
+    assert fits == [8]
+    h.objectives[0, 0] += 1.0  # a changed value is a new history
+    strat.ask(h, np.zeros((0, 2)), 1)
+    assert fits == [8, 8]
+    h9 = StrategyConformance.make_history(space, 9)
+    strat.ask(h9, np.zeros((0, 2)), 1)
+    assert fits == [8, 8, 9]
+
+
 def test_bad_options_rejected() -> None:
     with pytest.raises(ValueError, match="acquisition"):
         make(acquisition="pi")

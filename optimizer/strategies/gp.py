@@ -62,6 +62,8 @@ class GPStrategy(Strategy):
         self.acquisition, self.beta, self.noise = acquisition, beta, noise
         self.opt = dict(num_restarts=num_restarts, raw_samples=raw_samples, maxiter=maxiter,
                         mc_samples=mc_samples, timeout_sec=timeout_sec)
+        self._model: Any = None
+        self._model_key: bytes | None = None
 
     @property
     def m(self) -> int:
@@ -78,6 +80,23 @@ class GPStrategy(Strategy):
         # floor the noise: a zero-variance outcome (a deterministic cost) makes the kernel matrix singular
         floor = 1e-6 * np.maximum(Y.var(0), 1e-12)
         return torch.as_tensor(Y, dtype=torch.float64), torch.as_tensor(np.maximum(sems**2, floor), dtype=torch.float64)
+
+    def tell(self, history: History) -> None:
+        if len(history):
+            self.model(history)
+
+    def model(self, history: History) -> Any:
+        """The GP fitted on ``history``, refitted only when the history changed.
+
+        A campaign asks for one design per free worker; the fit is shared by those asks.
+        """
+        key = b"".join(np.ascontiguousarray(a).tobytes() for a in
+                       (history.call_ids, history.theta, history.objectives, history.objective_sems,
+                        history.constraints, history.feasible))
+        if self._model is None or key != self._model_key:
+            torch.manual_seed(int(np.random.SeedSequence([self.seed, len(history)]).generate_state(1)[0]))
+            self._model, self._model_key = self.fit_model(history), key
+        return self._model
 
     def fit_model(self, history: History) -> Any:
         """A fitted multi-output ``SingleTaskGP`` on X ``[N, d]`` and :meth:`outcomes`."""
@@ -119,8 +138,8 @@ class GPStrategy(Strategy):
             from optimizer.strategies.base import sobol_points
 
             return sobol_points(self.space.dim, self.seed, history.n_issued, n)
+        gp = self.model(history)
         torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0]))
-        gp = self.fit_model(history)
         X = torch.as_tensor(history.theta, dtype=torch.float64)
         X_pending = torch.as_tensor(pending, dtype=torch.float64) if len(pending) else None
         sampler = SobolQMCNormalSampler(torch.Size([self.opt["mc_samples"]]), seed=self.seed + history.n_issued)
