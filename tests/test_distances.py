@@ -19,55 +19,46 @@ def _sets(seed: int, B: int, n: int, k: int = 1) -> torch.Tensor:
     return loc + scale * skew
 
 
+def _bank_distances(stored: torch.Tensor, cands: torch.Tensor, distance: str, **options) -> np.ndarray:
+    """``[T, n, k]`` stored sets, ``[C, m, k]`` candidates → the bank's ``[C, T]`` distance matrix."""
+    bank = DistributionBank(distance, **options)
+    for j in range(len(stored)):
+        bank.add(j, stored[j])
+    return bank.distances(cands).numpy()
+
+
+def _assert_pairs(D: np.ndarray, ref, rel: float, abs: float = 0.0) -> None:
+    for i, j in np.ndindex(*D.shape):
+        assert D[i, j] == pytest.approx(ref(i, j), rel=rel, abs=abs), (i, j)
+
+
 @pytest.mark.parametrize("p", [1, 2])
 def test_w_matches_pot_equal_sizes(p: int) -> None:
     c, t = _sets(0, 6, 200), _sets(1, 4, 200)
-    bank = DistributionBank("w1" if p == 1 else "w2", levels=200)
-    for i in range(4):
-        bank.add(i, t[i])
-    D = bank.distances(c).numpy()
-    for i in range(6):
-        for j in range(4):
-            ref = ot.wasserstein_1d(c[i, :, 0].numpy(), t[j, :, 0].numpy(), p=p) ** (1 / p)
-            assert D[i, j] == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    D = _bank_distances(t, c, "w1" if p == 1 else "w2", levels=200)
+    _assert_pairs(D, lambda i, j: ot.wasserstein_1d(c[i, :, 0].numpy(), t[j, :, 0].numpy(), p=p) ** (1 / p),
+                  rel=1e-9, abs=1e-12)
 
 
 def test_w1_matches_emd2_lp() -> None:
     c, t = _sets(2, 3, 100), _sets(3, 2, 100)
-    bank = DistributionBank("w1", levels=100)
-    for j in range(2):
-        bank.add(j, t[j])
-    D = bank.distances(c).numpy()
-    for i in range(3):
-        for j in range(2):
-            M = ot.dist(c[i].numpy(), t[j].numpy(), metric="euclidean")
-            ref = ot.emd2(np.full(100, 0.01), np.full(100, 0.01), M)
-            assert D[i, j] == pytest.approx(ref, rel=1e-7)
+    D = _bank_distances(t, c, "w1", levels=100)
+    u = np.full(100, 0.01)
+    _assert_pairs(D, lambda i, j: ot.emd2(u, u, ot.dist(c[i].numpy(), t[j].numpy(), metric="euclidean")), rel=1e-7)
 
 
 def test_unequal_sizes_close_to_pot() -> None:
     c, t = _sets(4, 5, 256), _sets(5, 3, 1000)
-    bank = DistributionBank("w2")  # K = 1000 from the stored sets
-    for j in range(3):
-        bank.add(j, t[j])
-    D = bank.distances(c).numpy()
-    for i in range(5):
-        for j in range(3):
-            ref = ot.wasserstein_1d(c[i, :, 0].numpy(), t[j, :, 0].numpy(), p=2) ** 0.5
-            assert D[i, j] == pytest.approx(ref, rel=0.03, abs=0.01)
+    D = _bank_distances(t, c, "w2")  # K = 1000 from the stored sets
+    _assert_pairs(D, lambda i, j: ot.wasserstein_1d(c[i, :, 0].numpy(), t[j, :, 0].numpy(), p=2) ** 0.5,
+                  rel=0.03, abs=0.01)
 
 
 def test_energy_matches_scipy() -> None:
     c, t = _sets(6, 8, 1000), _sets(7, 5, 1000)
-    bank = DistributionBank("energy", energy_grid=4096)
-    for j in range(5):
-        bank.add(j, t[j])
-    D = bank.distances(c).numpy()
     # the bank summarises stored sets by K=256 quantiles; compare with scipy on the raw samples
-    for i in range(8):
-        for j in range(5):
-            ref = energy_distance(c[i, :, 0].numpy(), t[j, :, 0].numpy())
-            assert D[i, j] == pytest.approx(ref, rel=0.03, abs=0.01)
+    D = _bank_distances(t, c, "energy", energy_grid=4096)
+    _assert_pairs(D, lambda i, j: energy_distance(c[i, :, 0].numpy(), t[j, :, 0].numpy()), rel=0.03, abs=0.01)
 
 
 def test_energy_grows_like_sqrt_of_shift() -> None:
