@@ -29,15 +29,20 @@ class MDN(Surrogate):
             are exactly 0 for most muons) is then kept; a Gaussian mixture alone spreads it across the bound.
             Continuous outputs have no such atom and are never clipped, so the surrogate can still predict
             values beyond those seen (which WU-GO's optimism needs).
+        censor: with ``clip_to_data``, train on the atom's values as censored (a Tobit likelihood: the
+            mixture's probability of lying beyond the bound, not its density at it). Clipping the samples
+            then reproduces the atom's weight by construction. A row with one censored output is exact
+            (the censored output's Gaussian conditional on the observed ones); with several, they are taken
+            as independent given the observed outputs.
     """
 
     def __init__(self, dim: int, k: int, seed: int = 0, components: int = 8, hidden: int = 64, layers: int = 2,
                  steps: int = 1500, refit_steps: int = 400, batch: int = 512, lr: float = 3e-3,
-                 theta_noise: float = 0.01, clip_to_data: bool = True) -> None:
+                 theta_noise: float = 0.01, clip_to_data: bool = True, censor: bool = True) -> None:
         super().__init__(dim, k, seed)
         self.C, self.steps, self.refit_steps, self.batch, self.lr = components, steps, refit_steps, batch, lr
         self.theta_noise = theta_noise
-        self.clip_to_data = clip_to_data
+        self.clip_to_data, self.censor = clip_to_data, censor
         self.lo = torch.full((k,), -torch.inf, dtype=torch.float64)
         self.hi = torch.full((k,), torch.inf, dtype=torch.float64)
         self.n_tril = k * (k + 1) // 2
@@ -60,18 +65,63 @@ class MDN(Surrogate):
         diag = torch.nn.functional.softplus(torch.diagonal(L, dim1=-2, dim2=-1)) + 1e-3
         return logits, means, torch.tril(L, -1) + torch.diag_embed(diag)
 
-    def log_prob(self, theta: Tensor, y: Tensor) -> Tensor:
-        """Log density of standardised ``y [M, k]`` at ``theta [M, d]`` → ``[M]``."""
+    def log_prob(self, theta: Tensor, y: Tensor, state: Tensor | None = None) -> Tensor:
+        """Log likelihood of standardised ``y [M, k]`` at ``theta [M, d]`` → ``[M]``.
+
+        ``state [M, k]`` (optional): 0 observed, 1 censored at the lower atom, 2 at the upper atom.
+        """
         logits, means, L = self._params(theta)
+        logw = torch.log_softmax(logits, -1)
+        if state is None or not bool(state.any()):
+            return torch.logsumexp(logw + self._log_density(means, L, y), -1)
+        if self.k == 1:  # fast path: no grouping by censoring pattern
+            lower = state == 1  # [M, 1]
+            bound = torch.where(state > 0, torch.where(lower, self._lo_std, self._hi_std), 0.0).to(means.dtype)
+            sign = torch.where(lower, 1.0, -1.0).to(means.dtype)  # unused bounds are 0: ±inf would make NaN gradients
+            cdf = torch.special.log_ndtr(sign * (bound - means[..., 0]) / L[..., 0, 0])
+            return torch.logsumexp(logw + torch.where(state > 0, cdf, self._log_density(means, L, y)), -1)
+        out = torch.empty(y.shape[0], dtype=means.dtype)
+        codes = (state * 3 ** torch.arange(self.k)).sum(1)
+        for code in codes.unique():
+            rows = codes == code
+            out[rows] = torch.logsumexp(logw[rows] + self._log_censored(means[rows], L[rows], y[rows], state[rows][0]), -1)
+        return out
+
+    def _log_density(self, means: Tensor, L: Tensor, y: Tensor) -> Tensor:
+        """Per-component log densities ``[M, C]`` of ``y [M, k]``."""
         diff = y[:, None, :] - means  # [M, C, k]
         if self.k == 1:
             scale = L[..., 0, 0]
-            comp = -0.5 * (diff[..., 0] / scale).pow(2) - scale.log() - 0.5 * math.log(2 * math.pi)
-        else:
-            z = torch.linalg.solve_triangular(L, diff[..., None], upper=False).squeeze(-1)
-            logdet = torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
-            comp = -0.5 * z.pow(2).sum(-1) - logdet - 0.5 * self.k * math.log(2 * math.pi)
-        return torch.logsumexp(torch.log_softmax(logits, -1) + comp, -1)
+            return -0.5 * (diff[..., 0] / scale).pow(2) - scale.log() - 0.5 * math.log(2 * math.pi)
+        z = torch.linalg.solve_triangular(L, diff[..., None], upper=False).squeeze(-1)
+        logdet = torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
+        return -0.5 * z.pow(2).sum(-1) - logdet - 0.5 * self.k * math.log(2 * math.pi)
+
+    def _log_censored(self, means: Tensor, L: Tensor, y: Tensor, state: Tensor) -> Tensor:
+        """Per-component ``[M, C]`` log of density(observed outputs) · P(censored ones beyond their bounds | observed),
+        for rows sharing one censoring ``state [k]``."""
+        cens = state > 0
+        perm = torch.cat([torch.nonzero(~cens)[:, 0], torch.nonzero(cens)[:, 0]])
+        o = int((~cens).sum())
+        if self.k > 1 and not torch.equal(perm, torch.arange(self.k)):
+            # observed outputs first: the Cholesky factor's leading block is then their marginal
+            cov = L @ L.transpose(-1, -2)
+            L = torch.linalg.cholesky(cov[..., perm, :][..., perm])
+        m, yp = means[..., perm], y[:, perm]
+        comp = torch.zeros(means.shape[:2], dtype=means.dtype)
+        cmean = m[..., o:]
+        if o > 0:
+            Loo = L[..., :o, :o]
+            z = torch.linalg.solve_triangular(Loo, (yp[:, None, :o] - m[..., :o])[..., None], upper=False).squeeze(-1)
+            comp = -0.5 * z.pow(2).sum(-1) - torch.log(torch.diagonal(Loo, dim1=-2, dim2=-1)).sum(-1) \
+                - 0.5 * o * math.log(2 * math.pi)
+            cmean = cmean + (L[..., o:, :o] @ z[..., None]).squeeze(-1)
+        csd = L[..., o:, o:].pow(2).sum(-1).sqrt()  # conditional sd of each censored output given the observed
+        idx = perm[o:]
+        lower = state[idx] == 1
+        bound = torch.where(lower, self._lo_std[idx], self._hi_std[idx]).to(means.dtype)
+        sign = torch.where(lower, 1.0, -1.0).to(means.dtype)
+        return comp + torch.special.log_ndtr(sign * (bound - cmean) / csd).sum(-1)
 
     def fit(self, theta: Tensor, samples: Tensor) -> None:
         N, n, k = samples.shape
@@ -82,6 +132,10 @@ class MDN(Surrogate):
         self.lo = torch.where((flat == lo).double().mean(0) > 0.01, lo, -inf)
         self.hi = torch.where((flat == hi).double().mean(0) > 0.01, hi, inf)
         y = self.scaler.forward(samples).reshape(N * n, k)
+        state = None
+        if self.clip_to_data and self.censor and (torch.isfinite(self.lo) | torch.isfinite(self.hi)).any():
+            self._lo_std, self._hi_std = self.scaler.forward(self.lo[None])[0], self.scaler.forward(self.hi[None])[0]
+            state = ((flat == self.lo).long() + 2 * ((flat == self.hi) & (flat != self.lo)).long())
         th = theta.float()
         g = torch.Generator().manual_seed(self.seed * 7919 + self.fits)
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
@@ -93,7 +147,7 @@ class MDN(Surrogate):
             t = th[rows // n]
             if self.theta_noise > 0:
                 t = t + self.theta_noise * torch.randn(t.shape, generator=g)
-            loss = -self.log_prob(t, y[rows]).mean()
+            loss = -self.log_prob(t, y[rows], None if state is None else state[rows]).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
