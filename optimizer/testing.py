@@ -32,6 +32,26 @@ def params_inside(sim: Any, rng: np.random.Generator, bounds: dict[str, tuple[fl
     return {n: float(rng.uniform(*bounds.get(n, (-1.0, 1.0)))) for n in names}
 
 
+# -- known conditional distributions with point masses (surrogate checks and bench/point_mass.py) ----------
+def zero_inflated_hits(theta: Any, n: int, generator: Any) -> Any:
+    """``theta [M, 1]`` → ``[M, n, 1]``: a hit weight, Exp(1) with probability 0.2 + 0.6θ, else exactly 0."""
+    import torch
+
+    hit = torch.rand(theta.shape[0], n, generator=generator) < (0.2 + 0.6 * theta)
+    w = torch.empty(theta.shape[0], n, dtype=torch.float64).exponential_(1.0, generator=generator)
+    return torch.where(hit, w, torch.zeros_like(w))[..., None]
+
+
+def censored_pair(theta: Any, n: int, generator: Any) -> Any:
+    """``theta [M, 1]`` → ``[M, n, 2]``: x ~ N(θ, 0.3²) and y = clamp(x + N(0, 0.5²), 0, 1.5), which has
+    point masses at both bounds and is correlated with x."""
+    import torch
+
+    x = theta + 0.3 * torch.randn(theta.shape[0], n, generator=generator, dtype=torch.float64)
+    y = (x + 0.5 * torch.randn(theta.shape[0], n, generator=generator, dtype=torch.float64)).clamp(0.0, 1.5)
+    return torch.stack([x, y], -1)
+
+
 class SimulatorConformance:
     """Fixtures: ``simulator``; optionally ``simulator_params`` (a valid θ)."""
 

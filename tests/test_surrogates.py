@@ -9,7 +9,7 @@ import ot
 import pytest
 import torch
 
-from optimizer.testing import SurrogateConformance
+from optimizer.testing import SurrogateConformance, censored_pair, zero_inflated_hits
 from surrogates import SURROGATES
 from surrogates.wgan import PRESETS
 
@@ -73,9 +73,7 @@ def test_mdn_censored_output_beside_a_continuous_one() -> None:
     g = torch.Generator().manual_seed(5)
 
     def truth(theta: torch.Tensor, n: int) -> torch.Tensor:
-        x = theta + 0.3 * torch.randn(theta.shape[0], n, generator=g, dtype=torch.float64)
-        y = (x + 0.5 * torch.randn(theta.shape[0], n, generator=g, dtype=torch.float64)).clamp(0.0, 1.5)
-        return torch.stack([x, y], -1)
+        return censored_pair(theta, n, g)
 
     theta = torch.rand(30, 1, generator=g)
     model = SURROGATES.get("mdn")(1, 2, seed=0)
@@ -102,9 +100,7 @@ def test_mdn_models_a_point_mass_on_a_hard_bound() -> None:
     g = torch.Generator().manual_seed(3)
 
     def truth(theta: torch.Tensor, n: int) -> torch.Tensor:
-        hit = torch.rand(theta.shape[0], n, generator=g) < (0.2 + 0.6 * theta)
-        w = torch.empty(theta.shape[0], n, dtype=torch.float64).exponential_(1.0, generator=g)
-        return torch.where(hit, w, torch.zeros_like(w))[..., None]
+        return zero_inflated_hits(theta, n, g)
 
     theta = torch.rand(30, 1, generator=g)
     data = truth(theta, 300)
