@@ -49,13 +49,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         candidates=10201, generated=1000, top_k=0, radii=[], perturbations=0, common_random_numbers=False,
     ),
 }
-OPTIONS = set(PRESETS["default"]) | {"objective", "objectives", "target", "plateau", "plateau_tol", "min_distance", "chunk"}
+OPTIONS = set(PRESETS["default"]) | {"objective", "objectives", "target", "plateau", "plateau_tol", "min_distance", "chunk",
+                                     "projections"}
 
 
 class WUGOStrategy(Strategy):
     """Options (study ``strategy.options``): ``preset`` and any key of :data:`PRESETS` to override it,
     plus ``objective`` (default: the first), ``target``, ``plateau`` (calls), ``plateau_tol``,
-    ``min_distance`` (unit-cube distance under which a point counts as already evaluated)."""
+    ``min_distance`` (unit-cube distance under which a point counts as already evaluated), ``projections``
+    (random directions of the sliced distance for k > 1 outputs; default 4·k, at most 32)."""
 
     needs_initial_results = True
 
@@ -67,7 +69,7 @@ class WUGOStrategy(Strategy):
         if unknown:
             raise ValueError(f"strategy.options: unknown WU-GO options {sorted(unknown)}; known: {sorted(OPTIONS)}")
         cfg = {**PRESETS[preset], "objective": None, "objectives": None, "target": None, "plateau": None,
-               "plateau_tol": 0.0, "min_distance": 1e-6, "chunk": 2048, **options}
+               "plateau_tol": 0.0, "min_distance": 1e-6, "chunk": 2048, "projections": None, **options}
         if cfg["distance"] not in DISTANCES:
             raise ValueError(f"strategy.options.distance: must be one of {DISTANCES}")
         if cfg["acquisition"] not in ("grid", "refine"):
@@ -113,7 +115,9 @@ class WUGOStrategy(Strategy):
         from optimizer.executors import build_simulator
 
         self.surrogate = self.new_surrogate(k)
-        self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed)
+        # sliced distances for k > 1 outputs: 4 directions per output, at most 32
+        L = self.cfg["projections"] or min(32, 4 * k)
+        self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed, projections=L)
         try:
             self._sim = build_simulator(self.study.simulator)
             self.outputs = list(self._sim.outputs)
