@@ -425,12 +425,9 @@ def run_campaign(
                     final = rec.losses > MAX_LOST_RERUNS
                 elif status == "infeasible":
                     final = True
-                elif status in study.execution.retry_on:
+                else:  # kinds outside retry_on would fail the same way again
                     rec.failures += 1
-                    final = rec.failures > study.execution.retries
-                else:  # a failure that a re-run would repeat
-                    rec.failures += 1
-                    final = True
+                    final = status not in study.execution.retry_on or rec.failures > study.execution.retries
                 rec.status = ("infeasible" if status == "infeasible" else "failed") if final else "retry"
                 rec.error, rec.failure_kind = error, status
                 storage.append({"event": "failed", **common, "kind": status, "error": error, "final": final})

@@ -69,6 +69,10 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+#: Studies with more parameters than this leave them out of the status table.
+MAX_STATUS_PARAMETERS = 8
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from optimizer.campaign import Campaign, best_so_far
     from optimizer.executors import build_simulator
@@ -152,9 +156,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         con.print(f"closest evaluated design to a known optimum: {summary['distance_to_optimum']:.4g} "
                   f"(optimum value {summary['optimum_value']:.6g})")
     return 0
-
-
-MAX_STATUS_PARAMETERS = 8
 
 
 def cmd_export(args: argparse.Namespace) -> int:

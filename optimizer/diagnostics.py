@@ -108,6 +108,8 @@ def held_out(model: ReportModel, study: StudyConfig, calls: int = 4, generated: 
     """
     import ot
 
+    from optimizer.strategies.wugo import stack_common
+
     h = model.history
     N = len(h)
     if N < calls + 3:
@@ -116,10 +118,7 @@ def held_out(model: ReportModel, study: StudyConfig, calls: int = 4, generated: 
     keep = [i for i in range(N) if i not in picks]
     strat = model.strategy
     samples = [torch.as_tensor(np.asarray(h.samples(i)), dtype=torch.float64) for i in range(N)]
-    n = min(samples[i].shape[0] for i in keep)
-    g = torch.Generator().manual_seed(study.seed)
-    data = torch.stack([s if s.shape[0] == n else s[torch.randperm(s.shape[0], generator=g)[:n]]
-                        for s in (samples[i] for i in keep)])
+    data = stack_common([samples[i] for i in keep], torch.Generator().manual_seed(study.seed))
     fresh = strat.new_surrogate(data.shape[-1])
     with one_thread():
         fresh.fit(torch.as_tensor(h.theta[keep], dtype=torch.float32), data)

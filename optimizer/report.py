@@ -209,7 +209,7 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
         for i in order:  # best drawn last, on top
             ax.plot(range(len(names)), done[i].unit, color=cmap(norm(values[i])), lw=0.8, alpha=0.7)
         fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=name)
-    labels = [f"{p} [{study.parameters[p].unit}]" if study.parameters[p].unit else p for p in names]
+    labels = [_axis_label(study, p) for p in names]
     ax.set_xticks(range(len(names)), labels, rotation=60 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
                   fontsize=7 if len(names) > 12 else 9)
     ax.set_ylabel("position within bounds (0 = low, 1 = high)")

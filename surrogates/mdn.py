@@ -75,11 +75,8 @@ class MDN(Surrogate):
         if state is None or not bool(state.any()):
             return torch.logsumexp(logw + self._log_density(means, L, y), -1)
         if self.k == 1:  # fast path: no grouping by censoring pattern
-            lower = state == 1  # [M, 1]
-            bound = torch.where(state > 0, torch.where(lower, self._lo_std, self._hi_std), 0.0).to(means.dtype)
-            sign = torch.where(lower, 1.0, -1.0).to(means.dtype)  # unused bounds are 0: ±inf would make NaN gradients
-            cdf = torch.special.log_ndtr(sign * (bound - means[..., 0]) / L[..., 0, 0])
-            return torch.logsumexp(logw + torch.where(state > 0, cdf, self._log_density(means, L, y)), -1)
+            tail = self._log_beyond(state, torch.zeros(1, dtype=torch.long), means[..., 0], L[..., 0, 0])
+            return torch.logsumexp(logw + torch.where(state > 0, tail, self._log_density(means, L, y)), -1)
         out = torch.empty(y.shape[0], dtype=means.dtype)
         codes = (state * 3 ** torch.arange(self.k)).sum(1)
         for code in codes.unique():
@@ -118,10 +115,17 @@ class MDN(Surrogate):
             cmean = cmean + (L[..., o:, :o] @ z[..., None]).squeeze(-1)
         csd = L[..., o:, o:].pow(2).sum(-1).sqrt()  # conditional sd of each censored output given the observed
         idx = perm[o:]
-        lower = state[idx] == 1
-        bound = torch.where(lower, self._lo_std[idx], self._hi_std[idx]).to(means.dtype)
-        sign = torch.where(lower, 1.0, -1.0).to(means.dtype)
-        return comp + torch.special.log_ndtr(sign * (bound - cmean) / csd).sum(-1)
+        return comp + self._log_beyond(state[idx], idx, cmean, csd).sum(-1)
+
+    def _log_beyond(self, state: Tensor, idx: Tensor, mean: Tensor, sd: Tensor) -> Tensor:
+        """log P(a Gaussian (``mean``, ``sd``) output lies beyond its atom): at or below the lower one where
+        ``state`` is 1, at or above the upper one where it is 2. ``idx`` names the output columns of
+        ``state``'s last axis; entries with state 0 get a finite value that callers discard."""
+        lower = state == 1
+        # unused bounds are 0, not ±inf, which would make NaN gradients
+        bound = torch.where(state > 0, torch.where(lower, self._lo_std[idx], self._hi_std[idx]), 0.0).to(mean.dtype)
+        sign = torch.where(lower, 1.0, -1.0).to(mean.dtype)
+        return torch.special.log_ndtr(sign * (bound - mean) / sd)
 
     def fit(self, theta: Tensor, samples: Tensor) -> None:
         N, n, k = samples.shape

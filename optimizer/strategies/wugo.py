@@ -139,10 +139,8 @@ class WUGOStrategy(Strategy):
                 self.bank.add(cid, self._samples[cid])
         if ids == self._fitted_on:  # restored from a saved state: the model is already fitted on these calls
             return
-        n = min(self._samples[c].shape[0] for c in ids)
-        g = torch.Generator().manual_seed(self.seed + len(ids))
-        data = torch.stack([s if s.shape[0] == n else s[torch.randperm(s.shape[0], generator=g)[:n]]
-                            for s in (self._samples[c] for c in ids)])
+        data = stack_common(
+            [self._samples[c] for c in ids], torch.Generator().manual_seed(self.seed + len(ids)))
         self.surrogate.fit(torch.as_tensor(history.theta, dtype=torch.float32), data)
         self._fitted_on = ids
 
@@ -315,6 +313,14 @@ class WUGOStrategy(Strategy):
         finally:
             self.bank.remove_after(base)
         return np.array(chosen).reshape(-1, self.space.dim)
+
+
+def stack_common(samples: list[torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+    """Calls' samples ``[n_i, k]`` → ``[N, n, k]`` with n the smallest n_i: larger calls are subsampled at
+    random (simulators may return a varying number of rows, a surrogate fits a rectangular batch)."""
+    n = min(x.shape[0] for x in samples)
+    return torch.stack([x if x.shape[0] == n else x[torch.randperm(x.shape[0], generator=generator)[:n]]
+                        for x in samples])
 
 
 def _is_prime_square(n: int, d: int) -> bool:
