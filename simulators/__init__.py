@@ -24,6 +24,13 @@ SIMULATORS: Registry[type[Simulator]] = Registry(
         "sampling_calorimeter": "simulators.calorimeter:SamplingCalorimeter",
         # external programs
         "command": "simulators.command:CommandSimulator",
+        # output distributions that change shape with θ, exact true objectives (bench/distribution_family.py)
+        "family_skewed": "simulators.family:SkewedHeteroscedastic",
+        "family_bimodal": "simulators.family:Bimodal",
+        "family_point_mass": "simulators.family:PointMass",
+        "family_heavy_tail": "simulators.family:HeavyTail",
+        "family_hetero": "simulators.family:Heteroscedastic",
+        "family_correlated": "simulators.family:CorrelatedPair",
         # textbook variants
         "three_hump_camel": "simulators.benchmarks:ThreeHumpCamel",
         "ackley": "simulators.benchmarks:Ackley",
