@@ -183,6 +183,61 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_objective(text: str) -> tuple[str, Any]:
+    """``NAME={statistic: quantile, q: 0.99, output: hits}`` (YAML flow mapping) → (name, Objective)."""
+    import re
+
+    import yaml
+    from pydantic import ValidationError
+
+    from optimizer.study import Objective
+
+    name, sep, body = text.partition("=")
+    name = name.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}", name):
+        raise DetoptError("--objective: expected NAME={statistic: ..., ...}, e.g. 'bkg99={statistic: quantile, q: 0.99}'")
+    try:
+        data = yaml.safe_load(body) if body.strip() else {}
+    except yaml.YAMLError as err:
+        raise DetoptError(f"--objective: not a YAML mapping: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise DetoptError("--objective: the part after '=' must be a mapping, e.g. {statistic: quantile, q: 0.99}")
+    try:
+        return name, Objective.model_validate(data)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise DetoptError(f"--objective: {name}{'.' + field if field else ''}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def cmd_retarget(args: argparse.Namespace) -> int:
+    from optimizer.campaign import Campaign
+    from optimizer.retarget import retarget
+
+    camp = Campaign.open(args.dir)
+    name, objective = _parse_objective(args.objective)
+    res = retarget(camp, name, objective, propose=args.propose)
+    if args.json:
+        print(json.dumps(res.__dict__, indent=1, default=float))
+        return 0
+    study = camp.study()
+
+    def fmt_params(p: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={_fmt(v)}{study.parameters[k].unit and ' ' + study.parameters[k].unit}" for k, v in p.items())
+
+    print(f"{name} ({objective.statistic}, {objective.direction}) from {len(camp.records())} stored calls; "
+          f"model: {res.model}")
+    r, b = res.recommended, res.best_evaluated
+    print(f"recommended (surrogate's optimum): predicted {_fmt(r['predicted'])} at {fmt_params(r['params'])}")
+    print(f"best evaluated (by the surrogate): call {b['call']}, predicted {_fmt(b['predicted'])}, "
+          f"measured {_fmt(b['measured'])} ± {_fmt(b['measured_sem'])}")
+    for i, p in enumerate(res.proposals, 1):
+        print(f"proposal {i}: {fmt_params(p)}")
+    print("nothing was written; run the proposals with strategy: {name: listed, options: {designs: [...]}} "
+          "or --json for machine-readable output")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from optimizer.executors import EXECUTORS
     from optimizer.strategies import STRATEGIES
@@ -238,6 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-surrogate", action="store_true",
                     help="skip the surrogate views and the held-out check (they refit a model)")
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("retarget", help="re-optimise a new objective on the stored calls, without new calls",
+                        description="Recommend and propose designs for a new objective from the campaign's stored "
+                                    "samples and its generative surrogate. Writes nothing.")
+    sp.add_argument("dir", help="campaign directory")
+    sp.add_argument("--objective", required=True,
+                    help="NAME={statistic: quantile, q: 0.99, output: hits, direction: minimize} (a YAML mapping)")
+    sp.add_argument("--propose", type=int, default=4, help="next designs to propose (default 4)")
+    sp.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    sp.set_defaults(func=cmd_retarget)
 
     sp = sub.add_parser("list", help="registered simulators, strategies, executors", description="List registered names.")
     sp.add_argument("what", nargs="?", choices=["simulators", "strategies", "executors"])
