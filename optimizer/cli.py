@@ -238,6 +238,28 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    from optimizer.campaign import Campaign
+    from optimizer.sampling import check_output, generate, parse_design, write
+
+    camp = Campaign.open(args.dir)
+    params = parse_design(args.at, camp.study())
+    if args.n < 1:
+        raise DetoptError(f"-n: must be at least 1 (got {args.n})")
+    out = Path(args.output)
+    check_output(out)
+    gen = generate(camp, params, args.n, seed=args.seed)
+    write(gen, out)
+    print(f"{args.n} samples of {', '.join(gen.outputs)} generated at "
+          + ", ".join(f"{k}={_fmt(v)}" for k, v in gen.params.items()) + f" → {out}")
+    print(f"model: {gen.model}")
+    for h in gen.held_out:
+        flag = "  (well above the noise floor: do not trust the surrogate there)" if h["w1"] > 2 * max(h["w1_split"], h["w1_nearest"]) else ""
+        print(f"held-out call {h['call']}: W1 {h['w1']:.4g} (split-half floor {h['w1_split']:.4g}, "
+              f"nearest stored call {h['w1_nearest']:.4g}){flag}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from optimizer.executors import EXECUTORS
     from optimizer.strategies import STRATEGIES
@@ -303,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--propose", type=int, default=4, help="next designs to propose (default 4)")
     sp.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     sp.set_defaults(func=cmd_retarget)
+
+    sp = sub.add_parser("sample", help="generated samples of the campaign's surrogate at a design",
+                        description="The surrogate as a fast simulator: write N generated samples at a design, "
+                                    "with the held-out check of the surrogate that made them.")
+    sp.add_argument("dir", help="campaign directory")
+    sp.add_argument("--at", required=True, help="the design, NAME=VALUE for every parameter: x1=0.3,x2=2")
+    sp.add_argument("-n", type=int, default=10000, help="samples to generate (default 10000)")
+    sp.add_argument("--output", default="generated.csv", help="a .csv (header of output names) or .npy file")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the generated draws")
+    sp.set_defaults(func=cmd_sample)
 
     sp = sub.add_parser("list", help="registered simulators, strategies, executors", description="List registered names.")
     sp.add_argument("what", nargs="?", choices=["simulators", "strategies", "executors"])

@@ -80,3 +80,33 @@ def test_bad_objective_is_one_line_and_writes_nothing(campaign: Path, capsys, ob
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and field in err[0]
     assert _tree_hash(campaign) == before
+
+
+def test_sample_writes_generated_samples_with_the_held_out_check(campaign: Path, tmp_path: Path, capsys) -> None:
+    before = _tree_hash(campaign)
+    out = tmp_path / "g.csv"
+    assert main(["sample", str(campaign), "--at", "x1=0.3,x2=0.6", "-n", "500", "--output", str(out)]) == 0
+    assert _tree_hash(campaign) == before
+    data = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert out.read_text().splitlines()[0] == "y" and data.shape == (500,)
+    text = capsys.readouterr().out
+    assert text.count("held-out call") >= 1 and "split-half floor" in text
+    # the surrogate's samples vary with the design it is asked about
+    out2 = tmp_path / "g2.npy"
+    assert main(["sample", str(campaign), "--at", "x1=0.9,x2=0.1", "-n", "500", "--output", str(out2)]) == 0
+    assert abs(np.load(out2).mean() - data.mean()) > 0.05
+
+
+@pytest.mark.parametrize("at, output, msg", [
+    ("x1=0.3", "g.csv", "--at: missing x2"),
+    ("x1=0.3,x2=7", "g.csv", "--at: x2: 7 lies outside"),
+    ("x1=a,x2=0.1", "g.csv", "--at: x1: 'a' is not a number"),
+    ("x3=1,x2=0.1", "g.csv", "--at: 'x3=1' is not NAME=VALUE"),
+    ("x1=0.3,x2=0.1", "g.txt", "use a .npy or .csv"),
+    ("x1=0.3,x2=0.1", "nowhere/g.csv", "no such folder"),
+])
+def test_bad_sample_arguments_are_one_line(campaign: Path, tmp_path: Path, capsys, at: str, output: str, msg: str) -> None:
+    capsys.readouterr()
+    assert main(["sample", str(campaign), "--at", at, "--output", str(tmp_path / output)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0]
