@@ -36,6 +36,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "wugo": {"name": "wugo"},
     "gp": {"name": "gp"},
     "turbo": {"name": "turbo"},
+    "nn-ensemble": {"name": "nn-ensemble"},
 }
 #: A coordinate closer than this to 0 or 1 (unit cube) counts as "on the bound".
 ON_BOUND = 1e-6
