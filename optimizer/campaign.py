@@ -11,6 +11,7 @@ journal, re-runs the calls that were in flight when the driver died, and goes on
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from collections import deque
@@ -23,12 +24,13 @@ import numpy as np
 
 from optimizer import __version__
 from optimizer.errors import CampaignError, StudyError
-from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, build_simulator
+from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import NullReporter, Reporter
 from optimizer.space import SearchSpace
 from optimizer.storage import CallRecord, CampaignLock, JournalStorage, replay
 from optimizer.strategies import STRATEGIES, History, Strategy, initial_design
+from optimizer.strategies.base import OptionError
 from optimizer.study import StudyConfig, load_study
 
 #: Re-runs of a call whose worker/node was lost after Ray's own retries (never charged to the budget).
@@ -172,6 +174,13 @@ def check_simulator(study: StudyConfig, sim: Any, source: str) -> None:
                         source, f"{section}.{name}.{key}",
                         f"'{col}' is not an output of simulator '{study.simulator.name}' (outputs: {', '.join(sim.outputs)})",
                     )
+    from simulators import SimulatorOptionError
+
+    example = {n: (math.ceil(p.low) if p.integer else p.low) for n, p in study.parameters.items()}
+    try:
+        getattr(sim, "check_parameters", lambda _: None)(example)
+    except SimulatorOptionError as err:
+        raise StudyError(source, err.field, err.message) from None
 
 
 def make_strategy(study: StudyConfig, space: SearchSpace, source: str) -> Strategy:
@@ -180,7 +189,10 @@ def make_strategy(study: StudyConfig, space: SearchSpace, source: str) -> Strate
     except KeyError as err:
         raise StudyError(source, "strategy.name", err.args[0]) from None
     try:
+        cls.check_options(study.strategy.options)
         return cls(space, study, study.seed, **study.strategy.options)
+    except OptionError as err:
+        raise StudyError(source, err.field, err.message) from None
     except TypeError as err:
         raise StudyError(source, "strategy.options", str(err)) from None
     except ValueError as err:
@@ -197,7 +209,9 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Any, Strategy
         StudyError / DetoptError: naming the field that is wrong.
     """
     space = SearchSpace(study.parameters)
-    sim = build_simulator(study.simulator)
+    if ":" in study.simulator.name:
+        add_study_paths(source)
+    sim = build_simulator(study.simulator, source)
     check_simulator(study, sim, source)
     strategy = make_strategy(study, space, source)
     try:

@@ -5,7 +5,7 @@ add one line to ``SIMULATORS`` below.
 """
 
 from optimizer.registry import Registry
-from simulators.base import FunctionSimulator, InfeasibleDesign, SimulationResult, Simulator
+from simulators.base import FunctionSimulator, InfeasibleDesign, SimulationResult, Simulator, SimulatorOptionError
 
 SIMULATORS: Registry[type[Simulator]] = Registry(
     "simulator",
@@ -41,4 +41,4 @@ SIMULATORS: Registry[type[Simulator]] = Registry(
     },
 )
 
-__all__ = ["SIMULATORS", "FunctionSimulator", "InfeasibleDesign", "SimulationResult", "Simulator"]
+__all__ = ["SIMULATORS", "FunctionSimulator", "InfeasibleDesign", "SimulationResult", "Simulator", "SimulatorOptionError"]
