@@ -88,17 +88,18 @@ class Campaign:
         if self._lock is not None:
             yield
             return
+        held = CampaignLock(self.root)
         try:
-            with CampaignLock(self.root) as held:
-                self._lock = held
-                try:
-                    yield
-                finally:
-                    self._lock = None
-        except OSError as err:
-            if err.filename is None:
-                raise
-            raise CampaignError(f"{err.filename}: {(err.strerror or str(err)).lower()}") from None
+            held.__enter__()
+        except OSError as err:  # a directory that cannot be created or written
+            raise CampaignError(f"{held.path}: cannot take the campaign lock "
+                                f"({(err.strerror or str(err)).lower()})") from None
+        self._lock = held
+        try:
+            yield
+        finally:
+            self._lock = None
+            held.__exit__(None, None, None)
 
     @classmethod
     def create(cls, root: str | Path, study: StudyConfig, text: str, source: str, budget: int | None = None) -> Campaign:
@@ -213,14 +214,12 @@ class Campaign:
         done = [r for r in calls if r.status == "completed"]
         if not done or not (redo or constraints_changed):
             return {}
-        outputs: list[str] = []
-        if any(new_metrics[n].statistic != "quantity" for n in redo):
-            outputs = list(build_simulator(study.simulator).outputs)
+        from_samples = any(new_metrics[n].statistic != "quantity" for n in redo)
+        outputs = list(build_simulator(study.simulator).outputs) if from_samples else []
         out: dict[str, dict[str, Any]] = {}
         for r in done:
             metrics, sems = {}, {}
-            samples = self.storage.load_samples(r.samples) if any(
-                new_metrics[n].statistic != "quantity" for n in redo) else None
+            samples = self.storage.load_samples(str(r.samples)) if from_samples else np.empty((0, 0))
             for n in redo:
                 m = new_metrics[n]
                 section = "objectives" if n in study.objectives else "constraints"
@@ -229,7 +228,7 @@ class Campaign:
                         f"{self.root}: {section}.{n}.quantity: '{m.quantity}' was not recorded for call {r.call_id}; "
                         "it cannot be computed for the stored calls")
                 try:
-                    v, sem = evaluate_metric(m, samples, outputs, r.quantities)  # type: ignore[arg-type]
+                    v, sem = evaluate_metric(m, samples, outputs, r.quantities)
                 except (ValueError, IndexError, KeyError) as err:
                     raise CampaignError(
                         f"{self.root}: {section}.{n}: cannot be computed from the stored samples of call "

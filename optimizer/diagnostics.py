@@ -76,10 +76,9 @@ def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: An
     strat = WUGOStrategy(space, study, study.seed, **options)
     if not registered_simulator(study):
         # a user's module is never imported to draw a report: output names come from campaign.json
-        outputs = _stored_outputs(storage.root)
-        if outputs is None or any(m.statistic == "quantity" for m in {**study.objectives, **study.constraints}.values()):
+        if unavailable_offline(study, storage.root):
             return None
-        strat.offline_outputs = outputs
+        strat.offline_outputs = _stored_outputs(storage.root)
     origin = f"the campaign's WU-GO surrogate ({strat.cfg['surrogate']}, preset {strat.preset})"
     state = storage.root / STRATEGY_STATE
     if own and state.exists():
@@ -102,6 +101,18 @@ def registered_simulator(study: StudyConfig) -> bool:
     from simulators import SIMULATORS
 
     return ":" not in study.simulator.name and study.simulator.name in SIMULATORS
+
+
+def unavailable_offline(study: StudyConfig, root: Any) -> str | None:
+    """Why the surrogate of a campaign cannot be drawn without importing its simulator's module (``None``: it can)."""
+    if registered_simulator(study):
+        return None
+    if any(m.statistic == "quantity" for m in {**study.objectives, **study.constraints}.values()):
+        return (f"the study's quantities come from its simulator module ({study.simulator.name}), "
+                "which a report never imports")
+    if _stored_outputs(root) is None:
+        return "campaign.json does not list the simulator's outputs yet (resuming the campaign records them)"
+    return None
 
 
 def _stored_outputs(root: Any) -> list[str] | None:
