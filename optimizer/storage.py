@@ -9,8 +9,10 @@ Layout of a campaign directory::
 
 The driver is the only writer (workers return results; they never write). A
 samples file is written atomically *before* the event that names it, so every
-``completed`` event points at a whole file. A torn last line (the process died
-mid-write) is ignored when read and cut off before the next append.
+``completed`` event points at a whole file, and never over an existing file (a call
+re-run after a crash between the two gets ``call-000001.1.npy``). A torn last line (the
+process died mid-write) is ignored when read and cut off before the next append; a
+failed write (a full disk) takes its partial line back. Lines are strict JSON.
 """
 
 from __future__ import annotations

@@ -457,3 +457,8 @@ def test_run_into_a_read_only_folder(write_study, tmp_path: Path, capsys) -> Non
         assert not any(ro.iterdir())
     finally:
         ro.chmod(0o700)
+
+
+def test_an_os_error_writing_a_named_file_is_one_line(finished: Path, capsys) -> None:
+    assert main(["export", str(finished), "--output", "/proc/detopt-calls.csv"]) == 2
+    assert "/proc/detopt-calls.csv" in _one_error_line(capsys)
