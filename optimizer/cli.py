@@ -7,6 +7,7 @@ code 2; nothing already recorded is touched.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import signal
@@ -17,6 +18,9 @@ from typing import Any
 from optimizer.errors import DetoptError
 
 EXIT_USAGE = 2
+#: OS errors about a file that the user can fix (space, permissions, paths), shown as one line.
+USER_FILE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT,
+                    errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
 
 
 def _reporter(args: argparse.Namespace) -> Any:
@@ -31,33 +35,45 @@ def _with_overrides(study: Any, args: argparse.Namespace) -> Any:
     return study
 
 
+def _check_budget(budget: int | None) -> None:
+    if budget is not None and budget < 1:
+        raise DetoptError(f"--budget: {budget} is not a positive number of calls")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign, prepare, run_campaign
+    from optimizer.campaign import Campaign, check_output_dir, prepare, run_campaign
     from optimizer.study import load_study
 
+    _check_budget(args.budget)
     study, text = load_study(args.study)
     prepare(study, args.study)  # every check before the campaign directory is created
     if args.budget is not None and args.budget < study.budget.initial_design:
         raise DetoptError(f"--budget: {args.budget} is below budget.initial_design ({study.budget.initial_design})")
     study = _with_overrides(study, args)
     out = Path(args.output or study.output or Path("runs") / study.name)
-    camp = Campaign.create(out, study, text, source=args.study, budget=args.budget)
-    summary = run_campaign(camp, study, source=args.study, reporter=_reporter(args))
+    check_output_dir(out)
+    camp = Campaign(out)
+    with camp.lock():  # held from the first write to the last
+        camp.initialise(study, text, source=args.study, budget=args.budget)
+        summary = run_campaign(camp, study, source=args.study, reporter=_reporter(args))
     return 130 if summary.stopped == "interrupted" else 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.campaign import Campaign, prepare, run_campaign
     from optimizer.study import load_study
 
+    _check_budget(args.budget)
     camp = Campaign.open(args.dir)
     source = args.study or str(camp.root / "study.yaml")
     study, text = load_study(source)
-    camp.check_study(study, text, force=args.force)
-    if args.budget is not None:
-        camp.set_budget(args.budget)
-    study = _with_overrides(study, args)
-    summary = run_campaign(camp, study, source=source, reporter=_reporter(args))
+    prepare(study, source)  # a study that cannot run changes nothing
+    with camp.lock():  # a resume refused by the lock writes nothing
+        camp.check_study(study, text, force=args.force)
+        if args.budget is not None:
+            camp.set_budget(args.budget)
+        study = _with_overrides(study, args)
+        summary = run_campaign(camp, study, source=source, reporter=_reporter(args))
     return 130 if summary.stopped == "interrupted" else 0
 
 
@@ -75,6 +91,7 @@ MAX_STATUS_PARAMETERS = 8
 
 def cmd_status(args: argparse.Namespace) -> int:
     from optimizer.campaign import Campaign, best_so_far
+    from optimizer.diagnostics import registered_simulator
     from optimizer.executors import build_simulator
     from optimizer.results import call_rows
 
@@ -102,11 +119,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         sign = [1.0 if o.direction == "maximize" else -1.0 for o in study.objectives.values()]
         summary["reference_point"] = dict(zip(study.objectives, (ref.numpy() * sign).tolist()))
     # Benchmarks know their optimum: report how close the campaign got (never used by strategies).
-    try:
-        sim = build_simulator(study.simulator)
-        optima = sim.known_optima()
-    except DetoptError:
-        optima = None
+    # Only detopt's own simulators: a campaign directory never makes status import a user's module.
+    optima = None
+    if registered_simulator(study):
+        try:
+            sim = build_simulator(study.simulator)
+            optima = sim.known_optima()
+        except DetoptError:
+            optima = None
     if optima:
         import numpy as np
 
@@ -164,6 +184,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     camp = Campaign.open(args.dir)
     path = Path(args.output or camp.root / f"calls.{args.format}")
+    if path.is_dir():
+        raise DetoptError(f"--output: {path} is a directory; name the file to write")
+    if not path.parent.is_dir():
+        raise DetoptError(f"--output: folder {path.parent} does not exist")
     export(camp.study(), camp.records(), args.format, path)
     print(path)
     return 0
@@ -175,6 +199,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     camp = Campaign.open(args.dir)
     out = Path(args.output or camp.root / "report")
+    if out.exists() and not out.is_dir():
+        raise DetoptError(f"--output: {out} exists and is not a folder")
     paths, facts = write_report(camp, out, "svg" if args.format == "svg" else "png", surrogate=not args.no_surrogate)
     for k, v in facts.items():
         print(f"{k}: {v}")
@@ -271,6 +297,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="optimize", description="detopt: detector-design optimisation campaigns.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -297,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("status", help="table of calls and best so far", description="Table of calls and best so far.")
     sp.add_argument("dir", help="campaign directory")
     sp.add_argument("--all", action="store_true", help="show every call")
-    sp.add_argument("--last", type=int, default=20, help="show the last N calls (default 20)")
+    sp.add_argument("--last", type=_positive_int, default=20, help="show the last N calls (default 20)")
     sp.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     sp.set_defaults(func=cmd_status)
 
@@ -353,6 +389,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DetoptError as err:
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        # a file the user named or a campaign directory that cannot be written (full, read-only, gone):
+        # one line; OS errors without a file name, or of other kinds, are bugs and keep their traceback
+        if err.filename is None or err.errno not in USER_FILE_ERRNOS:
+            raise
+        print(f"error: {err.filename}: {(err.strerror or str(err)).lower()}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted; recorded calls are kept. Continue with: optimize resume DIR", file=sys.stderr)

@@ -29,7 +29,7 @@ def _feasible(records: Iterable[CallRecord]) -> list[CallRecord]:
 def maximisation_matrix(study: StudyConfig, records: Iterable[CallRecord]) -> tuple[list[int], torch.Tensor]:
     """Call ids and ``[N, m]`` objective values of completed feasible calls, larger is better."""
     recs = _feasible(records)
-    Y = np.array([[r.metrics[o] for o in study.objectives] for r in recs], dtype=float).reshape(len(recs), -1)
+    Y = np.array([[r.metrics[o] for o in study.objectives] for r in recs], dtype=float).reshape(len(recs), len(study.objectives))
     return [r.call_id for r in recs], torch.as_tensor(Y * signs(study), dtype=torch.float64)
 
 

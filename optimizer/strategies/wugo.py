@@ -88,6 +88,8 @@ class WUGOStrategy(Strategy):
     (random directions of the sliced distance for k > 1 outputs; default 4·k, at most 32)."""
 
     needs_initial_results = True
+    #: Output names known without building the simulator (a report never imports a user's module).
+    offline_outputs: list[str] | None = None
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -161,6 +163,9 @@ class WUGOStrategy(Strategy):
         # sliced distances for k > 1 outputs: 4 directions per output, at most 32
         L = self.cfg["projections"] or min(32, 4 * k)
         self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed, projections=L)
+        if self.offline_outputs is not None:
+            self._sim, self.outputs = None, list(self.offline_outputs)
+            return
         try:
             self._sim = build_simulator(self.study.simulator)
             self.outputs = list(self._sim.outputs)
