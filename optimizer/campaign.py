@@ -248,6 +248,8 @@ def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: J
         objective_names=obj,
         directions=[study.objectives[o].direction for o in obj],
         failed_theta=matrix([r.unit for r in bad], d),
+        # the strategies' stream position: calls lost for good count here (their replacement is a new design),
+        # though not against the budget (see `charged`)
         n_issued=sum(1 for r in records.values() if r.origin != "baseline"),
         _load=lambda i: storage.load_samples(refs[i]),  # type: ignore[index]
     )

@@ -257,6 +257,9 @@ class RayExecutor(Executor):
                 try:
                     gcs.get_all_node_info(timeout=GCS_PROBE_TIMEOUT_S)
                     self._probe_failures = 0
+                except TypeError:  # another signature in another Ray version
+                    self._next_probe = math.inf
+                    self._warn_unavailable("GcsClient.get_all_node_info(timeout=...)")
                 except Exception as err:  # noqa: BLE001 - any failure to answer counts
                     self._probe_failures += 1
                     if self._probe_failures >= GCS_PROBE_FAILURES:
