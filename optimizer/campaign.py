@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from optimizer import __version__
-from optimizer.errors import CampaignError, StudyError
+from optimizer.errors import CampaignError, InfrastructureError, StudyError
 from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import NullReporter, Reporter
@@ -37,8 +37,22 @@ from optimizer.study import StudyConfig, load_study
 
 #: Re-runs of a call whose worker/node was lost after Ray's own retries (never charged to the budget).
 MAX_LOST_RERUNS = 3
+#: A call lost more often than MAX_LOST_RERUNS is recorded final and replaced; once this many calls per
+#: budget call are lost for good (every replacement dies too) the campaign stops instead of trying forever.
+MAX_LOST_CALLS_PER_BUDGET = 1.0
 STUDY_FILE = "study.yaml"
 META_FILE = "campaign.json"
+
+
+def is_lost_for_good(rec: CallRecord) -> bool:
+    """A call whose worker kept dying: recorded final, but neither a result nor a charge to the budget."""
+    return rec.status == "failed" and rec.failure_kind == "lost"
+
+
+def charged(rec: CallRecord) -> bool:
+    """Whether a call counts against the budget: issued by the initial design or the strategy, and not
+    lost for good to worker deaths (the README's failure table: lost calls are never charged)."""
+    return rec.origin != "baseline" and not is_lost_for_good(rec)
 
 
 def call_seed(study_seed: int, call_id: int) -> int:
@@ -397,6 +411,8 @@ def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: J
         objective_names=obj,
         directions=[study.objectives[o].direction for o in obj],
         failed_theta=matrix([unit(r) for r in bad], d),
+        # the strategies' stream position: calls lost for good count here (their replacement is a new design),
+        # though not against the budget (see `charged`)
         n_issued=sum(1 for r in records.values() if r.origin != "baseline"),
         _load=lambda i: storage.load_samples(refs[i]),  # type: ignore[index]
     )
@@ -456,7 +472,7 @@ class CampaignSummary:
     failed: int
     best: dict[str, tuple[float, int] | None]
     wall_s: float
-    stopped: str  # "budget" | "strategy" | "interrupted" ("error" is raised, not returned)
+    stopped: str  # "budget" | "strategy" | "lost" | "interrupted" (errors are raised, not returned)
 
 
 # -- the loop ----------------------------------------------------------------------------
@@ -509,8 +525,14 @@ def run_campaign(
                         "fingerprint": study.fingerprint(), "detopt": __version__})
         strategy_done = False
 
-        def n_issued() -> int:
-            return sum(1 for r in records.values() if r.origin != "baseline")
+        def n_issued() -> int:  # charged to the budget: calls lost for good are replaced
+            return sum(1 for r in records.values() if charged(r))
+
+        def n_initial() -> int:  # initial-design points used, lost ones included (never proposed twice)
+            return sum(1 for r in records.values() if r.origin == "initial")
+
+        def too_many_lost() -> bool:
+            return sum(1 for r in records.values() if is_lost_for_good(r)) >= MAX_LOST_CALLS_PER_BUDGET * budget
 
         def history() -> History:
             return build_history(study, records, storage)
@@ -542,13 +564,13 @@ def run_campaign(
                 b = baselines.popleft()
                 n += 1
                 yield new_call("baseline", space.to_unit(space.from_params(b.params)), label=b.name)
-            while n_issued() < min(n_init, budget) and n < free:
+            while n_initial() < min(n_init, budget) and n_issued() < budget and n < free:
                 n += 1
-                yield new_call("initial", init_points[n_issued()])
+                yield new_call("initial", init_points[n_initial()])
             initial_open = any(r.origin == "initial" and not r.done for r in records.values())
             if strategy.needs_initial_results and initial_open:
                 return
-            while n < free and n_issued() < budget and not strategy_done:
+            while n < free and n_issued() < budget and not strategy_done and not too_many_lost():
                 pending = np.array([r.unit for r in in_flight.values()], dtype=float).reshape(-1, space.dim)
                 points = np.asarray(strategy.ask(history(), pending, 1), dtype=float).reshape(-1, space.dim)
                 if len(points) == 0:
@@ -614,7 +636,7 @@ def run_campaign(
         restore_strategy(campaign, strategy)
         executor_ = executor or make_executor(study, Path(source).resolve().parent)
         reporter.start(study, budget, records)
-        stopped = "budget"
+        stopped = ""  # set when the loop ends; a "finished" event is written only then
         try:
             strategy.tell(history())
             save_strategy(campaign, strategy)
@@ -623,7 +645,7 @@ def run_campaign(
                 for rec in propose(free) if free > 0 else []:
                     submit(rec)
                 if executor_.in_flight() == 0:
-                    stopped = "strategy" if strategy_done else "budget"
+                    stopped = "strategy" if strategy_done else "lost" if too_many_lost() else "budget"
                     break
                 outcomes = executor_.wait()
                 for out in outcomes:
@@ -634,6 +656,13 @@ def run_campaign(
         except KeyboardInterrupt:
             stopped = "interrupted"
             storage.append({"event": "campaign", "action": "interrupted", "in_flight": sorted(in_flight)})
+        except InfrastructureError as err:
+            # Ray is gone, not the calls: the ones in flight stay "submitted" (re-run on resume, not charged).
+            stopped = "infrastructure_error"
+            storage.append({"event": "campaign", "action": "infrastructure_error", "error": str(err),
+                            "in_flight": sorted(in_flight)})
+            err.campaign = str(campaign.root)
+            raise
         except Exception as err:
             # Recorded calls stay valid; the in-flight ones run again on resume.
             stopped = "error"
@@ -643,7 +672,7 @@ def run_campaign(
             raise
         finally:
             executor_.close()
-            if stopped not in ("interrupted", "error"):
+            if stopped in ("budget", "strategy", "lost"):
                 storage.append({"event": "campaign", "action": "finished", "stopped": stopped})
             storage.close()
         summary = CampaignSummary(

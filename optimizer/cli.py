@@ -15,12 +15,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from optimizer.errors import DetoptError
+from optimizer.errors import DetoptError, InfrastructureError
 
 EXIT_USAGE = 2
 #: OS errors about a file that the user can fix (space, permissions, paths), shown as one line.
 USER_FILE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT,
                     errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
+#: The Ray cluster (raylet, GCS) was lost: nothing is wrong with the input, resume when Ray is back.
+EXIT_INFRASTRUCTURE = 3
+#: Stopped by a signal: 128 + its number, with either backend (SIGINT 130, SIGTERM 143). Recorded calls
+#: are kept and the calls in flight run again on resume.
+EXIT_SIGNAL_BASE = 128
+_last_signal = signal.SIGINT
 
 
 def _reporter(args: argparse.Namespace) -> Any:
@@ -32,6 +38,10 @@ def _reporter(args: argparse.Namespace) -> Any:
 def _with_overrides(study: Any, args: argparse.Namespace) -> Any:
     if getattr(args, "backend", None):
         study = study.model_copy(update={"execution": study.execution.model_copy(update={"backend": args.backend})})
+    if study.execution.backend == "ray":  # an unreachable cluster is refused before anything is written
+        from optimizer.executors.ray_backend import preflight
+
+        preflight(study.execution)
     return study
 
 
@@ -56,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with camp.lock():  # held from the first write to the last
         camp.initialise(study, text, source=args.study, budget=args.budget)
         summary = run_campaign(camp, study, source=args.study, reporter=_reporter(args))
-    return 130 if summary.stopped == "interrupted" else 0
+    return _interrupted(camp.root) if summary.stopped == "interrupted" else 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -68,13 +78,18 @@ def cmd_resume(args: argparse.Namespace) -> int:
     source = args.study or str(camp.root / "study.yaml")
     study, text = load_study(source)
     prepare(study, source)  # a study that cannot run changes nothing
+    study = _with_overrides(study, args)  # its checks (a reachable Ray address) run before anything is written
     with camp.lock():  # a resume refused by the lock writes nothing
         camp.check_study(study, text, force=args.force)
         if args.budget is not None:
             camp.set_budget(args.budget)
-        study = _with_overrides(study, args)
         summary = run_campaign(camp, study, source=source, reporter=_reporter(args))
-    return 130 if summary.stopped == "interrupted" else 0
+    return _interrupted(camp.root) if summary.stopped == "interrupted" else 0
+
+
+def _interrupted(root: Any = "DIR") -> int:
+    print(f"interrupted; recorded calls are kept; continue with: optimize resume {root}", file=sys.stderr)
+    return EXIT_SIGNAL_BASE + int(_last_signal)
 
 
 def _fmt(v: Any) -> str:
@@ -90,7 +105,7 @@ MAX_STATUS_PARAMETERS = 8
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign, best_so_far
+    from optimizer.campaign import Campaign, best_so_far, charged, is_lost_for_good
     from optimizer.diagnostics import registered_simulator
     from optimizer.executors import build_simulator
     from optimizer.results import call_rows
@@ -103,9 +118,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for r in records.values():
         counts[r.status] = counts.get(r.status, 0) + 1
-    issued = sum(r.origin != "baseline" for r in records.values())
+    issued = sum(charged(r) for r in records.values())  # calls lost to worker deaths are not charged
+    lost = sum(is_lost_for_good(r) for r in records.values())
     summary: dict[str, Any] = {
-        "study": study.name, "directory": str(camp.root), "budget": budget, "issued": issued,
+        "study": study.name, "directory": str(camp.root), "budget": budget, "issued": issued, "lost": lost,
         "status_counts": counts,
         "best": {k: (None if v is None else {"value": v[0], "call": v[1], "params": records[v[1]].params})
                  for k, v in best.items()},
@@ -160,6 +176,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     con.print(table)
     if len(shown) < len(rows):
         con.print(f"({len(rows) - len(shown)} earlier calls hidden; --all shows every call)")
+    if lost:
+        con.print(f"({lost} calls lost to worker or node deaths after every re-run; not charged to the budget)")
     if not shown_params:
         con.print(f"({len(study.parameters)} parameters not shown in the table; `optimize export` lists them)")
     for name, b in summary["best"].items():
@@ -378,18 +396,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _terminate(signum: int, frame: Any) -> None:
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM both stop a campaign as Ctrl-C does (the loop records the interruption)."""
+    global _last_signal
+    _last_signal = signal.Signals(signum)
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         return int(args.func(args) or 0)
     except DetoptError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except InfrastructureError as err:
+        print(f"Ray cluster lost: {err}; recorded calls are kept; continue with: optimize resume "
+              f"{err.campaign or 'DIR'}", file=sys.stderr)
+        return EXIT_INFRASTRUCTURE
     except OSError as err:
         # a file the user named or a campaign directory that cannot be written (full, read-only, gone):
         # one line; OS errors without a file name, or of other kinds, are bugs and keep their traceback
@@ -398,8 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.filename}: {(err.strerror or str(err)).lower()}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted; recorded calls are kept. Continue with: optimize resume DIR", file=sys.stderr)
-        return 130
+        return _interrupted()
 
 
 if __name__ == "__main__":
