@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import base_study
+from conftest import ROOT, base_study
 from optimizer.cli import main
 
 
@@ -369,3 +369,47 @@ def test_user_module_beside_study_or_in_cwd(where: str, tmp_path: Path, elsewher
     recs = Campaign.open(tmp_path / "out").records()
     assert len(recs) == 3 and all(r.status == "completed" for r in recs.values())
     assert sys.path[:2] == [str(folder), str(elsewhere)]  # the study's folder first, then the cwd
+
+
+# -- what is valid stays accepted ----------------------------------------------------------------------
+@pytest.mark.parametrize("path", sorted((ROOT / "studies").rglob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_studies_pass_every_load_check(path: Path) -> None:
+    import warnings
+
+    from optimizer.campaign import prepare
+    from optimizer.study import load_study
+
+    study, _ = load_study(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no initial-design fallback either
+        prepare(study, str(path))
+
+
+@pytest.mark.parametrize("strategy", [
+    {"name": "wugo", "options": {"preset": "default", "surrogate": "mdn", "surrogate_options": {"steps": 10, "lr": 1e-3},
+                                 "distance": "w2", "kappa": 1, "acquisition": "refine", "candidates": 64, "generated": 32,
+                                 "top_k": 2, "radii": [0.1, 0.01], "perturbations": 4, "common_random_numbers": False,
+                                 "objective": "f", "target": -1.0, "plateau": 5, "plateau_tol": 0.0,
+                                 "min_distance": 1e-6, "chunk": 128, "projections": 8}},
+    {"name": "wugo", "options": {"preset": "wugo-paper", "surrogate_options": {"preset": "fast", "steps": 10}}},
+    {"name": "gp", "options": {"objectives": ["f"], "acquisition": "ucb", "beta": 1.5, "noise": "inferred",
+                               "num_restarts": 2, "raw_samples": 32, "maxiter": 10, "mc_samples": 64, "timeout_sec": None}},
+    {"name": "listed", "options": {"designs": [{"x1": 0, "x2": 1.5}]}},
+    {"name": "random", "initial_design": "olhs"},
+], ids=["wugo-every-option", "wugo-paper", "gp-every-option", "listed", "random"])
+def test_valid_strategy_options_accepted(strategy: dict[str, Any], tmp_path: Path) -> None:
+    from optimizer.campaign import prepare
+    from optimizer.study import validate_study
+
+    study = validate_study(base_study(strategy=strategy, budget={"calls": 6, "initial_design": 4}))
+    prepare(study, str(tmp_path / "study.yaml"))
+
+
+def test_yaml_numbers_with_exponents_are_numbers(tmp_path: Path) -> None:
+    """PyYAML reads `1e3` as a string (YAML 1.1); a strict study reads it as the number it means."""
+    from optimizer.study import load_study
+
+    path = tmp_path / "study.yaml"
+    path.write_text(GOOD_YAML.replace("high: 5", "high: 1e3", 1).replace("low: -5", "low: -2E-1", 1))
+    study, _ = load_study(path)
+    assert study.parameters["x1"].low == -0.2 and study.parameters["x1"].high == 1000.0
