@@ -181,6 +181,14 @@ CASES: list[Case] = [
                  ": simulator.options: f(params, n, seed, *, scale): missing a required argument: 'scale'"),
     _module_case("function-option-shadows-n", "sig4_sim", "def f(params, n, seed, **kw):\n    return [1.0] * n\n",
                  ": simulator.options.n: f(params, n, seed, **kw) cannot take option 'n'", {"n": 3}),
+    Case("class-constructor-raises", {"simulator": {"name": "class_sim:Sim", "samples_per_call": 10}},
+         ": simulator.options: class_sim:Sim: RuntimeError: geometry file missing",
+         {"class_sim.py": "from simulators import Simulator\n\nclass Sim(Simulator):\n    def __init__(self):\n"
+                          "        raise RuntimeError('geometry file missing\\nmore')\n\n"
+                          "    def simulate(self, params, n, seed):\n        return [0.0] * n\n"}),
+    Case("class-not-a-simulator", {"simulator": {"name": "plain_sim:Sim", "samples_per_call": 10}},
+         ": simulator.name: 'plain_sim:Sim' is neither a Simulator class nor a function",
+         {"plain_sim.py": "class Sim:\n    pass\n"}),
     # -- the command simulator -----------------------------------------------------------------
     Case("command-string", _command({"command": "python3 prog.py"}),
          ": simulator.options.command: must be a list of strings (the program, then each argument)"),
@@ -326,7 +334,7 @@ def test_unreadable_study(tmp_path: Path, elsewhere: Path, capsys: pytest.Captur
 
 
 # -- the same through a real process: nothing but the line reaches stderr -------------------------
-SUBPROCESS_CASES = ["duplicate-top-key", "nesting-20000-lists", "module-syntax-error"]
+SUBPROCESS_CASES = ["nesting-20000-lists", "module-syntax-error"]
 
 
 def test_bad_input_subprocess(tmp_path: Path) -> None:
