@@ -11,7 +11,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -135,6 +135,11 @@ class Metric(_Strict):
                 raise ValueError("a quantity metric takes no output or weight")
         elif self.quantity is not None:
             raise ValueError(f"quantity is only used with statistic 'quantity', not '{self.statistic}'")
+        if self.q is not None and self.statistic != "quantile":
+            raise _PathError(("q",), f"q is only used with statistic 'quantile', not '{self.statistic}'")
+        if self.threshold is not None and self.statistic not in ("fraction_above", "fraction_below"):
+            raise _PathError(("threshold",), f"threshold is only used with fraction_above/fraction_below, "
+                                             f"not '{self.statistic}'")
         if self.weight is not None and self.statistic in ("median", "quantile", "std"):
             raise ValueError(f"weight is not supported with statistic '{self.statistic}'")
         return self
@@ -185,7 +190,8 @@ class SimulatorSpec(_Strict):
 
 class StrategySpec(_Strict):
     name: str = "sobol"
-    #: How the initial design is drawn: sobol, lhs, olhs (orthogonal LHS, strength 2) or random.
+    #: How the initial design is drawn: sobol, lhs, olhs (orthogonal LHS of strength 2 where it exists, else an
+    #: optimised LHS) or random.
     initial_design: Literal["sobol", "lhs", "olhs", "random"] = "sobol"
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -207,7 +213,7 @@ class Execution(_Strict):
     address: str | None = None
     num_cpus: float = Field(default=1, ge=0)
     num_gpus: float = Field(default=0, ge=0)
-    resources: dict[str, float] = Field(default_factory=dict)
+    resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     #: Calls in flight at once; default: as many as the cluster's CPUs (or GPUs) allow.
     max_concurrent: int | None = Field(default=None, ge=1)
     #: Calls queued in Ray beyond the free slots, so a worker that frees starts the next call at once
@@ -227,8 +233,15 @@ class Execution(_Strict):
 class Baseline(_Strict):
     """An expert's design, evaluated before the campaign and marked in results."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     params: dict[str, float]
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in v):  # shown in tables and one-line messages
+            raise ValueError(f"{_short(v)} must be one line of text, without control characters")
+        return v
 
 
 class StudyConfig(_Strict):
@@ -244,7 +257,7 @@ class StudyConfig(_Strict):
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: Budget
     execution: Execution = Field(default_factory=Execution)
-    output: str | None = None
+    output: str | None = Field(default=None, min_length=1)
     baselines: list[Baseline] = Field(default_factory=list)
 
     @field_validator("name")
@@ -265,7 +278,11 @@ class StudyConfig(_Strict):
         clash = set(self.objectives) & set(self.constraints)
         if clash:
             raise ValueError(f"names used both as objective and constraint: {sorted(clash)}")
+        names: dict[str, int] = {}
         for i, base in enumerate(self.baselines):
+            # a resumed campaign knows which baselines ran by their names
+            if names.setdefault(base.name, i) != i:
+                raise _PathError(("baselines", i, "name"), f"'{base.name}' is also the name of baselines[{names[base.name]}]")
             missing = set(self.parameters) - set(base.params)
             extra = set(base.params) - set(self.parameters)
             if missing or extra:
