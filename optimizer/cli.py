@@ -90,6 +90,10 @@ def _fit(cols: list[str], cells: list[list[str]], essential: int, width: int) ->
 def _table(title: str, cols: list[str], cells: list[list[str]], essential: int, width: int) -> tuple[Any, list[str]]:
     from rich.table import Table
 
+    # optional columns with nothing to show (no failures, no errors) are not worth a cell
+    empty = {i for i in range(essential, len(cols)) if all(row[i] in ("", "-") for row in cells)}
+    cols_, cells_ = [c for i, c in enumerate(cols) if i not in empty], [[v for i, v in enumerate(r) if i not in empty] for r in cells]
+    cols, cells = cols_, cells_
     keep = _fit(cols, cells, essential, width)
     table = Table(title=title, title_justify="left")
     for i in keep:
@@ -189,9 +193,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             row += [format_change(f.change[o], percent=False) for o in study.objectives] if has_base else []
             row += [_fmt(f.params[p]) for p in shown_params]
             fcells.append(row)
-        ptable, pdropped = _table(f"Pareto front: {len(front)} designs (value ± s.e.; Δ: change vs the first baseline; * the knee)", fcols, fcells,
+        ptable, pdropped = _table(f"Pareto front: {len(front)} designs (± s.e.; * the knee)", fcols, fcells,
                                   2 + len(study.objectives) * (2 if has_base else 1), con.width)
         con.print(ptable)
+        if has_base:
+            say("Δ: change against the first baseline in %, ± its s.e. (both designs' s.e. propagated)")
         if pdropped and not args.params:
             say("(parameters of the front: --params)")
         if args.params:

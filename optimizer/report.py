@@ -13,13 +13,18 @@ from optimizer.study import StudyConfig
 
 
 CAPTIONS = {
-    "convergence": "best feasible value so far vs simulator calls; grey dots are single calls, dashed lines baselines",
-    "pareto": "every evaluated design coloured by call index, the Pareto front joined, infeasible designs hollow, "
-              "±1 standard error bars from the samples",
-    "hypervolume": "hypervolume of the feasible front after each call",
+    "convergence": "one objective: best feasible value so far vs call id (grey dots single calls, dashed lines "
+                   "baselines); several objectives: hypervolume w.r.t. the fixed reference vs call id",
+    "pareto": "every evaluated design coloured by call id, the Pareto front joined, the knee starred, baselines as "
+              "black diamonds, infeasible designs hollow, ±1 standard error bars from the samples; an objective over "
+              "more than two decades is on a log axis, otherwise designs outside the 5–95 % range sit at the edge as triangles",
+    "hypervolume": "hypervolume of the feasible front after each call (call id), w.r.t. the fixed reference; right "
+                   "axis: the fraction of the box between reference and ideal point",
     "cost": "progress vs calls, vs device-hours spent (as recorded) and vs wall clock",
     "timeline": "which call ran on which worker and when; gaps are idle workers",
-    "parameters": "evaluated designs across the parameters, coloured by the first objective (best on top)",
+    "parameters": "evaluated designs across the parameters (each axis labelled in its own unit, low to high bound), "
+                  "coloured by the first objective, best on top; above 12 parameters only the front (or the best "
+                  "designs) and the baselines",
     "surrogate": "the surrogate's mean, its Wasserstein uncertainty σ_W and the acquisition over the domain; "
                  "the red mark is its minimum",
     "surrogate_check": "a surrogate refitted without these calls: generated vs simulated outputs, with W1 beside "
@@ -134,7 +139,7 @@ def pareto_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path, 
                     yerr=[_finite(r.sems.get(b)) for r, o in zip(feas, out) if not o],
                     fmt="none", ecolor="0.25", elinewidth=0.9, capsize=2, zorder=5, label="±1 s.e.")
         if out.any():
-            ax.scatter(x[out], y[out], marker="^", color="0.5", s=30, zorder=3,
+            ax.scatter(x[out], y[out], marker="^", color="0.5", s=30, zorder=3, clip_on=False,
                        label=f"{int(out.sum())} outside the 5–95 % range (at the edge)")
     if infeas:
         x, y, _ = xy(infeas)
@@ -306,14 +311,14 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
         spec = study.parameters[p]
         ax.axvline(i, color="0.6", lw=0.6, zorder=0)
         for u in (0.0, 0.5, 1.0):
-            ax.text(i, u, f"{_physical(spec, u):.3g}", fontsize=6, ha="left", va="center", color="0.3",
-                    bbox={"fc": "white", "ec": "none", "alpha": 0.6, "pad": 0.5})
+            ax.text(i, u, f" {_physical(spec, u):.3g}", fontsize=7, ha="left", va="center", color="0.2", zorder=10,
+                    bbox={"fc": "white", "ec": "none", "alpha": 0.75, "pad": 0.5})
     labels = [_axis_label(study, p) for p in names]
     ax.set_xticks(range(len(names)), labels, rotation=60 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
                   fontsize=7 if len(names) > 12 else 9)
     ax.set_yticks([])
     ax.set_ylim(-0.05, 1.05)
-    ax.set_ylabel("each axis from its low to its high bound (values in the parameter's unit)")
+    ax.set_ylabel("low → high bound of each parameter")
     ax.set_title(f"{study.name}: evaluated designs" + (f" ({subset})" if subset else ""), loc="left")
     if any(r.origin == "baseline" for r in done):
         ax.legend(fontsize=7, loc="upper right")

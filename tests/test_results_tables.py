@@ -162,7 +162,7 @@ def test_units_reach_axes_tables_and_exports(campaign: Path, monkeypatch: pytest
     report.parallel_coordinates_plot(study, recs, campaign / "q.png")
     ax = figs[-1].axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["x1 [m]", "x2 [T]"]
-    assert {"0", "0.5", "1"} <= {t.get_text() for t in ax.texts}  # real tick values on each axis
+    assert {"0", "0.5", "1"} <= {t.get_text().strip() for t in ax.texts}  # real tick values on each axis
     # exports: CSV keeps machine names, JSON carries the units
     assert main(["export", str(campaign), "--format", "json", "--output", str(campaign / "e.json")]) == 0
     doc = json.loads((campaign / "e.json").read_text())
@@ -233,3 +233,40 @@ def test_unit_and_label_leave_the_study_fingerprint_alone() -> None:
     labelled = validate_study(base_study(objectives={"f": {"statistic": "mean", "unit": "t", "label": "mass"}}))
     assert labelled.objectives["f"].unit == "t" and plain.objectives["f"].label == ""
     assert labelled.fingerprint() == plain.fingerprint()  # presentation only: old campaigns resume unchanged
+
+
+def wide(params: dict[str, float], n: int, seed: int) -> np.ndarray:
+    """Two noisy objectives over many parameters: distance to 0 and to 1 (a front between them)."""
+    x = np.array(list(params.values()))
+    rng = np.random.default_rng(seed)
+    return np.stack([((x**2).sum() + 0.1 * rng.standard_normal(n)), ((1 - x) ** 2).sum() + 0.1 * rng.standard_normal(n)], 1)
+
+
+def test_many_parameters_transposed_table_and_front_only_lines(write_study, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimizer import report
+    from optimizer.campaign import Campaign
+    from optimizer.pareto import pareto_calls
+
+    names = [f"p{i}" for i in range(14)]
+    data = base_study(parameters={p: {"low": 0, "high": 1, "unit": "cm"} for p in names},
+                      simulator={"name": "test_results_tables:wide", "samples_per_call": 20, "outputs": ["a", "b"]},
+                      objectives={"a": {"output": "a", "unit": "t"}, "b": {"output": "b"}},
+                      strategy={"name": "sobol"}, budget={"calls": 16, "initial_design": 8},
+                      baselines=[{"name": "expert", "params": {p: 0.5 for p in names}}])
+    root = tmp_path / "w"
+    assert main(["run", str(write_study(data)), "--output", str(root), "-q"]) == 0
+    camp = Campaign.open(root)
+    study, recs = camp.study(), camp.records()
+    figs: list[Any] = []
+    monkeypatch.setattr(report, "_save", lambda fig, path: figs.append(fig) or path)
+    report.parallel_coordinates_plot(study, recs, root / "p.png")
+    drawn = [ln for ln in figs[-1].axes[0].lines if len(ln.get_xdata()) == len(names)]
+    base = next(c for c, r in recs.items() if r.origin == "baseline")
+    assert len(drawn) == len(set(pareto_calls(study, recs.values())) | {base})  # the front and the baseline only
+    page = report.html_report(study, recs, [], root / "r.html", {}).read_text()
+    head = page.index("<table>")
+    rows = page[head:].split("<tr>")
+    assert rows[2].startswith("<th>a [t]</th>") and any(r.startswith("<th>p13 [cm]</th>") for r in rows)
+    assert page.index("<th>a [t]</th>") < page.index("<th>p0 [cm]</th>")  # objectives first
+    assert "max-width:100%" in page and "520px" not in page
