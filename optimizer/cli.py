@@ -166,7 +166,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     cols = ["call", "origin", "status"] + [f"objective.{o}" for o in study.objectives] + ["feasible"]
     cols += [f"constraint.{c}" for c in study.constraints] + ["failure", "attempts"]
     cols += [f"param.{p}" for p in shown_params] + ["duration_s", "error"]
-    shown = rows if args.all else rows[-args.last:]
+    shown = rows if args.all else rows[max(len(rows) - args.last, 0):]
     cells = [[_fmt(row.get(c))[:MAX_ERROR_CHARS] for c in cols] for row in shown]
     title = f"{study.name}: {issued}/{budget} calls issued ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})"
     table, dropped = _table(title, [c.split(".", 1)[-1] for c in cols], cells, 4 + len(study.objectives), con.width)
