@@ -189,7 +189,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         fcols += shown_params
         fcells = []
         for f in front:
-            row = [str(f.call_id), "*" if f.knee else ""] + [format_value(f.values[o], f.sems[o]) for o in study.objectives]
+            row = [f"{f.call_id} (b)" if f.baseline else str(f.call_id), "*" if f.knee else ""] + [format_value(f.values[o], f.sems[o]) for o in study.objectives]
             row += [format_change(f.change[o], percent=False) for o in study.objectives] if has_base else []
             row += [_fmt(f.params[p]) for p in shown_params]
             fcells.append(row)
@@ -198,6 +198,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         con.print(ptable)
         if has_base:
             say("Δ: change against the first baseline in %, ± its s.e. (both designs' s.e. propagated)")
+        if any(f.baseline for f in front):
+            say("(b): a baseline design: " + ", ".join(f"call {f.call_id} = {f.baseline}" for f in front if f.baseline))
         if pdropped and not args.params:
             say("(parameters of the front: --params)")
         if args.params:

@@ -203,6 +203,8 @@ class FrontRow:
     change: dict[str, tuple[float, float] | None]
     knee: bool
     params: dict[str, float] = field(default_factory=dict)
+    #: The baseline's name when this front member is a baseline design.
+    baseline: str | None = None
 
 
 def _sem(r: CallRecord, name: str) -> float:
@@ -229,10 +231,13 @@ def front_table(study: StudyConfig, records: dict[int, CallRecord]) -> list[Fron
     rows = []
     for cid in sorted(front, key=lambda c: (records[c].metrics[first], c)):
         r = records[cid]
-        change = {n: (relative_change(r.metrics[n], _sem(r, n), base.metrics[n], _sem(base, n))
-                      if base is not None else None) for n in study.objectives}
+        if r is base:  # the baseline against itself: no change, and no uncertainty in it
+            change: dict[str, tuple[float, float] | None] = {n: (0.0, 0.0) for n in study.objectives}
+        else:
+            change = {n: (relative_change(r.metrics[n], _sem(r, n), base.metrics[n], _sem(base, n))
+                          if base is not None else None) for n in study.objectives}
         rows.append(FrontRow(cid, {n: r.metrics[n] for n in study.objectives}, {n: _sem(r, n) for n in study.objectives},
-                             change, cid == knee, dict(r.params)))
+                             change, cid == knee, dict(r.params), (r.label or "baseline") if r.origin == "baseline" else None))
     return rows
 
 

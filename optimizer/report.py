@@ -44,7 +44,7 @@ def _pyplot() -> Any:
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=150)  # sharp at the page's width (the HTML scales figures down, never up)
     _pyplot().close(fig)
     return path
 
@@ -294,7 +294,7 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
             keep = {r.call_id for r in sorted((r for r in done if r.feasible), key=lambda r: s * r.metrics[name])[:PARALLEL_BEST]}
             subset = f"the {PARALLEL_BEST} best designs and baselines"
         done = [r for r in done if r.call_id in keep or r.origin == "baseline"]
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.6 * len(names) + 3), 5))
+    fig, ax = plt.subplots(figsize=(min(max(7.0, 0.6 * len(names) + 3), 18.0), 5))  # wider is unreadable scaled to a page
     strategy = [r for r in done if r.origin != "baseline"]
     if strategy:
         values = np.array([r.metrics[name] for r in strategy])
@@ -321,7 +321,7 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
     ax.set_ylabel("low → high bound of each parameter")
     ax.set_title(f"{study.name}: evaluated designs" + (f" ({subset})" if subset else ""), loc="left")
     if any(r.origin == "baseline" for r in done):
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return _save(fig, path)
 
 
@@ -444,13 +444,17 @@ def design_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[tupl
 
     rows: list[tuple[str, CallRecord]] = []
     if len(study.objectives) > 1:
-        rows += [("knee of the front" if f.knee else "Pareto front", records[f.call_id]) for f in front_table(study, records)]
+        for f in front_table(study, records):
+            label = f"baseline {f.baseline}, on the front" if f.baseline else "Pareto front"
+            rows.append((f"knee of the front ({label})" if f.knee and f.baseline else
+                         "knee of the front" if f.knee else label, records[f.call_id]))
     else:
         for name, b in best_so_far(study, records.values()).items():
             if b is not None:
                 rows.append((f"best {name}", records[b[1]]))
+    listed = {r.call_id for _, r in rows}
     rows += [(f"baseline {r.label}", r) for r in sorted(records.values(), key=lambda r: r.call_id)
-             if r.origin == "baseline" and r.status == "completed"]
+             if r.origin == "baseline" and r.status == "completed" and r.call_id not in listed]
     return rows
 
 
@@ -467,10 +471,11 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
         return html.escape(str(x))
 
     rows = design_rows(study, records)
-    base = next((r for label, r in rows if label.startswith("baseline")), None)
+    base = next((r for r in sorted(records.values(), key=lambda r: r.call_id)
+                 if r.origin == "baseline" and r.status == "completed"), None)
     columns: list[tuple[str, list[str]]] = []  # (header, one cell per design)
     for o, spec in study.objectives.items():
-        columns.append((metric_label(study, o), [esc(format_value(r.metrics[o], _finite(r.sems.get(o)), spec.unit))
+        columns.append((metric_label(study, o), [esc(format_value(r.metrics[o], _finite(r.sems.get(o))))
                                                  for _, r in rows]))
         if base is not None:
             columns.append((f"{esc(spec.label or o)}: change vs {esc(base.label)}", [
@@ -491,6 +496,8 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
         table += "".join(f"<tr><td>{d}</td>" + "".join(f"<td>{cells[i]}</td>" for _, cells in columns) + "</tr>"
                          for i, d in enumerate(designs))
     mime = {".png": "image/png", ".svg": "image/svg+xml"}
+    if len(study.objectives) > 1:  # convergence already is the hypervolume trace: show it once
+        figures = [f for f in figures if f.stem != "hypervolume"]
     imgs = "".join(
         f'<figure><img alt="{esc(f.stem)}" src="data:{mime[f.suffix]};base64,{base64.b64encode(f.read_bytes()).decode()}">'
         f"<figcaption><b>{esc(f.stem)}</b>: {esc(CAPTIONS.get(f.stem, ''))}</figcaption></figure>" for f in figures)

@@ -93,7 +93,8 @@ def test_pareto_table_numbers_equal_the_journal(campaign: Path, capsys: pytest.C
     page = (campaign / "report" / "report.html").read_text()
     for f in s["front"]:
         assert f"(call {f['call_id']})" in page
-        assert format_value(f["values"]["bkg"], f["sems"]["bkg"], UNITS["bkg"]) in page
+        assert f"<td>{format_value(f['values']['bkg'], f['sems']['bkg'])}</td>" in page
+    assert f"<th>background [{UNITS['bkg']}]</th>" in page
 
 
 def test_relative_change_propagates_both_standard_errors() -> None:
