@@ -47,7 +47,7 @@ def _feasible(records: Iterable[CallRecord]) -> list[CallRecord]:
 def maximisation_matrix(study: StudyConfig, records: Iterable[CallRecord]) -> tuple[list[int], torch.Tensor]:
     """Call ids and ``[N, m]`` objective values of completed feasible calls, larger is better."""
     recs = _feasible(records)
-    Y = np.array([[r.metrics[o] for o in study.objectives] for r in recs], dtype=float).reshape(len(recs), -1)
+    Y = np.array([[r.metrics[o] for o in study.objectives] for r in recs], dtype=float).reshape(len(recs), len(study.objectives))
     return [r.call_id for r in recs], torch.as_tensor(Y * signs(study), dtype=torch.float64)
 
 
@@ -172,9 +172,10 @@ def hypervolume_summary(study: StudyConfig, records: dict[int, CallRecord]) -> d
     return {
         "hypervolume": hv,
         "normalised": hv / volume if volume > 0 and math.isfinite(volume) else None,
-        "reference": dict(zip(names, ref.tolist())),
+        # None, not NaN, before any completed call: the JSON export stays valid JSON
+        "reference": dict(zip(names, [v if math.isfinite(v) else None for v in ref.tolist()])),
         "reference_source": dict(zip(names, source)),
-        "ideal": dict(zip(names, box.tolist())),
+        "ideal": dict(zip(names, [v if math.isfinite(v) else None for v in box.tolist()])),
     }
 
 
@@ -186,9 +187,12 @@ def format_hypervolume(study: StudyConfig, hv: dict[str, Any]) -> list[str]:
     lines = [f"hypervolume {hv['hypervolume']:.6g}"
              + (f" = {norm:.4f} of the box between reference and ideal point" if norm is not None else "")
              + (" (no design dominates the reference yet)" if hv["hypervolume"] == 0 else "")]
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.6g}"
+
     for name in study.objectives:
-        lines.append(f"  {metric_label(study, name)}: reference {hv['reference'][name]:.6g} "
-                     f"({hv['reference_source'][name]}), ideal {hv['ideal'][name]:.6g}")
+        lines.append(f"  {metric_label(study, name)}: reference {num(hv['reference'][name])} "
+                     f"({hv['reference_source'][name]}), ideal {num(hv['ideal'][name])}")
     return lines
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,8 @@ def pareto_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path, 
     ax.set_ylabel(f"{metric_label(study, b)} ({study.objectives[b].direction})")
     ax.set_title(f"{study.name}: {metric_label(study, a, unit=False)} vs {metric_label(study, b, unit=False)}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -181,7 +183,8 @@ def _hypervolume_axes(study: StudyConfig, records: dict[int, CallRecord], ax: An
         sec = ax.secondary_yaxis("right", functions=(lambda v: v * s["normalised"] / s["hypervolume"],
                                                      lambda f: f * s["hypervolume"] / s["normalised"]))
         sec.set_ylabel("fraction of the reference–ideal box")
-    ref_txt = ", ".join(f"{metric_label(study, n)} {v:.4g} ({s['reference_source'][n]})" for n, v in s["reference"].items())
+    ref_txt = ", ".join(f"{metric_label(study, n)} {'-' if v is None else f'{v:.4g}'} ({s['reference_source'][n]})"
+                        for n, v in s["reference"].items())
     ax.set_title(f"{study.name}: hypervolume w.r.t. the reference\n{ref_txt}", fontsize=8, loc="left")
     ax.grid(alpha=0.3)
 
@@ -459,7 +462,7 @@ def design_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[tupl
 
 
 def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: list[Path], path: Path,
-                summary: dict[str, object]) -> Path:
+                summary: Mapping[str, object]) -> Path:
     """One self-contained HTML page: summary, the designs (objectives first, ± s.e. and change against the
     first baseline), the figures embedded full-width (base64 PNG or SVG)."""
     import base64

@@ -271,3 +271,20 @@ def test_many_parameters_transposed_table_and_front_only_lines(write_study, tmp_
     assert rows[2].startswith("<th>a [t]</th>") and any(r.startswith("<th>p13 [cm]</th>") for r in rows)
     assert page.index("<th>a [t]</th>") < page.index("<th>p0 [cm]</th>")  # objectives first
     assert "max-width:100%" in page and "520px" not in page
+
+
+def test_no_completed_call_gives_empty_front_and_valid_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimizer import report
+    from optimizer.pareto import front_table, hypervolume_summary, pareto_calls
+    from optimizer.storage import CallRecord
+    from optimizer.study import validate_study
+
+    study = validate_study(base_study(objectives={"a": {"unit": "t"}, "b": {}}))
+    recs = {1: CallRecord(1, "initial", {"x1": 0, "x2": 0}, [0, 0], 0, 1, status="failed")}
+    assert pareto_calls(study, recs.values()) == [] and front_table(study, recs) == []
+    s = hypervolume_summary(study, recs)
+    assert s["hypervolume"] == 0.0 and s["normalised"] is None and s["reference"] == {"a": None, "b": None}
+    json.dumps(s, allow_nan=False)
+    monkeypatch.setattr(report, "_save", lambda fig, path: path)
+    report.pareto_plot(study, recs, Path("unused.png"))
+    report.convergence_plot(study, recs, Path("unused.png"))
