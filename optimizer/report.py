@@ -356,7 +356,7 @@ def surrogate_plot(study: StudyConfig, model: Any, path: Path, points: int | Non
         vals.append(space.from_unit(u)[:, i])
     pts = space.from_unit(h.theta) if len(h) else np.zeros((0, space.dim))
     best = int(np.argmin(view["acquisition"]))
-    titles = [f"surrogate mean of {oname} ({obj.direction})", "Wasserstein uncertainty σ_W",
+    titles = [f"surrogate mean of {metric_label(study, oname)} ({obj.direction})", "Wasserstein uncertainty σ_W",
               f"acquisition (κ = {strat.cfg['kappa']:g}; lower is next)"]
     keys = ["mean", "sigma", "acquisition"]
     if space.dim == 1:
