@@ -10,7 +10,10 @@ journal, re-runs the calls that were in flight when the driver died, and goes on
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
 import platform
 import time
 from collections import deque
@@ -22,19 +25,34 @@ from typing import Any
 import numpy as np
 
 from optimizer import __version__
-from optimizer.errors import CampaignError, StudyError
-from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, build_simulator
+from optimizer.errors import CampaignError, InfrastructureError, StudyError
+from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import NullReporter, Reporter
 from optimizer.space import SearchSpace
 from optimizer.storage import CallRecord, CampaignLock, JournalStorage, replay
 from optimizer.strategies import STRATEGIES, History, Strategy, initial_design
+from optimizer.strategies.base import OptionError
 from optimizer.study import StudyConfig, load_study
 
 #: Re-runs of a call whose worker/node was lost after Ray's own retries (never charged to the budget).
 MAX_LOST_RERUNS = 3
+#: A call lost more often than MAX_LOST_RERUNS is recorded final and replaced; once this many calls per
+#: budget call are lost for good (every replacement dies too) the campaign stops instead of trying forever.
+MAX_LOST_CALLS_PER_BUDGET = 1.0
 STUDY_FILE = "study.yaml"
 META_FILE = "campaign.json"
+
+
+def is_lost_for_good(rec: CallRecord) -> bool:
+    """A call whose worker kept dying: recorded final, but neither a result nor a charge to the budget."""
+    return rec.status == "failed" and rec.failure_kind == "lost"
+
+
+def charged(rec: CallRecord) -> bool:
+    """Whether a call counts against the budget: issued by the initial design or the strategy, and not
+    lost for good to worker deaths (the README's failure table: lost calls are never charged)."""
+    return rec.origin != "baseline" and not is_lost_for_good(rec)
 
 
 def call_seed(study_seed: int, call_id: int) -> int:
@@ -49,43 +67,92 @@ class Campaign:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.storage = JournalStorage(self.root)
+        self._lock: CampaignLock | None = None
 
     @property
     def meta_path(self) -> Path:
         return self.root / META_FILE
 
     def meta(self) -> dict[str, Any]:
-        return json.loads(self.meta_path.read_text())
+        try:
+            meta = json.loads(self.meta_path.read_text())
+        except FileNotFoundError:
+            raise CampaignError(f"{self.meta_path}: missing (not a campaign directory)") from None
+        except (OSError, ValueError, RecursionError) as err:
+            raise CampaignError(f"{self.meta_path}: cannot be read ({type(err).__name__}: {err})") from None
+        if not isinstance(meta, dict):
+            raise CampaignError(f"{self.meta_path}: corrupt (not a JSON object)")
+        for key in ("fingerprint", "budget_calls"):
+            if key not in meta:
+                raise CampaignError(f"{self.meta_path}: {key}: missing")
+        if isinstance(meta["budget_calls"], bool) or not isinstance(meta["budget_calls"], int):
+            raise CampaignError(f"{self.meta_path}: budget_calls: not an integer")
+        return meta
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
         tmp = self.meta_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(meta, indent=2))
-        tmp.replace(self.meta_path)
+        try:
+            tmp.write_text(json.dumps(meta, indent=2))
+            tmp.replace(self.meta_path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise CampaignError(f"{self.meta_path}: cannot be written ({(err.strerror or str(err)).lower()})") from None
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the campaign's lock (re-entrant for this object: a command holds it around every write)."""
+        if self._lock is not None:
+            yield
+            return
+        held = CampaignLock(self.root)
+        try:
+            held.__enter__()
+        except OSError as err:  # a directory that cannot be created or written
+            raise CampaignError(f"{held.path}: cannot take the campaign lock "
+                                f"({(err.strerror or str(err)).lower()})") from None
+        self._lock = held
+        try:
+            yield
+        finally:
+            self._lock = None
+            held.__exit__(None, None, None)
 
     @classmethod
     def create(cls, root: str | Path, study: StudyConfig, text: str, source: str, budget: int | None = None) -> Campaign:
         """Start a new campaign directory; refuses one that already holds a campaign."""
         camp = cls(root)
-        if camp.meta_path.exists() or camp.storage.path.exists():
-            raise CampaignError(
-                f"{camp.root}: already holds a campaign; continue it with 'optimize resume {camp.root}' "
-                "or choose another --output"
-            )
-        camp.root.mkdir(parents=True, exist_ok=True)
-        (camp.root / STUDY_FILE).write_text(text)
-        camp._write_meta(
-            {
-                "name": study.name,
-                "source": str(Path(source).resolve()),
-                "fingerprint": study.fingerprint(),
-                "science": study.science_dict(),
-                "budget_calls": budget or study.budget.calls,
-                "created": time.time(),
-                "detopt": __version__,
-                "python": platform.python_version(),
-            }
-        )
+        camp.initialise(study, text, source, budget)
         return camp
+
+    def initialise(self, study: StudyConfig, text: str, source: str, budget: int | None = None) -> None:
+        """Write a new campaign's study and metadata (under the lock; refuses a directory holding one)."""
+        camp = self
+        calls = study.budget.calls if budget is None else budget
+        if calls < 1:
+            raise CampaignError(f"--budget: {calls} is not a positive number of calls")
+        check_output_dir(camp.root)
+        with camp.lock():
+            if camp.meta_path.exists() or camp.storage.path.exists():
+                raise CampaignError(
+                    f"{camp.root}: already holds a campaign; continue it with 'optimize resume {camp.root}' "
+                    "or choose another --output"
+                )
+            try:
+                (camp.root / STUDY_FILE).write_text(text)
+            except OSError as err:
+                raise CampaignError(f"{camp.root / STUDY_FILE}: {(err.strerror or str(err)).lower()}") from None
+            camp._write_meta(
+                {
+                    "name": study.name,
+                    "source": str(Path(source).resolve()),
+                    "fingerprint": study.fingerprint(),
+                    "science": study.science_dict(),
+                    "budget_calls": calls,
+                    "created": time.time(),
+                    "detopt": __version__,
+                    "python": platform.python_version(),
+                }
+            )
 
     @classmethod
     def open(cls, root: str | Path) -> Campaign:
@@ -94,6 +161,7 @@ class Campaign:
             raise CampaignError(f"{camp.root}: no such campaign directory")
         if not camp.meta_path.exists():
             raise CampaignError(f"{camp.root}: not a campaign directory ({META_FILE} is missing)")
+        camp.meta()  # a corrupt campaign.json is one line here, not a traceback later
         return camp
 
     def study(self, path: str | Path | None = None) -> StudyConfig:
@@ -103,7 +171,11 @@ class Campaign:
     def check_study(self, study: StudyConfig, text: str | None, force: bool) -> None:
         """Refuse a study that changed since the campaign started, unless ``force``.
 
-        With ``force`` the new study replaces the stored one (the old file is kept beside it).
+        With ``force`` the new study replaces the stored one (the old file is kept beside it), if the
+        stored history can support it: objectives and constraints that are new or redefined are
+        recomputed for every completed call from its stored samples (a ``metrics_recomputed`` event),
+        and every stored call must lie within the new parameter bounds. Everything is checked before
+        anything is written; the caller holds the campaign lock.
         """
         meta = self.meta()
         same = study.fingerprint() == meta["fingerprint"]
@@ -114,6 +186,7 @@ class Campaign:
                 f"{self.root}: the study changed since the campaign started ({', '.join(changed) or 'content'} differ); "
                 "resume with --force to continue with the new study"
             )
+        recomputed = None if same else self._supported_change(study, old)
         current = self.root / STUDY_FILE
         if text is not None and current.read_text() != text:
             # Keep the previous file: the campaign's history was produced under it.
@@ -129,15 +202,102 @@ class Campaign:
         meta.update(fingerprint=study.fingerprint(), science=new)
         self._write_meta(meta)
         self.storage.append({"event": "study_changed", "changed": changed})
+        if recomputed:
+            self.storage.append({"event": "metrics_recomputed", "calls": recomputed})
         self.storage.close()
 
+    def _supported_change(self, study: StudyConfig, old: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """What the stored calls need under a changed ``study``: per completed call, the metrics that are
+        new or redefined, recomputed from its samples (and its feasibility). Refuses what they cannot support."""
+        records = self.records()
+        calls = [r for _, r in sorted(records.items())]
+        for r in calls:
+            missing = [p for p in study.parameters if p not in r.params]
+            if missing:
+                raise CampaignError(
+                    f"{self.root}: parameters.{missing[0]}: stored call {r.call_id} has no value for this parameter; "
+                    "start a new campaign for a different set of parameters")
+            for name, p in study.parameters.items():
+                v = float(r.params[name])
+                if not p.low <= v <= p.high:
+                    raise CampaignError(
+                        f"{self.root}: parameters.{name}: stored call {r.call_id} has {name}={v:g}, outside the new "
+                        f"bounds [{p.low:g}, {p.high:g}]; widen the bounds or start a new campaign")
+        old_metrics = {**old.get("objectives", {}), **old.get("constraints", {})}
+        new_metrics = {**study.objectives, **study.constraints}
+        redo = [n for n, m in new_metrics.items() if old_metrics.get(n) != m.model_dump(mode="json")]
+        constraints_changed = old.get("constraints") != study.science_dict().get("constraints")
+        done = [r for r in calls if r.status == "completed"]
+        if not done or not (redo or constraints_changed):
+            return {}
+        from_samples = any(new_metrics[n].statistic != "quantity" for n in redo)
+        outputs = list(build_simulator(study.simulator).outputs) if from_samples else []
+        out: dict[str, dict[str, Any]] = {}
+        for r in done:
+            metrics, sems = {}, {}
+            samples = self.storage.load_samples(str(r.samples)) if from_samples else np.empty((0, 0))
+            for n in redo:
+                m = new_metrics[n]
+                section = "objectives" if n in study.objectives else "constraints"
+                if m.statistic == "quantity" and m.quantity not in r.quantities:
+                    raise CampaignError(
+                        f"{self.root}: {section}.{n}.quantity: '{m.quantity}' was not recorded for call {r.call_id}; "
+                        "it cannot be computed for the stored calls")
+                try:
+                    v, sem = evaluate_metric(m, samples, outputs, r.quantities)
+                except (ValueError, IndexError, KeyError) as err:
+                    raise CampaignError(
+                        f"{self.root}: {section}.{n}: cannot be computed from the stored samples of call "
+                        f"{r.call_id} ({type(err).__name__}: {err})") from None
+                metrics[n], sems[n] = v, sem
+            values = {**r.metrics, **metrics}
+            out[str(r.call_id)] = {"metrics": metrics, "sems": sems,
+                                   "feasible": is_feasible(study.constraints, values)}
+        return out
+
     def set_budget(self, calls: int) -> None:
+        if calls < 1:
+            raise CampaignError(f"--budget: {calls} is not a positive number of calls")
         meta = self.meta()
         meta["budget_calls"] = int(calls)
         self._write_meta(meta)
 
     def records(self) -> dict[int, CallRecord]:
-        return replay(self.storage.events())
+        """Every call, replayed from the journal; every completed call's samples file checked (header only)."""
+        records = replay(self.storage.events())
+        columns: int | None = None
+        for cid, r in sorted(records.items()):
+            if r.status != "completed":
+                continue
+            shape = self.storage.sample_shape(r.samples)  # type: ignore[arg-type]
+            problem = None
+            if len(shape) != 2:
+                problem = f"has shape {shape}, not [n, k]"
+            elif r.n_rows is not None and shape[0] != r.n_rows:
+                problem = f"has {shape[0]} rows, the journal recorded {r.n_rows}"
+            elif columns is not None and shape[1] != columns:
+                problem = f"has {shape[1]} columns, other calls have {columns}"
+            if problem:
+                raise CampaignError(f"{self.storage.sample_path(r.samples)}: samples of call {cid} {problem}")
+            columns = shape[1]
+        return records
+
+
+def check_output_dir(root: Path) -> None:
+    """Refuse a campaign directory that cannot be created or written, before anything is written."""
+    if root.exists() and not root.is_dir():
+        raise CampaignError(f"{root}: exists and is not a directory")
+    parent = root
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CampaignError(f"{parent}: is not a directory, so {root} cannot be created")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CampaignError(f"{root}: cannot be created ({(err.strerror or str(err)).lower()})") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise CampaignError(f"{root}: is not writable")
 
 
 # -- checks of a study against its simulator ---------------------------------------------
@@ -172,6 +332,13 @@ def check_simulator(study: StudyConfig, sim: Any, source: str) -> None:
                         source, f"{section}.{name}.{key}",
                         f"'{col}' is not an output of simulator '{study.simulator.name}' (outputs: {', '.join(sim.outputs)})",
                     )
+    from simulators import SimulatorOptionError
+
+    example = {n: (math.ceil(p.low) if p.integer else p.low) for n, p in study.parameters.items()}
+    try:
+        getattr(sim, "check_parameters", lambda _: None)(example)
+    except SimulatorOptionError as err:
+        raise StudyError(source, err.field, err.message) from None
 
 
 def make_strategy(study: StudyConfig, space: SearchSpace, source: str) -> Strategy:
@@ -180,7 +347,10 @@ def make_strategy(study: StudyConfig, space: SearchSpace, source: str) -> Strate
     except KeyError as err:
         raise StudyError(source, "strategy.name", err.args[0]) from None
     try:
+        cls.check_options(study.strategy.options)
         return cls(space, study, study.seed, **study.strategy.options)
+    except OptionError as err:
+        raise StudyError(source, err.field, err.message) from None
     except TypeError as err:
         raise StudyError(source, "strategy.options", str(err)) from None
     except ValueError as err:
@@ -197,7 +367,9 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Any, Strategy
         StudyError / DetoptError: naming the field that is wrong.
     """
     space = SearchSpace(study.parameters)
-    sim = build_simulator(study.simulator)
+    if ":" in study.simulator.name:
+        add_study_paths(source)
+    sim = build_simulator(study.simulator, source)
     check_simulator(study, sim, source)
     strategy = make_strategy(study, space, source)
     try:
@@ -223,8 +395,13 @@ def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: J
     def matrix(rows: list[list[float]], cols: int) -> np.ndarray:
         return np.array(rows, dtype=float).reshape(len(rows), cols)
 
+    space = SearchSpace(study.parameters)
+
+    def unit(r: CallRecord) -> list[float]:  # from the physical values: bounds may have changed (--force)
+        return space.to_unit(space.from_params(r.params)).tolist()
+
     return History(
-        theta=matrix([r.unit for r in done], d),
+        theta=matrix([unit(r) for r in done], d),
         call_ids=np.array([r.call_id for r in done], dtype=int),
         objectives=matrix([[r.metrics[o] for o in obj] for r in done], len(obj)),
         objective_sems=matrix([[r.sems.get(o, np.nan) for o in obj] for r in done], len(obj)),
@@ -233,7 +410,9 @@ def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: J
         feasible=np.array([bool(r.feasible) for r in done], dtype=bool),
         objective_names=obj,
         directions=[study.objectives[o].direction for o in obj],
-        failed_theta=matrix([r.unit for r in bad], d),
+        failed_theta=matrix([unit(r) for r in bad], d),
+        # the strategies' stream position: calls lost for good count here (their replacement is a new design),
+        # though not against the budget (see `charged`)
         n_issued=sum(1 for r in records.values() if r.origin != "baseline"),
         _load=lambda i: storage.load_samples(refs[i]),  # type: ignore[index]
     )
@@ -277,7 +456,8 @@ def restore_strategy(campaign: Campaign, strategy: Strategy) -> bool:
     import torch
 
     try:
-        strategy.load_state_dict(torch.load(path, weights_only=False))
+        # weights_only: a campaign directory is data; unpickling arbitrary objects would run code
+        strategy.load_state_dict(torch.load(path, weights_only=True))
     except Exception as err:  # noqa: BLE001 - a stale or foreign state is not fatal: refit from the journal
         campaign.storage.append({"event": "strategy_state_ignored", "reason": f"{type(err).__name__}: {err}"})
         return False
@@ -292,7 +472,7 @@ class CampaignSummary:
     failed: int
     best: dict[str, tuple[float, int] | None]
     wall_s: float
-    stopped: str  # "budget" | "strategy" | "interrupted" ("error" is raised, not returned)
+    stopped: str  # "budget" | "strategy" | "lost" | "interrupted" (errors are raised, not returned)
 
 
 # -- the loop ----------------------------------------------------------------------------
@@ -317,14 +497,26 @@ def run_campaign(
     reporter = reporter or NullReporter()
     t0 = time.time()
     space, sim, strategy, init_points = prepare(study, source)
-    budget = int(campaign.meta()["budget_calls"])
     n_init = study.budget.initial_design
     storage = campaign.storage
     exec_res = {"num_cpus": study.execution.num_cpus, "num_gpus": study.execution.num_gpus}
 
-    with CampaignLock(campaign.root):
+    with campaign.lock():
+        meta = campaign.meta()
+        budget = int(meta["budget_calls"])
         records = campaign.records()
         resumed = bool(records)
+        orphans = sorted(storage.samples_dir.glob("call-*.npy")) if storage.samples_dir.is_dir() else []
+        if not records and orphans:
+            raise CampaignError(
+                f"{storage.path}: the journal is {'empty' if storage.path.exists() else 'missing'} but "
+                f"{storage.samples_dir} holds {len(orphans)} samples files; refusing to start over "
+                "(restore the journal, or start a new campaign in another directory)")
+        for r in records.values():  # stored coordinates follow the current bounds (a --force change)
+            r.unit = space.to_unit(space.from_params(r.params)).tolist()
+        if meta.get("outputs") != list(sim.outputs):
+            # reports read output names from here, without importing a user's simulator module
+            campaign._write_meta({**meta, "outputs": list(sim.outputs)})
         # Calls that were in flight when a previous driver died, or failed with retries left, run again.
         rerun: deque[CallRecord] = deque(r for _, r in sorted(records.items()) if not r.done)
         baselines = deque(b for b in study.baselines if b.name not in {r.label for r in records.values() if r.origin == "baseline"})
@@ -333,8 +525,14 @@ def run_campaign(
                         "fingerprint": study.fingerprint(), "detopt": __version__})
         strategy_done = False
 
-        def n_issued() -> int:
-            return sum(1 for r in records.values() if r.origin != "baseline")
+        def n_issued() -> int:  # charged to the budget: calls lost for good are replaced
+            return sum(1 for r in records.values() if charged(r))
+
+        def n_initial() -> int:  # initial-design points used, lost ones included (never proposed twice)
+            return sum(1 for r in records.values() if r.origin == "initial")
+
+        def too_many_lost() -> bool:
+            return sum(1 for r in records.values() if is_lost_for_good(r)) >= MAX_LOST_CALLS_PER_BUDGET * budget
 
         def history() -> History:
             return build_history(study, records, storage)
@@ -366,13 +564,13 @@ def run_campaign(
                 b = baselines.popleft()
                 n += 1
                 yield new_call("baseline", space.to_unit(space.from_params(b.params)), label=b.name)
-            while n_issued() < min(n_init, budget) and n < free:
+            while n_initial() < min(n_init, budget) and n_issued() < budget and n < free:
                 n += 1
-                yield new_call("initial", init_points[n_issued()])
+                yield new_call("initial", init_points[n_initial()])
             initial_open = any(r.origin == "initial" and not r.done for r in records.values())
             if strategy.needs_initial_results and initial_open:
                 return
-            while n < free and n_issued() < budget and not strategy_done:
+            while n < free and n_issued() < budget and not strategy_done and not too_many_lost():
                 pending = np.array([r.unit for r in in_flight.values()], dtype=float).reshape(-1, space.dim)
                 points = np.asarray(strategy.ask(history(), pending, 1), dtype=float).reshape(-1, space.dim)
                 if len(points) == 0:
@@ -438,7 +636,7 @@ def run_campaign(
         restore_strategy(campaign, strategy)
         executor_ = executor or make_executor(study, Path(source).resolve().parent)
         reporter.start(study, budget, records)
-        stopped = "budget"
+        stopped = ""  # set when the loop ends; a "finished" event is written only then
         try:
             strategy.tell(history())
             save_strategy(campaign, strategy)
@@ -447,7 +645,7 @@ def run_campaign(
                 for rec in propose(free) if free > 0 else []:
                     submit(rec)
                 if executor_.in_flight() == 0:
-                    stopped = "strategy" if strategy_done else "budget"
+                    stopped = "strategy" if strategy_done else "lost" if too_many_lost() else "budget"
                     break
                 outcomes = executor_.wait()
                 for out in outcomes:
@@ -458,15 +656,23 @@ def run_campaign(
         except KeyboardInterrupt:
             stopped = "interrupted"
             storage.append({"event": "campaign", "action": "interrupted", "in_flight": sorted(in_flight)})
+        except InfrastructureError as err:
+            # Ray is gone, not the calls: the ones in flight stay "submitted" (re-run on resume, not charged).
+            stopped = "infrastructure_error"
+            storage.append({"event": "campaign", "action": "infrastructure_error", "error": str(err),
+                            "in_flight": sorted(in_flight)})
+            err.campaign = str(campaign.root)
+            raise
         except Exception as err:
             # Recorded calls stay valid; the in-flight ones run again on resume.
             stopped = "error"
-            storage.append({"event": "campaign", "action": "error", "error": f"{type(err).__name__}: {err}",
-                            "in_flight": sorted(in_flight)})
+            with contextlib.suppress(CampaignError):  # a full disk: the error itself is what matters
+                storage.append({"event": "campaign", "action": "error", "error": f"{type(err).__name__}: {err}",
+                                "in_flight": sorted(in_flight)})
             raise
         finally:
             executor_.close()
-            if stopped not in ("interrupted", "error"):
+            if stopped in ("budget", "strategy", "lost"):
                 storage.append({"event": "campaign", "action": "finished", "stopped": stopped})
             storage.close()
         summary = CampaignSummary(

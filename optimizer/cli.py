@@ -7,6 +7,7 @@ code 2; nothing already recorded is touched.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import signal
@@ -14,9 +15,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from optimizer.errors import DetoptError
+from optimizer.errors import DetoptError, InfrastructureError
 
 EXIT_USAGE = 2
+#: OS errors about a file that the user can fix (space, permissions, paths), shown as one line.
+USER_FILE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT,
+                    errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
+#: The Ray cluster (raylet, GCS) was lost: nothing is wrong with the input, resume when Ray is back.
+EXIT_INFRASTRUCTURE = 3
+#: Stopped by a signal: 128 + its number, with either backend (SIGINT 130, SIGTERM 143). Recorded calls
+#: are kept and the calls in flight run again on resume.
+EXIT_SIGNAL_BASE = 128
+_last_signal = signal.SIGINT
 
 
 def _reporter(args: argparse.Namespace) -> Any:
@@ -28,37 +38,58 @@ def _reporter(args: argparse.Namespace) -> Any:
 def _with_overrides(study: Any, args: argparse.Namespace) -> Any:
     if getattr(args, "backend", None):
         study = study.model_copy(update={"execution": study.execution.model_copy(update={"backend": args.backend})})
+    if study.execution.backend == "ray":  # an unreachable cluster is refused before anything is written
+        from optimizer.executors.ray_backend import preflight
+
+        preflight(study.execution)
     return study
 
 
+def _check_budget(budget: int | None) -> None:
+    if budget is not None and budget < 1:
+        raise DetoptError(f"--budget: {budget} is not a positive number of calls")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign, prepare, run_campaign
+    from optimizer.campaign import Campaign, check_output_dir, prepare, run_campaign
     from optimizer.study import load_study
 
+    _check_budget(args.budget)
     study, text = load_study(args.study)
     prepare(study, args.study)  # every check before the campaign directory is created
     if args.budget is not None and args.budget < study.budget.initial_design:
         raise DetoptError(f"--budget: {args.budget} is below budget.initial_design ({study.budget.initial_design})")
     study = _with_overrides(study, args)
     out = Path(args.output or study.output or Path("runs") / study.name)
-    camp = Campaign.create(out, study, text, source=args.study, budget=args.budget)
-    summary = run_campaign(camp, study, source=args.study, reporter=_reporter(args))
-    return 130 if summary.stopped == "interrupted" else 0
+    check_output_dir(out)
+    camp = Campaign(out)
+    with camp.lock():  # held from the first write to the last
+        camp.initialise(study, text, source=args.study, budget=args.budget)
+        summary = run_campaign(camp, study, source=args.study, reporter=_reporter(args))
+    return _interrupted(camp.root) if summary.stopped == "interrupted" else 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.campaign import Campaign, prepare, run_campaign
     from optimizer.study import load_study
 
+    _check_budget(args.budget)
     camp = Campaign.open(args.dir)
     source = args.study or str(camp.root / "study.yaml")
     study, text = load_study(source)
-    camp.check_study(study, text, force=args.force)
-    if args.budget is not None:
-        camp.set_budget(args.budget)
-    study = _with_overrides(study, args)
-    summary = run_campaign(camp, study, source=source, reporter=_reporter(args))
-    return 130 if summary.stopped == "interrupted" else 0
+    prepare(study, source)  # a study that cannot run changes nothing
+    study = _with_overrides(study, args)  # its checks (a reachable Ray address) run before anything is written
+    with camp.lock():  # a resume refused by the lock writes nothing
+        camp.check_study(study, text, force=args.force)
+        if args.budget is not None:
+            camp.set_budget(args.budget)
+        summary = run_campaign(camp, study, source=source, reporter=_reporter(args))
+    return _interrupted(camp.root) if summary.stopped == "interrupted" else 0
+
+
+def _interrupted(root: Any = "DIR") -> int:
+    print(f"interrupted; recorded calls are kept; continue with: optimize resume {root}", file=sys.stderr)
+    return EXIT_SIGNAL_BASE + int(_last_signal)
 
 
 def _fmt(v: Any) -> str:
@@ -104,7 +135,8 @@ def _table(title: str, cols: list[str], cells: list[list[str]], essential: int, 
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign, best_so_far
+    from optimizer.campaign import Campaign, best_so_far, charged, is_lost_for_good
+    from optimizer.diagnostics import registered_simulator
     from optimizer.executors import build_simulator
     from optimizer.results import call_rows, column_units
 
@@ -116,9 +148,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for r in records.values():
         counts[r.status] = counts.get(r.status, 0) + 1
-    issued = sum(r.origin != "baseline" for r in records.values())
+    issued = sum(charged(r) for r in records.values())  # calls lost to worker deaths are not charged
+    lost = sum(is_lost_for_good(r) for r in records.values())
     summary: dict[str, Any] = {
-        "study": study.name, "directory": str(camp.root), "budget": budget, "issued": issued,
+        "study": study.name, "directory": str(camp.root), "budget": budget, "issued": issued, "lost": lost,
         "status_counts": counts, "units": column_units(study),
         "best": {k: (None if v is None else {"value": v[0], "call": v[1], "params": records[v[1]].params})
                  for k, v in best.items()},
@@ -134,11 +167,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         summary["front"] = [asdict(f) for f in front]
         summary["hypervolume"] = hypervolume_summary(study, records)
     # Benchmarks know their optimum: report how close the campaign got (never used by strategies).
-    try:
-        sim = build_simulator(study.simulator)
-        optima = sim.known_optima()
-    except DetoptError:
-        optima = None
+    # Only detopt's own simulators: a campaign directory never makes status import a user's module.
+    optima = None
+    if registered_simulator(study):
+        try:
+            sim = build_simulator(study.simulator)
+            optima = sim.known_optima()
+        except DetoptError:
+            optima = None
     if optima:
         import numpy as np
 
@@ -177,6 +213,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if len(shown) < len(rows):
         say(f"({len(rows) - len(shown)} earlier calls hidden; --all shows every call"
             + ("; every Pareto-front member is in the table below" if front else "") + ")")
+    if lost:
+        say(f"({lost} calls lost to worker or node deaths after every re-run; not charged to the budget)")
     if dropped:
         say(f"(columns left out to fit {con.width} characters: {', '.join(dropped)}; `optimize export` has them all)")
     if not few:
@@ -229,6 +267,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     camp = Campaign.open(args.dir)
     path = Path(args.output or camp.root / f"calls.{args.format}")
+    if path.is_dir():
+        raise DetoptError(f"--output: {path} is a directory; name the file to write")
+    if not path.parent.is_dir():
+        raise DetoptError(f"--output: folder {path.parent} does not exist")
     export(camp.study(), camp.records(), args.format, path)
     print(path)
     return 0
@@ -240,11 +282,90 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     camp = Campaign.open(args.dir)
     out = Path(args.output or camp.root / "report")
+    if out.exists() and not out.is_dir():
+        raise DetoptError(f"--output: {out} exists and is not a folder")
     paths, facts = write_report(camp, out, "svg" if args.format == "svg" else "png", surrogate=not args.no_surrogate)
     for k, v in facts.items():
         print(f"{k}: {v}")
     for p in paths:
         print(p)
+    return 0
+
+
+def _parse_objective(text: str) -> tuple[str, Any]:
+    """``NAME={statistic: quantile, q: 0.99, output: hits}`` (YAML flow mapping) → (name, Objective)."""
+    import re
+
+    import yaml
+    from pydantic import ValidationError
+
+    from optimizer.study import Objective
+
+    name, sep, body = text.partition("=")
+    name = name.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}", name):
+        raise DetoptError("--objective: expected NAME={statistic: ..., ...}, e.g. 'bkg99={statistic: quantile, q: 0.99}'")
+    try:
+        data = yaml.safe_load(body) if body.strip() else {}
+    except yaml.YAMLError as err:
+        raise DetoptError(f"--objective: not a YAML mapping: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise DetoptError("--objective: the part after '=' must be a mapping, e.g. {statistic: quantile, q: 0.99}")
+    try:
+        return name, Objective.model_validate(data)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise DetoptError(f"--objective: {name}{'.' + field if field else ''}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def cmd_retarget(args: argparse.Namespace) -> int:
+    from optimizer.campaign import Campaign
+    from optimizer.retarget import retarget
+
+    camp = Campaign.open(args.dir)
+    name, objective = _parse_objective(args.objective)
+    res = retarget(camp, name, objective, propose=args.propose)
+    if args.json:
+        print(json.dumps(res.__dict__, indent=1, default=float))
+        return 0
+    study = camp.study()
+
+    def fmt_params(p: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={_fmt(v)}{study.parameters[k].unit and ' ' + study.parameters[k].unit}" for k, v in p.items())
+
+    print(f"{name} ({objective.statistic}, {objective.direction}) from {len(camp.records())} stored calls; "
+          f"model: {res.model}")
+    r, b = res.recommended, res.best_evaluated
+    print(f"recommended (surrogate's optimum): predicted {_fmt(r['predicted'])} at {fmt_params(r['params'])}")
+    print(f"best evaluated (by the surrogate): call {b['call']}, predicted {_fmt(b['predicted'])}, "
+          f"measured {_fmt(b['measured'])} ± {_fmt(b['measured_sem'])}")
+    for i, p in enumerate(res.proposals, 1):
+        print(f"proposal {i}: {fmt_params(p)}")
+    print("nothing was written; run the proposals with strategy: {name: listed, options: {designs: [...]}} "
+          "or --json for machine-readable output")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from optimizer.campaign import Campaign
+    from optimizer.sampling import check_output, generate, parse_design, write
+
+    camp = Campaign.open(args.dir)
+    params = parse_design(args.at, camp.study())
+    if args.n < 1:
+        raise DetoptError(f"-n: must be at least 1 (got {args.n})")
+    out = Path(args.output)
+    check_output(out)
+    gen = generate(camp, params, args.n, seed=args.seed)
+    write(gen, out)
+    print(f"{args.n} samples of {', '.join(gen.outputs)} generated at "
+          + ", ".join(f"{k}={_fmt(v)}" for k, v in gen.params.items()) + f" → {out}")
+    print(f"model: {gen.model}")
+    for h in gen.held_out:
+        flag = "  (well above the noise floor: do not trust the surrogate there)" if h["w1"] > 2 * max(h["w1_split"], h["w1_nearest"]) else ""
+        print(f"held-out call {h['call']}: W1 {h['w1']:.4g} (split-half floor {h['w1_split']:.4g}, "
+              f"nearest stored call {h['w1_nearest']:.4g}){flag}")
     return 0
 
 
@@ -257,6 +378,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         if args.what in (None, title):
             print(f"{title}: {', '.join(reg.names())}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("status", help="table of calls and best so far", description="Table of calls and best so far.")
     sp.add_argument("dir", help="campaign directory")
     sp.add_argument("--all", action="store_true", help="show every call")
-    sp.add_argument("--last", type=int, default=20, help="show the last N calls (default 20)")
+    sp.add_argument("--last", type=_positive_int, default=20, help="show the last N calls (default 20)")
     sp.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     sp.add_argument("--params", action="store_true", help="list the parameters of every Pareto-front member")
     sp.set_defaults(func=cmd_status)
@@ -305,27 +436,61 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip the surrogate views and the held-out check (they refit a model)")
     sp.set_defaults(func=cmd_report)
 
+    sp = sub.add_parser("retarget", help="re-optimise a new objective on the stored calls, without new calls",
+                        description="Recommend and propose designs for a new objective from the campaign's stored "
+                                    "samples and its generative surrogate. Writes nothing.")
+    sp.add_argument("dir", help="campaign directory")
+    sp.add_argument("--objective", required=True,
+                    help="NAME={statistic: quantile, q: 0.99, output: hits, direction: minimize} (a YAML mapping)")
+    sp.add_argument("--propose", type=int, default=4, help="next designs to propose (default 4)")
+    sp.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    sp.set_defaults(func=cmd_retarget)
+
+    sp = sub.add_parser("sample", help="generated samples of the campaign's surrogate at a design",
+                        description="The surrogate as a fast simulator: write N generated samples at a design, "
+                                    "with the held-out check of the surrogate that made them.")
+    sp.add_argument("dir", help="campaign directory")
+    sp.add_argument("--at", required=True, help="the design, NAME=VALUE for every parameter: x1=0.3,x2=2")
+    sp.add_argument("-n", type=int, default=10000, help="samples to generate (default 10000)")
+    sp.add_argument("--output", default="generated.csv", help="a .csv (header of output names) or .npy file")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the generated draws")
+    sp.set_defaults(func=cmd_sample)
+
     sp = sub.add_parser("list", help="registered simulators, strategies, executors", description="List registered names.")
     sp.add_argument("what", nargs="?", choices=["simulators", "strategies", "executors"])
     sp.set_defaults(func=cmd_list)
     return p
 
 
-def _terminate(signum: int, frame: Any) -> None:
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM both stop a campaign as Ctrl-C does (the loop records the interruption)."""
+    global _last_signal
+    _last_signal = signal.Signals(signum)
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         return int(args.func(args) or 0)
     except DetoptError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except InfrastructureError as err:
+        print(f"Ray cluster lost: {err}; recorded calls are kept; continue with: optimize resume "
+              f"{err.campaign or 'DIR'}", file=sys.stderr)
+        return EXIT_INFRASTRUCTURE
+    except OSError as err:
+        # a file the user named or a campaign directory that cannot be written (full, read-only, gone):
+        # one line; OS errors without a file name, or of other kinds, are bugs and keep their traceback
+        if err.filename is None or err.errno not in USER_FILE_ERRNOS:
+            raise
+        print(f"error: {err.filename}: {(err.strerror or str(err)).lower()}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted; recorded calls are kept. Continue with: optimize resume DIR", file=sys.stderr)
-        return 130
+        return _interrupted()
 
 
 if __name__ == "__main__":

@@ -74,19 +74,57 @@ def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: An
     own = study.strategy.name == "wugo"
     options = dict(study.strategy.options) if own else {}
     strat = WUGOStrategy(space, study, study.seed, **options)
+    if not registered_simulator(study):
+        # a user's module is never imported to draw a report: output names come from campaign.json
+        if unavailable_offline(study, storage.root):
+            return None
+        strat.offline_outputs = _stored_outputs(storage.root)
     origin = f"the campaign's WU-GO surrogate ({strat.cfg['surrogate']}, preset {strat.preset})"
     state = storage.root / STRATEGY_STATE
     if own and state.exists():
         try:
-            strat.load_state_dict(torch.load(state, weights_only=False))
+            strat.load_state_dict(torch.load(state, weights_only=True))  # data only: never unpickle code
         except Exception:  # noqa: BLE001 - a stale state: refit from the journal below
+            offline = strat.offline_outputs
             strat = WUGOStrategy(space, study, study.seed, **options)
+            strat.offline_outputs = offline
     if not own:
         origin = (f"a default WU-GO surrogate ({strat.cfg['surrogate']}) fitted on the journal for this report; "
                   f"the campaign's strategy, {study.strategy.name}, keeps no generative model")
     with one_thread():
         strat.tell(history)
     return ReportModel(strat, history, space, origin)
+
+
+def registered_simulator(study: StudyConfig) -> bool:
+    """Whether the study's simulator is one of detopt's own (``module:attr`` names a user's module)."""
+    from simulators import SIMULATORS
+
+    return ":" not in study.simulator.name and study.simulator.name in SIMULATORS
+
+
+def unavailable_offline(study: StudyConfig, root: Any) -> str | None:
+    """Why the surrogate of a campaign cannot be drawn without importing its simulator's module (``None``: it can)."""
+    if registered_simulator(study):
+        return None
+    if any(m.statistic == "quantity" for m in {**study.objectives, **study.constraints}.values()):
+        return (f"the study's quantities come from its simulator module ({study.simulator.name}), "
+                "which a report never imports")
+    if _stored_outputs(root) is None:
+        return "campaign.json does not list the simulator's outputs yet (resuming the campaign records them)"
+    return None
+
+
+def _stored_outputs(root: Any) -> list[str] | None:
+    import json
+
+    from optimizer.campaign import META_FILE
+
+    try:
+        outputs = json.loads((root / META_FILE).read_text()).get("outputs")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return [str(o) for o in outputs] if isinstance(outputs, list) else None
 
 
 def landscape_grid(space: SearchSpace, points: int) -> tuple[np.ndarray, list[np.ndarray]]:

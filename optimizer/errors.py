@@ -27,3 +27,14 @@ class StudyError(DetoptError):
 
 class CampaignError(DetoptError):
     """A campaign directory cannot be used as asked (exists, changed study, locked...)."""
+
+
+class InfrastructureError(Exception):
+    """The machinery that runs calls is gone (the Ray raylet or GCS died, the driver lost its cluster).
+
+    Not a user error and not the simulator's fault: the campaign stops, the calls in flight are left
+    for ``optimize resume`` (neither failed nor charged to the budget) and the CLI exits with code 3.
+    ``campaign`` is set to the campaign directory once the loop has recorded the stop.
+    """
+
+    campaign: str | None = None

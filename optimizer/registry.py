@@ -23,7 +23,10 @@ def import_object(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise DetoptError(f"cannot import module '{module_name}' (from '{path}'): {err}") from None
+        raise DetoptError(f"cannot import module '{module_name}' (from '{path}'): {_first_line(err)}") from None
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - the module's own code failed: one line, not a traceback
+        raise DetoptError(
+            f"importing module '{module_name}' (from '{path}') raised {type(err).__name__}: {_first_line(err)}") from None
     try:
         obj = module
         for part in attr.split("."):
@@ -31,6 +34,11 @@ def import_object(path: str) -> Any:
     except AttributeError:
         raise DetoptError(f"module '{module_name}' has no attribute '{attr}'") from None
     return obj
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 class Registry(Generic[T]):

@@ -535,6 +535,8 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
         ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     if baselines:
         calls += f"; plus {baselines} baseline design{'s' if baselines > 1 else ''}"
+    if not any(r.status == "completed" for r in records.values()):
+        calls += "; no completed calls, so the figures are empty"
     _, wall = spend_trace(records)
     facts = {"strategy": study.strategy.name, "simulator": f"{study.simulator.name} "
              f"({study.simulator.samples_per_call} samples per call)", "calls": calls,
@@ -594,5 +596,11 @@ def write_report(campaign: Any, out: Path, ext: str = "png", surrogate: bool = T
             if held:
                 paths.append(holdout_plot(study, held, out / f"surrogate_check.{ext}"))
     facts = summary_facts(study, records, campaign.meta().get("budget_calls"), held)
+    if surrogate:
+        from optimizer.diagnostics import unavailable_offline
+
+        reason = unavailable_offline(study, campaign.root)
+        if reason:
+            facts["surrogate views"] = f"not drawn: {reason}"
     paths.append(html_report(study, records, paths, out / "report.html", facts))
     return paths, facts

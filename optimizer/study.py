@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,11 +18,46 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from optimizer.errors import StudyError
 
-_IDENT = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
+#: Names of the study, its parameters, objectives, constraints and outputs (matched whole, never with ``$``,
+#: which would accept a trailing newline).
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+#: Names become directory names (``runs/NAME``), environment variables and table headers; file systems
+#: refuse names over 255 bytes, and 64 characters keep tables readable.
+MAX_NAME_LENGTH = 64
+#: Largest magnitude of a parameter bound: ``high - low`` and the unit-cube mapping stay finite in float64.
+MAX_ABS_BOUND = 1e300
+#: Smallest ``low`` of a log-scaled parameter: its logarithm stays a normal float64.
+MIN_LOG_LOW = 1e-300
+#: Largest magnitude of an integer parameter's bounds: float64 holds every integer up to 2**53 exactly.
+MAX_INTEGER_BOUND = 2.0**53
+#: Deepest nesting of a study file; a study needs a handful of levels, and deeper YAML would exhaust
+#: the parser's recursion long before it meant anything.
+MAX_YAML_DEPTH = 64
+#: Most values a study may hold once YAML aliases are expanded: ten aliases of ten aliases of ... would
+#: otherwise grow to billions of values when the study is hashed or written.
+MAX_YAML_NODES = 1_000_000
+#: Largest study file read: a study is written by hand, and a device such as /dev/zero would never end.
+MAX_STUDY_BYTES = 10 * 2**20
+
+
+def check_name(name: Any, what: str = "name") -> str:
+    """Refuse anything but a short identifier (letters, digits, ``_ . -``; not starting with a digit)."""
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):
+        raise ValueError(f"{_short(name)} is not a valid {what} (letters, digits, _ . -; not starting with a digit)")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"{_short(name)} is not a valid {what}: longer than {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr`` of a user value cut to ``limit`` characters, so an error stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no bool or string where a number is expected; no NaN or infinity anywhere in a study
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Parameter(_Strict):
@@ -39,6 +75,8 @@ class Parameter(_Strict):
     def _finite(cls, v: float) -> float:
         if not math.isfinite(v):
             raise ValueError("must be a finite number")
+        if abs(v) > MAX_ABS_BOUND:
+            raise ValueError(f"{v:g} is beyond the largest bound detopt handles (±{MAX_ABS_BOUND:g})")
         return v
 
     @model_validator(mode="after")
@@ -47,6 +85,12 @@ class Parameter(_Strict):
             raise _PathError(("high",), f"must be greater than low ({self.high:g} <= {self.low:g})")
         if self.log and self.low <= 0:
             raise _PathError(("low",), f"a log-scaled parameter needs low > 0 (got {self.low:g})")
+        if self.log and self.low < MIN_LOG_LOW:
+            raise _PathError(("low",), f"a log-scaled parameter needs low >= {MIN_LOG_LOW:g} (got {self.low:g})")
+        if self.integer:
+            for key in ("low", "high"):
+                if abs(getattr(self, key)) > MAX_INTEGER_BOUND:
+                    raise _PathError((key,), f"an integer parameter's bounds must lie within ±2**53 (got {getattr(self, key):g})")
         if self.integer and math.ceil(self.low) > math.floor(self.high):
             raise ValueError(f"no integer lies in [{self.low:g}, {self.high:g}]")
         return self
@@ -128,7 +172,19 @@ class SimulatorSpec(_Strict):
     samples_per_call: int = Field(default=1000, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
     #: Output names, needed only for a ``module:function`` simulator with several outputs.
-    outputs: list[str] | None = None
+    outputs: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("outputs")
+    @classmethod
+    def _output_names(cls, v: list[str] | None) -> list[str] | None:
+        for i, name in enumerate(v or []):
+            try:
+                check_name(name, "output name")
+            except ValueError as err:
+                raise _PathError((i,), str(err)) from None
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"output names repeat: {v}")
+        return v
 
 
 class StrategySpec(_Strict):
@@ -182,7 +238,7 @@ class Baseline(_Strict):
 class StudyConfig(_Strict):
     """The whole study file."""
 
-    name: str = Field(pattern=_IDENT)
+    name: str
     description: str = ""
     seed: int = Field(default=0, ge=0)
     parameters: dict[str, Parameter] = Field(min_length=1)
@@ -195,14 +251,17 @@ class StudyConfig(_Strict):
     output: str | None = None
     baselines: list[Baseline] = Field(default_factory=list)
 
-    @field_validator("parameters", "objectives", "constraints")
+    @field_validator("name")
     @classmethod
-    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
-        import re
+    def _study_name(cls, v: str) -> str:
+        return check_name(v, "study name")
 
-        for key in v:
-            if not re.match(_IDENT, key):
-                raise ValueError(f"'{key}' is not a valid name (letters, digits, _ . -; not starting with a digit)")
+    @field_validator("parameters", "objectives", "constraints", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        # before validation, so a bad key is named even when its value is bad too
+        for key in v if isinstance(v, dict) else ():
+            check_name(key)
         return v
 
     @model_validator(mode="after")
@@ -276,8 +335,75 @@ def _first_error(err: ValidationError) -> tuple[str, str]:
     elif first["type"] == "missing":
         msg = "required but missing"
     elif "input" in first and first["type"].endswith(("_type", "_parsing")):
-        msg = f"{msg} (got {first['input']!r})"
-    return _dotted(loc), msg
+        msg = f"{msg} (got {_short(first['input'])})"
+    return _dotted(loc), _one_line(msg)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _StudyYAMLError(yaml.MarkedYAMLError):
+    """A study-specific refusal found while reading the YAML (duplicate key, nesting too deep)."""
+
+
+class StudyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys and deep nesting, and reads ``1e3`` as a number.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``1e-3`` would be the string "1e-3"); a study
+    is validated strictly, so exponents without a dot are read as YAML 1.2 does.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _StudyYAMLError(problem=f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                      problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def size(n: Any) -> int:  # values after alias expansion; an aliased node is counted once per use
+            if sizes.get(id(n)) == -1:
+                raise _StudyYAMLError(problem="a YAML alias refers to the node that contains it",
+                                      problem_mark=n.start_mark)
+            if id(n) not in sizes:
+                sizes[id(n)] = -1
+                kids = n.value if isinstance(n.value, list) else []
+                flat = [c for kid in kids for c in (kid if isinstance(kid, tuple) else (kid,))]
+                sizes[id(n)] = 1 + sum(size(c) for c in flat)
+            return sizes[id(n)]
+
+        if node is not None and size(node) > MAX_YAML_NODES:
+            raise _StudyYAMLError(problem=f"more than {MAX_YAML_NODES} values once aliases are expanded",
+                                  problem_mark=node.start_mark)
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        first: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` entries may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                prev = first.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: the base class names it
+                continue
+            if prev is not key_node.start_mark:
+                raise _StudyYAMLError(problem=f"duplicate key {_short(key)} (first given on line {prev.line + 1})",
+                                      problem_mark=key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+StudyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def validate_study(data: Any, source: str = "<study>") -> StudyConfig:
@@ -286,6 +412,8 @@ def validate_study(data: Any, source: str = "<study>") -> StudyConfig:
     Raises:
         StudyError: naming ``source``, the field path and the problem.
     """
+    if data is None:
+        raise StudyError(source, "", "the file is empty (a study is a YAML mapping of keys)")
     if not isinstance(data, dict):
         raise StudyError(source, "", f"a study must be a mapping of keys, got {type(data).__name__}")
     try:
@@ -306,16 +434,37 @@ def load_study(path: str | Path) -> tuple[StudyConfig, str]:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            raw = f.read(MAX_STUDY_BYTES + 1)
     except FileNotFoundError:
         raise StudyError(str(path), "", "file not found") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
-        raise StudyError(str(path), "", f"cannot read: {err}") from None
+    except IsADirectoryError:
+        raise StudyError(str(path), "", "is a directory, not a study file") from None
+    except OSError as err:
+        raise StudyError(str(path), "", f"cannot read: {err.strerror or err}") from None
+    if len(raw) > MAX_STUDY_BYTES:
+        raise StudyError(str(path), "", f"larger than {MAX_STUDY_BYTES // 2**20} MiB: not a study file")
+    if b"\0" in raw:
+        raise StudyError(str(path), "", "a binary file, not a YAML study")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise StudyError(str(path), "", f"not UTF-8 text (byte {err.start})") from None
+    try:
+        data = yaml.load(text, Loader=StudyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _StudyYAMLError as err:
+        raise StudyError(_where(path, err.problem_mark), "", str(err.problem)) from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err)
-        raise StudyError(where, "", f"not valid YAML: {problem}") from None
-    return validate_study(data, str(path)), text
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise StudyError(_where(path, getattr(err, "problem_mark", None)), "", f"not valid YAML: {_one_line(problem)}") \
+            from None
+    except RecursionError:  # a construct the depth limit does not see; never a traceback
+        raise StudyError(str(path), "", "nested too deeply") from None
+    try:
+        return validate_study(data, str(path)), text
+    except RecursionError:
+        raise StudyError(str(path), "", "nested too deeply") from None
+
+
+def _where(path: Path, mark: Any) -> str:
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

@@ -5,7 +5,7 @@ add one line to ``SIMULATORS`` below.
 """
 
 from optimizer.registry import Registry
-from simulators.base import FunctionSimulator, InfeasibleDesign, SimulationResult, Simulator
+from simulators.base import FunctionSimulator, InfeasibleDesign, SimulationResult, Simulator, SimulatorOptionError
 
 SIMULATORS: Registry[type[Simulator]] = Registry(
     "simulator",
@@ -24,6 +24,13 @@ SIMULATORS: Registry[type[Simulator]] = Registry(
         "sampling_calorimeter": "simulators.calorimeter:SamplingCalorimeter",
         # external programs
         "command": "simulators.command:CommandSimulator",
+        # output distributions that change shape with θ, exact true objectives (bench/distribution_family.py)
+        "family_skewed": "simulators.family:SkewedHeteroscedastic",
+        "family_bimodal": "simulators.family:Bimodal",
+        "family_point_mass": "simulators.family:PointMass",
+        "family_heavy_tail": "simulators.family:HeavyTail",
+        "family_hetero": "simulators.family:Heteroscedastic",
+        "family_correlated": "simulators.family:CorrelatedPair",
         # textbook variants
         "three_hump_camel": "simulators.benchmarks:ThreeHumpCamel",
         "ackley": "simulators.benchmarks:Ackley",
@@ -34,4 +41,4 @@ SIMULATORS: Registry[type[Simulator]] = Registry(
     },
 )
 
-__all__ = ["SIMULATORS", "FunctionSimulator", "InfeasibleDesign", "SimulationResult", "Simulator"]
+__all__ = ["SIMULATORS", "FunctionSimulator", "InfeasibleDesign", "SimulationResult", "Simulator", "SimulatorOptionError"]

@@ -7,6 +7,7 @@ length) come from :meth:`Simulator.quantities_at` without running the simulation
 
 from __future__ import annotations
 
+import inspect
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -28,6 +29,19 @@ class TransientError(Exception):
     licence server): the call is recorded with failure kind ``transient`` and re-run up to
     ``execution.retries`` times, which is the default policy for this kind (``execution.retry_on``).
     """
+
+
+class SimulatorOptionError(ValueError):
+    """A simulator refuses its options (or the study's parameters) when it is built, before any call runs.
+
+    Args:
+        field: the study path of what is wrong, e.g. ``simulator.options.command`` or ``parameters.seed``.
+        message: what is wrong, one line.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
 
 
 @dataclass
@@ -74,6 +88,16 @@ class Simulator(ABC):
             ``[n, k]`` samples (``[n]`` is accepted when ``k == 1``) or a :class:`SimulationResult`.
         """
 
+    def check_parameters(self, example: Mapping[str, float]) -> None:
+        """Refuse, at load, study parameters this simulator cannot take.
+
+        Args:
+            example: a θ of the study (each parameter at its lower bound, integers as ``int``).
+
+        Raises:
+            SimulatorOptionError: naming the study field.
+        """
+
     def default_params(self) -> dict[str, float] | None:
         """A valid θ (the simulator's reference design), or ``None``; conformance tests run there."""
         return None
@@ -99,12 +123,40 @@ class FunctionSimulator(Simulator):
     """
 
     def __init__(self, function: Callable[..., Any], outputs: tuple[str, ...] = ("y",), **options: Any) -> None:
+        check_signature(function, options)
         self.function = function
         self.outputs = tuple(outputs)
         self.options = options
 
     def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray | SimulationResult:
         return self.function(dict(params), n, seed, **self.options)
+
+
+def check_signature(function: Callable[..., Any], options: Mapping[str, Any]) -> None:
+    """Refuse a function that cannot be called as ``function(params, n, seed, **options)``.
+
+    Raises:
+        SimulatorOptionError: on ``simulator.name`` (wrong positional parameters) or on
+            ``simulator.options[.key]`` (an option it does not take, or one it needs).
+    """
+    try:
+        sig = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: its first call will tell
+        return
+    name = getattr(function, "__qualname__", None) or repr(function)
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 3 and not any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params):
+        raise SimulatorOptionError("simulator.name", f"{name}{sig} must take (params, n, seed, **options)")
+    for key in options:
+        try:
+            sig.bind_partial(None, 0, 0, **{key: None})
+        except TypeError:
+            raise SimulatorOptionError(f"simulator.options.{key}", f"{name}{sig} cannot take option '{key}'") from None
+    try:
+        sig.bind(None, 0, 0, **options)
+    except TypeError as err:
+        raise SimulatorOptionError("simulator.options", f"{name}{sig}: {err}") from None
 
 
 def check_result(sim: Simulator, raw: Any, n: int) -> SimulationResult:

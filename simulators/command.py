@@ -17,7 +17,9 @@ paths, since the program runs in its per-call directory.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import os
 import subprocess
 import tempfile
@@ -27,9 +29,24 @@ from typing import Any
 
 import numpy as np
 
-from simulators.base import SimulationResult, Simulator, TransientError
+from simulators.base import SimulationResult, Simulator, SimulatorOptionError, TransientError
 
 TAIL = 2000
+#: Placeholder names the simulator fills itself; a study parameter of one of these names would be shadowed.
+RESERVED = ("n", "seed", "workdir", "input")
+READERS = (".npy", ".npz", ".csv", ".json", ".root")
+
+
+def _refuse(option: str, message: str) -> SimulatorOptionError:
+    return SimulatorOptionError(f"simulator.options.{option}", message)
+
+
+def _string_list(option: str, value: Any, *, empty: bool = True) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(a, str) for a in value):
+        raise _refuse(option, f"must be a list of strings, got {value!r:.60}")
+    if not empty and not value:
+        raise _refuse(option, "must not be empty")
+    return list(value)
 
 
 def _tail(path: Path) -> str:
@@ -61,15 +78,89 @@ class CommandSimulator(Simulator):
                  env: Mapping[str, str] | None = None, input_template: str | None = None, input_name: str = "input.txt",
                  output_key: str | None = None, timeout: float | None = None, workdir: str | None = None,
                  keep: bool = False, cwd_files: Sequence[str] = (), transient_exit_codes: Sequence[int] = (75,)) -> None:
-        if not command or not all(isinstance(a, str) for a in command):
-            raise ValueError("command must be a non-empty list of strings")
-        self.command, self.output, self.outputs = list(command), output, tuple(outputs)
+        if isinstance(command, str):
+            raise _refuse("command", "must be a list of strings (the program, then each argument), e.g. "
+                                     "[python3, prog.py]: it is never run through a shell, so one string is refused")
+        self.command = _string_list("command", command, empty=False)
+        if not self.command[0]:
+            raise _refuse("command[0]", "the program name is empty")
+        if not isinstance(output, str) or not output:
+            raise _refuse("output", f"must be a file name, got {output!r:.60}")
+        if Path(output).suffix.lower() not in READERS:
+            raise _refuse("output", f"cannot read '{Path(output).suffix}' files: use {', '.join(READERS)}")
+        if Path(output).suffix.lower() == ".root" and importlib.util.find_spec("uproot") is None:
+            raise _refuse("output", "reading ROOT output needs uproot: pip install uproot")
+        self.output = output
+        self.outputs = tuple(_string_list("outputs", outputs, empty=False))
+        if len(set(self.outputs)) != len(self.outputs):
+            raise _refuse("outputs", f"names repeat: {list(self.outputs)}")
+        if env is not None and not isinstance(env, Mapping):
+            raise _refuse("env", "must be a mapping of variable names to values")
+        for key, value in (env or {}).items():
+            if not isinstance(key, str) or not key or "=" in key:
+                raise _refuse("env", f"{key!r:.40} is not an environment variable name")
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise _refuse(f"env.{key}", f"must be a string or a number, got {value!r:.60}")
         self.env = dict(env or {})
-        self.template = Path(input_template).read_text() if input_template else None
+        self.template = None
+        if input_template is not None:
+            if not isinstance(input_template, str):
+                raise _refuse("input_template", f"must be a file path, got {input_template!r:.60}")
+            try:
+                self.template = Path(input_template).read_text()
+            except (OSError, UnicodeDecodeError) as err:
+                raise _refuse("input_template", f"cannot read {input_template}: "
+                                                f"{getattr(err, 'strerror', None) or err}") from None
+        if not isinstance(input_name, str) or not input_name or Path(input_name).name != input_name:
+            raise _refuse("input_name", f"must be a plain file name, got {input_name!r:.60}")
+        if output_key is not None and not isinstance(output_key, str):
+            raise _refuse("output_key", f"must be a string, got {output_key!r:.60}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not math.isfinite(timeout) or timeout <= 0):
+            raise _refuse("timeout", f"must be a number of seconds > 0, got {timeout!r:.60}")
+        if workdir is not None and not isinstance(workdir, str):
+            raise _refuse("workdir", f"must be a folder path, got {workdir!r:.60}")
+        if not isinstance(keep, bool):
+            raise _refuse("keep", f"must be true or false, got {keep!r:.60}")
         self.input_name, self.output_key, self.timeout = input_name, output_key, timeout
         self.workdir, self.keep = workdir, keep
-        self.cwd_files = [Path(f).resolve() for f in cwd_files]
+        self.cwd_files = [Path(f).resolve() for f in _string_list("cwd_files", cwd_files)]
+        for i, f in enumerate(self.cwd_files):
+            if not f.exists():
+                raise _refuse(f"cwd_files[{i}]", f"{f} does not exist")
+        if isinstance(transient_exit_codes, (str, bytes)) or not isinstance(transient_exit_codes, Sequence) or \
+                not all(isinstance(c, int) and not isinstance(c, bool) for c in transient_exit_codes):
+            raise _refuse("transient_exit_codes", f"must be a list of integers, got {transient_exit_codes!r:.60}")
         self.transient_exit_codes = {int(c) for c in transient_exit_codes}
+
+    def check_parameters(self, example: Mapping[str, float]) -> None:
+        """Refuse parameters named like the simulator's own placeholders, and placeholders that name
+        nothing: every call would otherwise fail (or silently use another value)."""
+        for name in example:
+            if name in RESERVED:
+                raise SimulatorOptionError(
+                    f"parameters.{name}", f"the command simulator fills {{{name}}} itself ({', '.join(RESERVED)} "
+                                          "are reserved): rename the parameter")
+        upper: dict[str, str] = {}
+        for name in example:
+            other = upper.setdefault(name.upper(), name)
+            if other != name:
+                raise SimulatorOptionError(
+                    f"parameters.{name}", f"'{name}' and '{other}' both become DETOPT_PARAM_{name.upper()}")
+        fields: dict[str, Any] = {**example, "n": 1, "seed": 0, "workdir": "w", "input": "w/" + self.input_name}
+        texts = [(f"command[{i}]", a) for i, a in enumerate(self.command)]
+        texts += [(f"env.{k}", str(v)) for k, v in self.env.items()]
+        if self.template is not None:
+            texts.append(("input_template", self.template))
+        for option, text in texts:
+            try:
+                text.format(**fields)
+            except KeyError as err:
+                raise _refuse(option, f"placeholder {{{err.args[0]}}} names no parameter "
+                                      f"(known: {', '.join([*example, *RESERVED])}; write {{{{ }}}} for a literal brace)") \
+                    from None
+            except (ValueError, IndexError, AttributeError, TypeError) as err:
+                raise _refuse(option, f"bad placeholder: {err} (write {{{{ }}}} for a literal brace)") from None
 
     def simulate(self, params: Mapping[str, float], n: int, seed: int) -> SimulationResult:
         wd = Path(tempfile.mkdtemp(prefix=f"detopt-{seed}-", dir=self.workdir))

@@ -42,7 +42,8 @@ def ray_cluster():
     """One local Ray for every test that needs it (start-up costs ~7 s)."""
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        # address="local": a private instance, never a cluster some `ray start` left on the machine
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}})
     yield ray
     ray.shutdown()

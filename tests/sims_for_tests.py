@@ -121,3 +121,15 @@ def marked(params, n, seed, state_dir: str, delay: float = 2.0, fail_above: floa
             raise TransientError("licence server busy")
     (state / f"done-{seed}-{node}-{os.getpid()}").write_text("")
     return params["x1"] ** 2 + params["x2"] ** 2 + 0.1 * np.random.default_rng(seed).standard_normal(n)
+
+
+def always_fails(params, n, seed):
+    """Every call fails (a campaign with nothing completed)."""
+    raise RuntimeError("simulator is broken")
+
+
+def die_above(params, n, seed, above: float = 2.0):
+    """The worker process dies (``os._exit``) for x1 above ``above``; a quadratic elsewhere."""
+    if params["x1"] > above:
+        os._exit(1)
+    return params["x1"] ** 2 + params["x2"] ** 2 + 0.1 * np.random.default_rng(seed).standard_normal(n)

@@ -305,3 +305,52 @@ def test_strategy_error_is_recorded_and_resume_recovers(write_study, tmp_path: P
     monkeypatch.setattr(SobolStrategy, "ask", orig)
     summary = run_campaign(Campaign.open(camp.root), study)
     assert summary.completed == 6
+
+
+class LoseAfter(InterruptAfter):
+    """``k`` results, then every call comes back ``lost`` (its worker died), as a fake Ray would."""
+
+    def wait(self, timeout: float | None = None) -> list[CallOutcome]:
+        if self.k == 0:
+            r = self.q.popleft()
+            return [CallOutcome(r.call_id, r.attempt, "lost", error="WorkerCrashedError")]
+        return super().wait(timeout)
+
+
+class RayGoneAfter(InterruptAfter):
+    """``k`` results, then Ray itself is gone."""
+
+    def wait(self, timeout: float | None = None) -> list[CallOutcome]:
+        if self.k == 0:
+            from optimizer.errors import InfrastructureError
+
+            raise InfrastructureError("the local Ray's raylet process died")
+        return super().wait(timeout)
+
+
+def test_infrastructure_failure_stops_the_campaign_and_charges_nothing(write_study, tmp_path: Path) -> None:
+    from optimizer.errors import InfrastructureError
+
+    camp, study = start(write_study, tmp_path, base_study(budget={"calls": 8, "initial_design": 3}))
+    with pytest.raises(InfrastructureError) as err:
+        run_campaign(camp, study, executor=RayGoneAfter(study, k=2))
+    assert err.value.campaign == str(camp.root)
+    events = list(camp.storage.events())
+    (stop,) = [e for e in events if e["event"] == "campaign" and e["action"] == "infrastructure_error"]
+    assert stop["in_flight"] and stop["error"] == "the local Ray's raylet process died"
+    assert not [e for e in events if e["event"] == "failed" or e.get("action") == "finished"]
+    summary = run_campaign(Campaign.open(camp.root), study)  # resume: in-flight calls run again, nothing lost
+    assert summary.stopped == "budget" and summary.completed == 8 and sorted(camp.records()) == list(range(1, 9))
+
+
+def test_calls_lost_for_good_are_replaced_not_charged(write_study, tmp_path: Path, monkeypatch) -> None:
+    from optimizer import campaign as campaign_mod
+
+    monkeypatch.setattr(campaign_mod, "MAX_LOST_RERUNS", 0)
+    camp, study = start(write_study, tmp_path, base_study(budget={"calls": 4, "initial_design": 2}))
+    summary = run_campaign(camp, study, executor=LoseAfter(study, k=3, capacity=1))
+    recs = camp.records()
+    assert summary.completed == 3 and summary.stopped == "lost"  # after 3 results every call dies
+    lost = [r for r in recs.values() if r.failure_kind == "lost"]
+    assert len(lost) == 4 and all(r.status == "failed" for r in lost)  # as many lost calls as the budget
+    assert len({tuple(r.unit) for r in recs.values()}) == len(recs)  # each replacement is a new design

@@ -76,11 +76,32 @@ def test_sobol_continues_initial_design(space) -> None:
 
 
 def test_olhs_initial_design_as_in_paper() -> None:
+    import warnings
+
     from optimizer.strategies.base import initial_design
 
-    x = initial_design("olhs", 4, 2, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 4 = 2² in 2-D: the strength-2 construction, no fallback
+        x = initial_design("olhs", 4, 2, seed=2)
     # strength-2 orthogonal LHS: one point in each row and column stratum, both coordinates
     for col in x.T:
         assert sorted(np.floor(col * 4).astype(int)) == [0, 1, 2, 3]
-    with pytest.raises(ValueError, match="olhs with 4 points in 20-D"):
-        initial_design("olhs", 4, 20, seed=2)
+    # ... and every pair of coordinates covers each of the 2 × 2 cells of the half-split once
+    for i in range(2):
+        for j in range(i + 1, 2):
+            cells = {(a, b) for a, b in np.floor(x[:, [i, j]] * 2).astype(int)}
+            assert len(cells) == 4
+
+
+@pytest.mark.parametrize("n, dim", [(12, 6), (6, 2), (4, 20), (1, 3), (9, 5)])
+def test_olhs_any_size_falls_back_to_an_optimised_lhs(n: int, dim: int) -> None:
+    from optimizer.strategies.base import InitialDesignFallbackWarning, initial_design
+
+    with pytest.warns(InitialDesignFallbackWarning, match=f"olhs: no strength-2 orthogonal LHS of {n} points in {dim}-D") as rec:
+        x = initial_design("olhs", n, dim, seed=2)
+        again = initial_design("olhs", n, dim, seed=2)
+    assert len([w for w in rec if issubclass(w.category, InitialDesignFallbackWarning)]) == 2  # one per design
+    assert x.shape == (n, dim) and np.all((x >= 0) & (x < 1))
+    for col in x.T:  # Latin hypercube: exactly one point in each 1/n stratum of every coordinate
+        assert sorted(np.floor(col * n).astype(int)) == list(range(n))
+    np.testing.assert_array_equal(x, again)  # reproducible from the seed

@@ -175,3 +175,224 @@ def test_detector_simulators_run_a_campaign_through_ray(ray_cluster, write_study
         assert r.status == "completed" and all(np.isfinite(v) for v in r.metrics.values())
         assert sim_quantities <= set(r.quantities) and r.n_samples == n
         assert r.worker.get("pid") != os.getpid()  # ran in a Ray worker, not in the driver
+
+
+# -- the embedded Ray is private, quiet, and times calls from their start -------------------------------
+_PRIVATE_PROBE = r"""
+import json, sys
+import ray
+from optimizer.executors.base import CallRequest
+from optimizer.executors.ray_backend import RayExecutor
+from optimizer.study import validate_study
+study = validate_study({"name": "t", "parameters": {"x1": {"low": -5, "high": 5}, "x2": {"low": -5, "high": 5}},
+                        "simulator": {"name": "three_hump_camel"}, "objectives": {"f": {"statistic": "mean"}},
+                        "budget": {"calls": 4, "initial_design": 2},
+                        "execution": {"backend": "ray", "timeout": 5, "max_concurrent": 4}})
+ex = RayExecutor(study.simulator, study.execution)
+for cid in range(1, 5):  # four 1 ms calls on fresh workers, each worker starting for seconds
+    ex.submit(CallRequest(cid, 1, {"x1": 0.1 * cid, "x2": 0.0}, 8, cid))
+outs = []
+while ex.in_flight():
+    outs += ex.wait(timeout=120)
+print(json.dumps({"resources": ray.cluster_resources(), "nodes": [n["NodeID"] for n in ray.nodes()],
+                  "status": sorted(o.status for o in outs), "ran_on": sorted({o.worker.get("node") for o in outs})}))
+ex.close()
+"""
+
+
+@pytest.fixture
+def foreign_cluster(tmp_path: Path):
+    """A `ray start --head` cluster with a 'foreign' resource, found through Ray's current-cluster file in a
+    temp dir of its own (RAY_TMPDIR: other Ray users of this machine never see it)."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="rf", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env.update(RAY_TMPDIR=str(tmp), HOME=str(tmp))  # HOME: a token of its own under ~/.ray
+    ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
+    r = subprocess.run([*ray_cli, "start", "--head", "--num-cpus=1", '--resources={"foreign": 1}', "--port=0",
+                        "--include-dashboard=false", "--disable-usage-stats"],
+                       env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp / "ray" / "ray_current_cluster").exists()
+    yield env
+    subprocess.run([*ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_embedded_ray_is_private_quiet_and_times_calls_from_their_start(foreign_cluster: dict) -> None:
+    """With a `ray start` cluster on the machine, the executor starts its own instance (no 'foreign'
+    resource, other node ids), prints no token-authentication notice or start-up banner with RAY_AUTH_MODE
+    unset, and four 1 ms calls with `timeout: 5` complete although fresh workers take seconds to start."""
+    env = {**foreign_cluster, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    r = subprocess.run([sys.executable, "-c", _PRIVATE_PROBE], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "foreign" not in got["resources"]
+    assert got["status"] == ["completed"] * 4
+    assert set(got["ran_on"]) <= set(got["nodes"])
+    assert "Token authentication" not in r.stderr and "Started a local Ray" not in r.stderr, r.stderr
+
+
+def test_unreachable_address_is_one_line_and_exit_2(write_study, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = write_study(base_study(execution={"backend": "ray", "address": f"127.0.0.1:{port}"}))
+    r = subprocess.run([sys.executable, "-m", "optimizer.cli", "run", str(p), "--output", str(tmp_path / "c")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert r.stderr.startswith(f"error: execution.address: cannot reach Ray at '127.0.0.1:{port}' ("), r.stderr
+    assert not (tmp_path / "c").exists()
+
+
+# -- worker deaths are never charged; Ray's own death stops the campaign ---------------------------------
+def test_worker_deaths_are_not_charged_to_the_budget(ray_cluster, write_study, tmp_path: Path, monkeypatch) -> None:
+    """Calls whose worker dies (os._exit) every time end final `lost` and are replaced: the budget still
+    buys 6 charged calls, all completed."""
+    from optimizer import campaign as campaign_mod
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.executors import ray_backend
+    from optimizer.study import load_study
+
+    monkeypatch.setattr(ray_backend, "SYSTEM_RETRIES", 0)  # one death per attempt keeps the test short
+    monkeypatch.setattr(campaign_mod, "MAX_LOST_RERUNS", 0)
+    data = base_study(simulator={"name": "sims_for_tests:die_above", "samples_per_call": 10, "options": {"above": 1.5}},
+                      strategy={"name": "sobol"}, budget={"calls": 6, "initial_design": 3},
+                      execution={"backend": "ray", "max_concurrent": 2})
+    p = write_study(data)
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / "die", study, text, source=str(p))
+    summary = run_campaign(camp, study, source=str(p))
+    recs = list(camp.records().values())
+    lost = [r for r in recs if r.failure_kind == "lost"]
+    assert lost and all(r.status == "failed" and r.params["x1"] > 1.5 for r in lost)
+    charged = [r for r in recs if r.origin != "baseline" and r.failure_kind != "lost"]
+    assert len(charged) == 6 and summary.completed == 6 and summary.stopped == "budget"
+    events = _journal(camp.root)
+    assert all(e["final"] for e in events if e["event"] == "failed")
+    s = subprocess.run([sys.executable, "-m", "optimizer.cli", "status", str(camp.root), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    got = json.loads(s.stdout)
+    assert (got["issued"], got["lost"]) == (6, len(lost))
+
+
+def test_a_simulator_that_always_kills_its_worker_stops_the_campaign(ray_cluster, write_study, tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    from optimizer import campaign as campaign_mod
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.executors import ray_backend
+    from optimizer.study import load_study
+
+    monkeypatch.setattr(ray_backend, "SYSTEM_RETRIES", 0)
+    monkeypatch.setattr(campaign_mod, "MAX_LOST_RERUNS", 0)
+    data = base_study(simulator={"name": "sims_for_tests:die", "samples_per_call": 10}, strategy={"name": "sobol"},
+                      budget={"calls": 2, "initial_design": 2}, execution={"backend": "ray", "max_concurrent": 2})
+    p = write_study(data)
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / "die", study, text, source=str(p))
+    summary = run_campaign(camp, study, source=str(p))
+    assert summary.stopped == "lost" and summary.completed == 0
+    assert all(r.failure_kind == "lost" for r in camp.records().values())
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    return subprocess.Popen([sys.executable, "-m", "optimizer.cli", *args], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _wait_completed(proc: subprocess.Popen, out: Path, n: int, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        evs = _journal(out) if (out / "journal.jsonl").exists() else []
+        if sum(e["event"] == "completed" for e in evs) >= n:
+            return
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} completed calls in {timeout} s")
+
+
+def _slow_study(tmp_path: Path, calls: int, delay: float) -> Path:
+    data = base_study(simulator={"name": "sims_for_tests:Slow", "samples_per_call": 5, "options": {"delay_s": delay}},
+                      strategy={"name": "sobol"}, budget={"calls": calls, "initial_design": 2},
+                      execution={"backend": "ray", "max_concurrent": 2})
+    p = tmp_path / "slow.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def _campaign_events(root: Path, action: str) -> list[dict]:
+    return [e for e in _journal(root) if e["event"] == "campaign" and e["action"] == action]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    parent = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        me = todo.pop()
+        kids = [p for p, pp in parent.items() if pp == me]
+        out += kids
+        todo += kids
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the raylet through /proc")
+def test_a_dead_raylet_stops_the_campaign_and_resume_completes_it(tmp_path: Path) -> None:
+    """SIGKILL the private Ray's raylet mid-campaign: exit 3 with one clear line, the calls in flight are
+    neither failed nor charged, and `optimize resume` completes every call exactly once."""
+    out = tmp_path / "camp"
+    proc = _cli("run", str(_slow_study(tmp_path, 6, 1.5)), "--output", str(out), "-q")
+    _wait_completed(proc, out, 1)
+    raylets = [pid for pid in _descendants(proc.pid) if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet"]
+    assert len(raylets) == 1
+    os.kill(raylets[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+    assert f"Ray cluster lost: the local Ray's raylet process died; recorded calls are kept; continue with: " \
+           f"optimize resume {out}" in err
+    (stop,) = _campaign_events(out, "infrastructure_error")
+    assert stop["in_flight"] and not _campaign_events(out, "finished")
+    assert not [e for e in _journal(out) if e["event"] == "failed"]
+    done_before = {e["call"] for e in _journal(out) if e["event"] == "completed"}
+    assert not set(stop["in_flight"]) & done_before
+
+    r = _cli("resume", str(out), "-q")
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err
+    completed = [e["call"] for e in _journal(out) if e["event"] == "completed"]
+    assert sorted(completed) == list(range(1, 7))
+
+
+def test_sigterm_and_sigint_under_ray_interrupt_like_inline_and_resume_completes(tmp_path: Path) -> None:
+    """SIGTERM (to the driver) and then Ctrl-C (SIGINT to the whole process group, as a terminal sends it)
+    each stop the campaign at once: an `interrupted` event listing the calls in flight, no `finished`
+    event, exit 143 / 130 and a line saying how to resume; resume then completes with no call repeated."""
+    out = tmp_path / "camp"
+    study = _slow_study(tmp_path, 6, 2.0)
+    for n, args, send, code in ((1, ("run", str(study), "--output", str(out)), lambda p: p.send_signal(signal.SIGTERM), 143),
+                                (3, ("resume", str(out)), lambda p: os.killpg(p.pid, signal.SIGINT), 130)):
+        proc = _cli(*args, "-q")
+        _wait_completed(proc, out, n)
+        send(proc)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == code, err
+        assert len({e["call"] for e in _journal(out) if e["event"] == "completed"}) < 6  # stopped, not run out
+        assert f"interrupted; recorded calls are kept; continue with: optimize resume {out}" in err
+        stops = _campaign_events(out, "interrupted")
+        assert stops and stops[-1]["in_flight"]
+        assert not _campaign_events(out, "finished")
+    r = _cli("resume", str(out), "-q")
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err
+    completed = [e["call"] for e in _journal(out) if e["event"] == "completed"]
+    assert sorted(completed) == list(range(1, 7))  # every call completed exactly once

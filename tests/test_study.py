@@ -59,7 +59,7 @@ def test_good_study_full_schema() -> None:
         ({"execution": {"timeout": -1}}, "execution.timeout", "greater than 0"),
         ({"baselines": [{"name": "e", "params": {"x1": 9, "x2": 0}}]}, "baselines[0].params.x1", "outside"),
         ({"baselines": [{"name": "e", "params": {"x1": 1}}]}, "baselines[0].params", "missing ['x2']"),
-        ({"name": "has space"}, "name", "pattern"),
+        ({"name": "has space"}, "name", "not a valid study name"),
         ({"simulator": {"samples_per_call": 10}}, "simulator.name", "missing"),
     ],
 )

@@ -68,7 +68,7 @@ def test_sigma_collapses_at_a_pseudo_observation() -> None:
 
 
 def test_unknown_option_and_quantity_objective_rejected() -> None:
-    with pytest.raises(ValueError, match="unknown WU-GO options"):
+    with pytest.raises(ValueError, match="strategy.options.kapa: unknown option"):
         make(kapa=2)
     study = validate_study(base_study(simulator={"name": "sims_for_tests:Moody"}, objectives={"c": {"quantity": "cost"}}))
     with pytest.raises(ValueError, match="needs an objective computed from samples"):

@@ -1,6 +1,6 @@
 """Executors a study can name under ``execution.backend``."""
 
-from optimizer.executors.base import CallOutcome, CallRequest, Executor, build_simulator, execute_call
+from optimizer.executors.base import CallOutcome, CallRequest, Executor, add_study_paths, build_simulator, execute_call
 from optimizer.registry import Registry
 
 EXECUTORS: Registry[type[Executor]] = Registry(
@@ -11,4 +11,4 @@ EXECUTORS: Registry[type[Executor]] = Registry(
     },
 )
 
-__all__ = ["EXECUTORS", "CallOutcome", "CallRequest", "Executor", "build_simulator", "execute_call"]
+__all__ = ["EXECUTORS", "CallOutcome", "CallRequest", "Executor", "add_study_paths", "build_simulator", "execute_call"]

@@ -14,11 +14,12 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from optimizer.errors import DetoptError
+from optimizer.errors import DetoptError, StudyError
 from optimizer.registry import import_object
 from optimizer.study import SimulatorSpec
 
@@ -80,44 +81,77 @@ class Executor(ABC):
 
 
 # -- simulator construction ----------------------------------------------------------
-def build_simulator(spec: SimulatorSpec) -> Any:
+def build_simulator(spec: SimulatorSpec, source: str = "<study>") -> Any:
     """Instantiate the simulator a study names.
 
     ``spec.name`` is a registered name, or ``module:attr`` naming a Simulator subclass
-    or a plain function ``fn(params, n, seed, **options)``.
+    or a plain function ``fn(params, n, seed, **options)`` (its signature is checked here).
+
+    Args:
+        spec: the study's simulator section.
+        source: the study file, for error messages.
 
     Raises:
-        DetoptError: unknown name, failed import or bad options, naming the study field.
+        StudyError: unknown name, failed import, wrong signature or bad options, naming the study field.
     """
-    from simulators import SIMULATORS, FunctionSimulator, Simulator
+    from simulators import SIMULATORS, FunctionSimulator, Simulator, SimulatorOptionError
 
     options = dict(spec.options)
     if ":" in spec.name:
         try:
             target = import_object(spec.name)
         except DetoptError as err:
-            raise DetoptError(f"simulator.name: {err}") from None
+            raise StudyError(source, "simulator.name", str(err)) from None
         if isinstance(target, type) and issubclass(target, Simulator):
             cls: Any = target
-        elif callable(target):
+        elif callable(target) and not isinstance(target, type):
             outputs = tuple(spec.outputs or ("y",))
             try:
                 return FunctionSimulator(target, outputs=outputs, **options)
-            except TypeError as err:
-                raise DetoptError(f"simulator.options: {err}") from None
+            except SimulatorOptionError as err:
+                raise StudyError(source, err.field, err.message) from None
         else:
-            raise DetoptError(f"simulator.name: '{spec.name}' is neither a Simulator class nor a function")
+            raise StudyError(source, "simulator.name", f"'{spec.name}' is neither a Simulator class nor a function")
     else:
         try:
             cls = SIMULATORS.get(spec.name)
         except KeyError as err:
-            raise DetoptError(f"simulator.name: {err.args[0]}") from None
+            raise StudyError(source, "simulator.name", err.args[0]) from None
     if spec.outputs is not None:
-        raise DetoptError("simulator.outputs: only a module:function simulator takes outputs")
+        raise StudyError(source, "simulator.outputs", "only a module:function simulator takes outputs")
     try:
         return cls(**options)
+    except SimulatorOptionError as err:
+        raise StudyError(source, err.field, err.message) from None
     except (TypeError, ValueError) as err:
-        raise DetoptError(f"simulator.options: {spec.name}: {err}") from None
+        raise StudyError(source, "simulator.options", f"{spec.name}: {_first_line(err)}") from None
+    except Exception as err:  # noqa: BLE001 - a simulator's constructor failed on its options: one line
+        raise StudyError(source, "simulator.options", f"{spec.name}: {type(err).__name__}: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def add_study_paths(source: str | os.PathLike[str]) -> None:
+    """Put the study file's folder, then the current directory, at the front of ``sys.path`` (each once).
+
+    A ``module:function`` simulator beside the study or in the directory ``optimize`` runs from is then
+    importable by the driver, as it is by the workers.
+    """
+    here = [str(Path(source).resolve().parent)]
+    try:
+        here.append(os.getcwd())
+    except OSError:  # the current directory was deleted
+        pass
+    present = {os.path.realpath(p or os.curdir) for p in sys.path}
+    new: list[str] = []
+    for folder in here:
+        if os.path.realpath(folder) not in present:
+            present.add(os.path.realpath(folder))
+            new.append(folder)
+    sys.path[0:0] = new
 
 
 _SIM_CACHE: dict[str, Any] = {}

@@ -11,6 +11,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "listed": "optimizer.strategies.base:ListedStrategy",
         "wugo": "optimizer.strategies.wugo:WUGOStrategy",
         "gp": "optimizer.strategies.gp:GPStrategy",
+        "nn-ensemble": "optimizer.strategies.ensemble:DeepEnsembleStrategy",
     },
 )
 

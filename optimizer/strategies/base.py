@@ -10,13 +10,16 @@ A strategy can be rebuilt from the journal alone: every input it needs is in
 
 from __future__ import annotations
 
+import inspect
+import typing
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+import pydantic
 from scipy.stats import qmc
 
 from optimizer.space import SearchSpace
@@ -71,6 +74,72 @@ class History:
         return self.objectives * sign
 
 
+class OptionError(ValueError):
+    """A strategy option is wrong, found when the study loads.
+
+    Args:
+        field: the option's study path, e.g. ``strategy.options.kappa``.
+        message: what is wrong, one line.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+#: Options are checked strictly: no bool or string where a number is expected, no NaN or infinity.
+_OPTIONS_CONFIG = pydantic.ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True)
+
+
+def options_model(fn: Callable[..., Any], skip: Sequence[str],
+                  constraints: Mapping[str, Mapping[str, Any]] | None = None) -> type[pydantic.BaseModel]:
+    """A pydantic model of the keyword arguments of ``fn`` after ``skip``, typed by its annotations.
+
+    ``constraints`` adds ``pydantic.Field`` bounds per argument (``{"beta": {"ge": 0}}``). A ``**kwargs``
+    argument lets other keys through (the function checks those itself).
+    """
+    hints = typing.get_type_hints(fn)
+    fields: dict[str, Any] = {}
+    extra = "forbid"
+    for name, p in inspect.signature(fn).parameters.items():
+        if name in skip or name == "self" or p.kind == p.VAR_POSITIONAL:
+            continue
+        if p.kind == p.VAR_KEYWORD:
+            extra = "allow"
+            continue
+        ann = hints.get(name, Any)
+        bounds = dict((constraints or {}).get(name, {}))
+        default = ... if p.default is p.empty else p.default
+        fields[name] = (Annotated[ann, pydantic.Field(**bounds)] if bounds else ann, default)
+    config = pydantic.ConfigDict(**{**_OPTIONS_CONFIG, "extra": extra})  # type: ignore[typeddict-item]
+    return pydantic.create_model(f"{getattr(fn, '__qualname__', 'fn')}Options", __config__=config, **fields)
+
+
+def check_options(model: type[pydantic.BaseModel], options: Mapping[str, Any], prefix: str) -> None:
+    """Validate ``options`` against ``model``.
+
+    Raises:
+        OptionError: naming ``prefix.key`` and the problem (the first one found).
+    """
+    if not isinstance(options, Mapping):
+        raise OptionError(prefix, f"must be a mapping, got {type(options).__name__}")
+    try:
+        model.model_validate(dict(options))
+    except pydantic.ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in first["loc"]).replace(".[", "[")
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            known = [k for k in model.model_fields]
+            msg = f"unknown option; known: {', '.join(known) or 'none'}"
+        elif first["type"] == "missing":
+            msg = "required but missing"
+        elif "input" in first:
+            got = repr(first["input"])
+            msg = f"{msg} (got {got if len(got) <= 40 else got[:37] + '...'})"
+        raise OptionError(f"{prefix}.{loc}" if loc else prefix, " ".join(msg.split())) from None
+
+
 class Strategy(ABC):
     """Proposes the next designs.
 
@@ -81,9 +150,24 @@ class Strategy(ABC):
 
     #: Wait until every initial-design call has finished before the first ``ask`` (model-based strategies).
     needs_initial_results: bool = False
+    #: ``pydantic.Field`` bounds of ``__init__`` options, e.g. ``{"beta": {"ge": 0}}``.
+    option_bounds: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int) -> None:
         self.space, self.study, self.seed = space, study, seed
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Refuse a misspelt option or a value of the wrong type or range, before anything runs.
+
+        The default checks ``options`` against the annotated keyword arguments of ``__init__``
+        and :attr:`option_bounds`.
+
+        Raises:
+            OptionError: naming ``strategy.options.<key>``.
+        """
+        check_options(options_model(cls.__init__, ("space", "study", "seed"), cls.option_bounds), options,
+                      "strategy.options")
 
     def tell(self, history: History) -> None:
         """New results were recorded; refit models here."""
@@ -109,11 +193,24 @@ class Strategy(ABC):
         """
 
 
+class InitialDesignFallbackWarning(UserWarning):
+    """The initial design asked for could not be drawn for this size; a close substitute was used."""
+
+
+def olhs_strength2_possible(n: int, dim: int) -> bool:
+    """Whether an orthogonal-array LHS of strength 2 exists in scipy's construction: ``n = p²`` for a
+    prime ``p`` and ``dim <= p + 1``."""
+    p = int(round(np.sqrt(n)))
+    return p >= 2 and p * p == n and all(p % q for q in range(2, int(np.sqrt(p)) + 1)) and dim <= p + 1
+
+
 def initial_design(method: str, n: int, dim: int, seed: int) -> np.ndarray:
     """``[n, dim]`` space-filling unit-cube points.
 
-    ``olhs`` is scipy's orthogonal Latin hypercube (strength 2), as in the WU-GO code; it
-    needs ``n = p²`` for a prime ``p`` with ``n > (dim - 1)²``.
+    ``olhs`` is scipy's orthogonal Latin hypercube (strength 2), as in the WU-GO code, when it exists
+    (``n = p²`` for a prime ``p``, ``dim <= p + 1``); for any other ``n`` and ``dim`` it is a Latin
+    hypercube optimised for centred discrepancy, with an :class:`InitialDesignFallbackWarning`.
+    Either way each coordinate has exactly one point in each of the ``n`` strata ``[i/n, (i+1)/n)``.
     """
     if n == 0:
         return np.zeros((0, dim))
@@ -122,10 +219,13 @@ def initial_design(method: str, n: int, dim: int, seed: int) -> np.ndarray:
     if method == "lhs":
         return qmc.LatinHypercube(dim, rng=seed).random(n)
     if method == "olhs":
-        try:
+        if olhs_strength2_possible(n, dim):
             return qmc.LatinHypercube(dim, strength=2, rng=seed).random(n)
-        except ValueError as err:
-            raise ValueError(f"olhs with {n} points in {dim}-D: {err}") from None
+        warnings.warn(
+            f"initial_design olhs: no strength-2 orthogonal LHS of {n} points in {dim}-D (it needs n = p² for a "
+            f"prime p >= dim - 1); using a Latin hypercube optimised for centred discrepancy instead",
+            InitialDesignFallbackWarning, stacklevel=2)
+        return qmc.LatinHypercube(dim, optimization="random-cd", rng=seed).random(n)
     if method == "random":
         return np.random.default_rng(seed).random((n, dim))
     raise ValueError(f"unknown initial design '{method}'")
@@ -167,15 +267,15 @@ class ListedStrategy(Strategy):
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, designs: Sequence[dict[str, Any]] = ()) -> None:
         super().__init__(space, study, seed)
         if not designs:
-            raise ValueError("strategy.options.designs: give at least one design")
+            raise OptionError("strategy.options.designs", "give at least one design")
         rows = []
         for i, d in enumerate(designs):
             if not isinstance(d, dict) or set(d) != set(space.names):
-                raise ValueError(f"strategy.options.designs[{i}]: must set exactly the parameters {space.names}")
+                raise OptionError(f"strategy.options.designs[{i}]", f"must set exactly the parameters {space.names}")
             for name, v in d.items():
                 p = space.parameters[name]
-                if not isinstance(v, (int, float)) or not p.low <= v <= p.high:
-                    raise ValueError(f"strategy.options.designs[{i}].{name}: {v!r} is not in [{p.low:g}, {p.high:g}]")
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not p.low <= v <= p.high:
+                    raise OptionError(f"strategy.options.designs[{i}].{name}", f"{v!r:.40} is not in [{p.low:g}, {p.high:g}]")
             rows.append(space.to_unit(space.from_params(d)))
         self.designs = np.array(rows)
         self.offset = study.budget.initial_design

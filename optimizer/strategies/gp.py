@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from optimizer.space import SearchSpace
-from optimizer.strategies.base import History, Strategy
+from optimizer.strategies.base import History, OptionError, Strategy
 from optimizer.study import StudyConfig
 
 ACQUISITIONS = ("qlognei", "qlogei", "ucb")
@@ -38,6 +38,8 @@ class GPStrategy(Strategy):
     ``maxiter``, ``mc_samples``, ``timeout_sec`` (per acquisition optimisation)."""
 
     needs_initial_results = True
+    option_bounds = {"beta": {"ge": 0}, "num_restarts": {"ge": 1}, "raw_samples": {"ge": 1}, "maxiter": {"ge": 1},
+                     "mc_samples": {"ge": 1}, "timeout_sec": {"gt": 0}, "objectives": {"min_length": 1}}
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, objectives: Sequence[str] | None = None,
                  acquisition: str = "qlognei", beta: float = 2.0, noise: str = "known", num_restarts: int = 10,
@@ -45,15 +47,15 @@ class GPStrategy(Strategy):
                  timeout_sec: float | None = 60.0) -> None:
         super().__init__(space, study, seed)
         if acquisition not in ACQUISITIONS:
-            raise ValueError(f"strategy.options.acquisition: must be one of {ACQUISITIONS}, got '{acquisition}'")
+            raise OptionError("strategy.options.acquisition", f"must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r:.40}")
         if noise not in ("known", "inferred"):
-            raise ValueError("strategy.options.noise: must be 'known' or 'inferred'")
+            raise OptionError("strategy.options.noise", f"must be 'known' or 'inferred', got {noise!r:.40}")
         names = list(objectives or study.objectives)
         for name in names:
             if name not in study.objectives:
-                raise ValueError(f"strategy.options.objectives: '{name}' is not an objective of the study")
+                raise OptionError("strategy.options.objectives", f"{name!r:.40} is not an objective of the study")
         if acquisition == "ucb" and (len(names) > 1 or study.constraints):
-            raise ValueError("strategy.options.acquisition: ucb supports one objective and no constraints")
+            raise OptionError("strategy.options.acquisition", "ucb supports one objective and no constraints")
         all_names = list(study.objectives)
         self.index = [all_names.index(n) for n in names]
         self.sign = np.array([1.0 if study.objectives[n].direction == "maximize" else -1.0 for n in names])

@@ -26,16 +26,18 @@ pending point (the original re-evaluates a re-proposed grid point).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import numpy as np
+import pydantic
 import torch
 from scipy.stats import qmc
 
 from optimizer.distances import DISTANCES, DistributionBank
 from optimizer.metrics import metric_on_samples
 from optimizer.space import SearchSpace
-from optimizer.strategies.base import History, Strategy, sobol_points
+from optimizer.strategies.base import History, OptionError, Strategy, check_options, options_model, sobol_points
 from optimizer.study import StudyConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -49,8 +51,34 @@ PRESETS: dict[str, dict[str, Any]] = {
         candidates=10201, generated=1000, top_k=0, radii=[], perturbations=0, common_random_numbers=False,
     ),
 }
-OPTIONS = set(PRESETS["default"]) | {"objective", "objectives", "target", "plateau", "plateau_tol", "min_distance", "chunk",
-                                     "projections"}
+class WUGOOptions(pydantic.BaseModel):
+    """Types and ranges of the study's ``strategy.options`` for WU-GO (absent: the preset's value)."""
+
+    model_config = pydantic.ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+    preset: Literal[tuple(PRESETS)] = "default"  # type: ignore[valid-type]
+    surrogate: str | None = None
+    surrogate_options: dict[str, Any] | None = None
+    distance: Literal[DISTANCES] | None = None  # type: ignore[valid-type]
+    kappa: Annotated[float, pydantic.Field(ge=0)] | None = None
+    acquisition: Literal["grid", "refine"] | None = None
+    candidates: Annotated[int, pydantic.Field(ge=1)] | None = None
+    generated: Annotated[int, pydantic.Field(ge=1)] | None = None
+    top_k: Annotated[int, pydantic.Field(ge=0)] | None = None
+    radii: list[Annotated[float, pydantic.Field(gt=0)]] | None = None
+    perturbations: Annotated[int, pydantic.Field(ge=0)] | None = None
+    common_random_numbers: bool | None = None
+    objective: str | None = None
+    objectives: Annotated[list[str], pydantic.Field(min_length=1)] | None = None
+    target: float | None = None
+    plateau: Annotated[int, pydantic.Field(ge=1)] | None = None
+    plateau_tol: Annotated[float, pydantic.Field(ge=0)] | None = None
+    min_distance: Annotated[float, pydantic.Field(ge=0)] | None = None
+    chunk: Annotated[int, pydantic.Field(ge=1)] | None = None
+    projections: Annotated[int, pydantic.Field(ge=1)] | None = None
+
+
+OPTIONS = set(WUGOOptions.model_fields) - {"preset"}
 
 
 class WUGOStrategy(Strategy):
@@ -60,28 +88,45 @@ class WUGOStrategy(Strategy):
     (random directions of the sliced distance for k > 1 outputs; default 4·k, at most 32)."""
 
     needs_initial_results = True
+    #: Output names known without building the simulator (a report never imports a user's module).
+    offline_outputs: list[str] | None = None
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Types and ranges of every option, the surrogate's name and its options' types.
+
+        Raises:
+            OptionError: naming ``strategy.options.<key>``.
+        """
+        from surrogates import SURROGATES
+
+        check_options(WUGOOptions, options, "strategy.options")
+        preset = options.get("preset", "default")
+        name = options.get("surrogate") or PRESETS[preset]["surrogate"]
+        if name not in SURROGATES:
+            raise OptionError("strategy.options.surrogate",
+                              f"unknown surrogate {name!r:.40}; known: {', '.join(SURROGATES.names())}")
+        model = options_model(SURROGATES.get(name).__init__, ("dim", "k", "seed"))
+        check_options(model, options.get("surrogate_options") or {}, "strategy.options.surrogate_options")
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, preset: str = "default", **options: Any) -> None:
         super().__init__(space, study, seed)
-        if preset not in PRESETS:
-            raise ValueError(f"strategy.options.preset: must be one of {sorted(PRESETS)}, got '{preset}'")
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ValueError(f"strategy.options: unknown WU-GO options {sorted(unknown)}; known: {sorted(OPTIONS)}")
+        self.check_options({"preset": preset, **options})
+        options = {k: v for k, v in options.items() if v is not None}  # None: the preset's value
         cfg = {**PRESETS[preset], "objective": None, "objectives": None, "target": None, "plateau": None,
                "plateau_tol": 0.0, "min_distance": 1e-6, "chunk": 2048, "projections": None, **options}
-        if cfg["distance"] not in DISTANCES:
-            raise ValueError(f"strategy.options.distance: must be one of {DISTANCES}")
-        if cfg["acquisition"] not in ("grid", "refine"):
-            raise ValueError("strategy.options.acquisition: must be 'grid' or 'refine'")
+        if cfg["acquisition"] == "refine" and cfg["top_k"] and cfg["radii"] and not cfg["perturbations"]:
+            raise OptionError("strategy.options.perturbations", "the local search (top_k > 0, radii) needs at least 1")
         # Several objectives → random Chebyshev scalarisations; `objective` picks a single one.
         names = cfg["objectives"] or ([cfg["objective"]] if cfg["objective"] else list(study.objectives))
         for name in names:
             if name not in study.objectives:
-                raise ValueError(f"strategy.options.objective: '{name}' is not an objective of the study")
+                raise OptionError("strategy.options.objectives" if cfg["objectives"] else "strategy.options.objective",
+                                  f"{name!r:.40} is not an objective of the study")
         sample_based = [n for n in names if study.objectives[n].statistic != "quantity"]
         if not sample_based:
-            raise ValueError("strategy.options.objective: WU-GO needs an objective computed from samples, not a quantity")
+            raise OptionError("strategy.options.objective",
+                              "WU-GO needs an objective computed from samples, not a quantity")
         self.names = names
         self.objective = sample_based[0]
         self.metric = study.objectives[sample_based[0]]  # drives target/plateau and the σ_W scale
@@ -118,6 +163,9 @@ class WUGOStrategy(Strategy):
         # sliced distances for k > 1 outputs: 4 directions per output, at most 32
         L = self.cfg["projections"] or min(32, 4 * k)
         self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed, projections=L)
+        if self.offline_outputs is not None:
+            self._sim, self.outputs = None, list(self.offline_outputs)
+            return
         try:
             self._sim = build_simulator(self.study.simulator)
             self.outputs = list(self._sim.outputs)
