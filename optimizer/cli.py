@@ -100,15 +100,45 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-#: Studies with more parameters than this leave them out of the status table.
+#: Studies with more parameters than this leave them out of the status tables (`--params` lists them).
 MAX_STATUS_PARAMETERS = 8
+#: Longest error text shown in a status cell (the full text is in `optimize export`).
+MAX_ERROR_CHARS = 60
+
+
+def _fit(cols: list[str], cells: list[list[str]], essential: int, width: int) -> list[int]:
+    """Indices of the columns to show: the first ``essential`` always, then the others in order while the
+    table still fits ``width`` characters unwrapped (rich adds 3 characters of padding and rule per column)."""
+    need = [max([len(c), *(len(row[i]) for row in cells)]) + 3 for i, c in enumerate(cols)]
+    keep, used = list(range(min(essential, len(cols)))), 1 + sum(need[:essential])
+    for i in range(essential, len(cols)):
+        if used + need[i] <= width:
+            keep.append(i)
+            used += need[i]
+    return keep
+
+
+def _table(title: str, cols: list[str], cells: list[list[str]], essential: int, width: int) -> tuple[Any, list[str]]:
+    from rich.table import Table
+
+    # optional columns with nothing to show (no failures, no errors) are not worth a cell
+    empty = {i for i in range(essential, len(cols)) if all(row[i] in ("", "-") for row in cells)}
+    cols_, cells_ = [c for i, c in enumerate(cols) if i not in empty], [[v for i, v in enumerate(r) if i not in empty] for r in cells]
+    cols, cells = cols_, cells_
+    keep = _fit(cols, cells, essential, width)
+    table = Table(title=title, title_justify="left")
+    for i in keep:
+        table.add_column(cols[i], no_wrap=True, justify="right" if i else "left")
+    for row in cells:
+        table.add_row(*[row[i] for i in keep])
+    return table, [cols[i] for i in range(len(cols)) if i not in keep]
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from optimizer.campaign import Campaign, best_so_far, charged, is_lost_for_good
     from optimizer.diagnostics import registered_simulator
     from optimizer.executors import build_simulator
-    from optimizer.results import call_rows
+    from optimizer.results import call_rows, column_units
 
     camp = Campaign.open(args.dir)
     study = camp.study()
@@ -122,18 +152,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     lost = sum(is_lost_for_good(r) for r in records.values())
     summary: dict[str, Any] = {
         "study": study.name, "directory": str(camp.root), "budget": budget, "issued": issued, "lost": lost,
-        "status_counts": counts,
+        "status_counts": counts, "units": column_units(study),
         "best": {k: (None if v is None else {"value": v[0], "call": v[1], "params": records[v[1]].params})
                  for k, v in best.items()},
     }
+    front: list[Any] = []
     if len(study.objectives) > 1:
-        from optimizer.pareto import hypervolume_trace, pareto_calls
+        from dataclasses import asdict
+
+        from optimizer.pareto import front_table, hypervolume_summary, pareto_calls
 
         summary["pareto"] = pareto_calls(study, records.values())
-        _, hv, ref = hypervolume_trace(study, records)
-        summary["hypervolume"] = float(hv[-1]) if len(hv) else 0.0
-        sign = [1.0 if o.direction == "maximize" else -1.0 for o in study.objectives.values()]
-        summary["reference_point"] = dict(zip(study.objectives, (ref.numpy() * sign).tolist()))
+        front = front_table(study, records)
+        summary["front"] = [asdict(f) for f in front]
+        summary["hypervolume"] = hypervolume_summary(study, records)
     # Benchmarks know their optimum: report how close the campaign got (never used by strategies).
     # Only detopt's own simulators: a campaign directory never makes status import a user's module.
     optima = None
@@ -157,42 +189,75 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=1, default=str))
         return 0
     from rich.console import Console
-    from rich.table import Table
 
     con = Console()
+
+    def say(text: str) -> None:  # plain lines are never wrapped or cut by the console width
+        con.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    units = {k: study.objectives[k].unit for k in study.objectives} | {k: study.constraints[k].unit for k in study.constraints}
     rows = call_rows(study, records)
-    table = Table(title=f"{study.name}: {issued}/{budget} calls issued ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})")
-    # wide studies (the 42-parameter shield) would squeeze every column to nothing: their parameters are in
-    # `optimize export` and in the best-design lines below
-    shown_params = list(study.parameters) if len(study.parameters) <= MAX_STATUS_PARAMETERS else []
-    cols = ["call", "origin", "status", "failure", "attempts"] + [f"param.{p}" for p in shown_params]
-    cols += [f"objective.{o}" for o in study.objectives] + [f"constraint.{c}" for c in study.constraints]
-    cols += ["feasible", "duration_s", "error"]
-    for c in cols:
-        table.add_column(c.split(".", 1)[-1], overflow="fold")
-    shown = rows if args.all else rows[-args.last:]
-    for row in shown:
-        table.add_row(*[_fmt(row.get(c)) for c in cols])
+    few = len(study.parameters) <= MAX_STATUS_PARAMETERS
+    shown_params = list(study.parameters) if few else []
+    cols = ["call", "origin", "status"] + [f"objective.{o}" for o in study.objectives] + ["feasible"]
+    cols += [f"constraint.{c}" for c in study.constraints] + ["failure", "attempts"]
+    cols += [f"param.{p}" for p in shown_params] + ["duration_s", "error"]
+    shown = rows if args.all else rows[max(len(rows) - args.last, 0):]
+    cells = [[_fmt(row.get(c))[:MAX_ERROR_CHARS] for c in cols] for row in shown]
+    title = f"{study.name}: {issued}/{budget} calls issued ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})"
+    table, dropped = _table(title, [c.split(".", 1)[-1] for c in cols], cells, 4 + len(study.objectives), con.width)
     con.print(table)
+    legend = [f"{k} [{u}]" for k, u in units.items() if u]
+    if legend:
+        say("units: " + ", ".join(legend))
     if len(shown) < len(rows):
-        con.print(f"({len(rows) - len(shown)} earlier calls hidden; --all shows every call)")
+        say(f"({len(rows) - len(shown)} earlier calls hidden; --all shows every call"
+            + ("; every Pareto-front member is in the table below" if front else "") + ")")
     if lost:
-        con.print(f"({lost} calls lost to worker or node deaths after every re-run; not charged to the budget)")
-    if not shown_params:
-        con.print(f"({len(study.parameters)} parameters not shown in the table; `optimize export` lists them)")
-    for name, b in summary["best"].items():
-        if b is None:
-            con.print(f"best {name}: no feasible completed call yet")
-        else:
-            params = ", ".join(f"{k}={_fmt(v)}{study.parameters[k].unit and ' ' + study.parameters[k].unit}"
-                               for k, v in b["params"].items())
-            con.print(f"best {name} ({study.objectives[name].direction}): {_fmt(b['value'])} at call {b['call']} ({params})")
-    if "pareto" in summary:
-        con.print(f"Pareto front ({len(summary['pareto'])} designs): calls {', '.join(map(str, summary['pareto']))}; "
-                  f"hypervolume {summary['hypervolume']:.6g} w.r.t. {summary['reference_point']}")
+        say(f"({lost} calls lost to worker or node deaths after every re-run; not charged to the budget)")
+    if dropped:
+        say(f"(columns left out to fit {con.width} characters: {', '.join(dropped)}; `optimize export` has them all)")
+    if not few:
+        say(f"({len(study.parameters)} parameters not shown in the tables; --params lists them, `optimize export` has them)")
+    if front:
+        from optimizer.pareto import format_change, format_hypervolume, format_value
+
+        has_base = any(v is not None for f in front for v in f.change.values())
+        fcols = ["call", "knee"] + list(study.objectives) + ([f"Δ{o} %" for o in study.objectives] if has_base else [])
+        fcols += shown_params
+        fcells = []
+        for f in front:
+            row = [f"{f.call_id} (b)" if f.baseline else str(f.call_id), "*" if f.knee else ""] + [format_value(f.values[o], f.sems[o]) for o in study.objectives]
+            row += [format_change(f.change[o], percent=False) for o in study.objectives] if has_base else []
+            row += [_fmt(f.params[p]) for p in shown_params]
+            fcells.append(row)
+        ptable, pdropped = _table(f"Pareto front: {len(front)} designs (± s.e.; * the knee)", fcols, fcells,
+                                  2 + len(study.objectives) * (2 if has_base else 1), con.width)
+        con.print(ptable)
+        if has_base:
+            say("Δ: change against the first baseline in %, ± its s.e. (both designs' s.e. propagated)")
+        if any(f.baseline for f in front):
+            say("(b): a baseline design: " + ", ".join(f"call {f.call_id} = {f.baseline}" for f in front if f.baseline))
+        if pdropped and not args.params:
+            say("(parameters of the front: --params)")
+        if args.params:
+            for f in front:
+                say(f"call {f.call_id}{' (knee)' if f.knee else ''}: " + ", ".join(
+                    f"{k}={_fmt(v)}{study.parameters[k].unit and ' ' + study.parameters[k].unit}" for k, v in f.params.items()))
+        for line in format_hypervolume(study, summary["hypervolume"]):
+            say(line)
+    else:
+        for name, b in summary["best"].items():
+            if b is None:
+                say(f"best {name}: no feasible completed call yet")
+            else:
+                params = ", ".join(f"{k}={_fmt(v)}{study.parameters[k].unit and ' ' + study.parameters[k].unit}"
+                                   for k, v in b["params"].items())
+                unit = f" {units[name]}" if units[name] else ""
+                say(f"best {name} ({study.objectives[name].direction}): {_fmt(b['value'])}{unit} at call {b['call']} ({params})")
     if "distance_to_optimum" in summary:
-        con.print(f"closest evaluated design to a known optimum: {summary['distance_to_optimum']:.4g} "
-                  f"(optimum value {summary['optimum_value']:.6g})")
+        say(f"closest evaluated design to a known optimum: {summary['distance_to_optimum']:.4g} "
+            f"(optimum value {summary['optimum_value']:.6g})")
     return 0
 
 
@@ -353,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="show every call")
     sp.add_argument("--last", type=_positive_int, default=20, help="show the last N calls (default 20)")
     sp.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    sp.add_argument("--params", action="store_true", help="list the parameters of every Pareto-front member")
     sp.set_defaults(func=cmd_status)
 
     sp = sub.add_parser("export", help="write every call to csv, parquet or json", description="Write every call to a file.")

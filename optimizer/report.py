@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from optimizer.results import best_trace, finished_in_order, spend_trace
+from optimizer.results import best_trace, finished_in_order, metric_label, spend_trace
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
 
 CAPTIONS = {
-    "convergence": "best feasible value so far vs simulator calls; grey dots are single calls, dashed lines baselines",
-    "pareto": "every evaluated design coloured by call index, the Pareto front joined, infeasible designs hollow, "
-              "±1 standard error bars from the samples",
-    "hypervolume": "hypervolume of the feasible front after each call",
+    "convergence": "one objective: best feasible value so far vs call id (grey dots single calls, dashed lines "
+                   "baselines); several objectives: hypervolume w.r.t. the fixed reference vs call id",
+    "pareto": "every evaluated design coloured by call id, the Pareto front joined, the knee starred, baselines as "
+              "black diamonds, infeasible designs hollow, ±1 standard error bars from the samples; an objective over "
+              "more than two decades is on a log axis, otherwise designs outside the 5–95 % range sit at the edge as triangles",
+    "hypervolume": "hypervolume of the feasible front after each call (call id), w.r.t. the fixed reference; right "
+                   "axis: the fraction of the box between reference and ideal point",
     "cost": "progress vs calls, vs device-hours spent (as recorded) and vs wall clock",
     "timeline": "which call ran on which worker and when; gaps are idle workers",
-    "parameters": "evaluated designs across the parameters, coloured by the first objective (best on top)",
+    "parameters": "evaluated designs across the parameters (each axis labelled in its own unit, low to high bound), "
+                  "coloured by the first objective, best on top; above 12 parameters only the front (or the best "
+                  "designs) and the baselines",
     "surrogate": "the surrogate's mean, its Wasserstein uncertainty σ_W and the acquisition over the domain; "
                  "the red mark is its minimum",
     "surrogate_check": "a surrogate refitted without these calls: generated vs simulated outputs, with W1 beside "
@@ -39,89 +45,156 @@ def _pyplot() -> Any:
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=150)  # sharp at the page's width (the HTML scales figures down, never up)
     _pyplot().close(fig)
     return path
 
 
+#: An objective spanning more than this many decades (all values positive) is drawn on a log axis.
+LOG_AXIS_DECADES = 2.0
+#: Otherwise the Pareto plot's limits are these quantiles of the values (outliers drawn at the edge as arrows).
+ROBUST_QUANTILES = (0.05, 0.95)
+
+
 def convergence_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
-    """Best objective so far vs number of simulator calls, one panel per objective; baselines as lines."""
+    """Single objective: best so far vs call id, each call as a dot, baselines as lines.
+    Several objectives: the hypervolume vs call id (per-objective bests would stay flat on dominated designs)."""
     plt = _pyplot()
 
-    names = list(study.objectives)
-    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        x, y = best_trace(study, records, name)
-        ax.step(x, y, where="post", color="C0", label="best so far")
-        finished = finished_in_order(records)
-        pts = [(i, r.metrics[name]) for i, r in enumerate(finished, 1) if r.status == "completed"]
-        if pts:
-            ax.scatter(*zip(*pts), s=8, color="0.6", label="each call")
-        for i, r in enumerate(r for r in records.values() if r.origin == "baseline" and r.status == "completed"):
-            ax.axhline(r.metrics[name], color=f"C{i + 1}", ls="--", lw=1, label=f"baseline {r.label}")
-        direction = study.objectives[name].direction
-        ax.set_xlabel("simulator calls")
-        ax.set_ylabel(f"{name} ({direction})")
-        ax.set_title(f"{study.name}: {name}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def pareto_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path, pair: tuple[str, str] | None = None) -> Path:
-    """Two objectives: every evaluated design coloured by call index, the front joined, infeasible
-    designs hollow, baselines labelled, ±1 standard error bars from the samples."""
-    plt = _pyplot()
-
-    from optimizer.pareto import pareto_calls
-
-    a, b = pair or tuple(list(study.objectives)[:2])
-    done = [r for r in sorted(records.values(), key=lambda r: r.call_id) if r.status == "completed"]
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    feas = [r for r in done if r.feasible]
-    infeas = [r for r in done if not r.feasible]
-    if feas:
-        sc = ax.scatter([r.metrics[a] for r in feas], [r.metrics[b] for r in feas], c=[r.call_id for r in feas],
-                        cmap="viridis", s=22, zorder=3)
-        fig.colorbar(sc, ax=ax, label="call")
-        ax.errorbar([r.metrics[a] for r in feas], [r.metrics[b] for r in feas],
-                    xerr=[_finite(r.sems.get(a)) for r in feas], yerr=[_finite(r.sems.get(b)) for r in feas],
-                    fmt="none", ecolor="0.7", lw=0.8, zorder=2)
-    if infeas:
-        ax.scatter([r.metrics[a] for r in infeas], [r.metrics[b] for r in infeas], facecolors="none",
-                   edgecolors="tab:red", s=22, label="infeasible", zorder=3)
-    front = sorted((records[c] for c in pareto_calls(study, records.values())), key=lambda r: r.metrics[a])
-    if front:
-        ax.step([r.metrics[a] for r in front], [r.metrics[b] for r in front],
-                where="post" if study.objectives[b].direction == "minimize" else "pre", color="tab:orange",
-                lw=1.5, label="Pareto front", zorder=4)
-    for r in done:
-        if r.origin == "baseline":
-            ax.annotate(r.label or f"call {r.call_id}", (r.metrics[a], r.metrics[b]), fontsize=8,
-                        xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel(f"{a} ({study.objectives[a].direction})")
-    ax.set_ylabel(f"{b} ({study.objectives[b].direction})")
-    ax.set_title(f"{study.name}: {a} vs {b}")
+    if len(study.objectives) > 1:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        _hypervolume_axes(study, records, ax)
+        return _save(fig, path)
+    name = next(iter(study.objectives))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    x, y = best_trace(study, records, name)
+    ax.step(x, y, where="post", color="C0", label="best so far")
+    pts = [(r.call_id, r.metrics[name]) for r in finished_in_order(records) if r.status == "completed"]
+    if pts:
+        ax.scatter(*zip(*pts), s=8, color="0.6", label="each call")
+    for i, r in enumerate(r for r in records.values() if r.origin == "baseline" and r.status == "completed"):
+        ax.axhline(r.metrics[name], color=f"C{i + 1}", ls="--", lw=1, label=f"baseline {r.label}")
+    ax.set_xlabel("call (as numbered in the journal)")
+    ax.set_ylabel(f"{metric_label(study, name)} ({study.objectives[name].direction})")
+    ax.set_title(f"{study.name}: {metric_label(study, name, unit=False)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def hypervolume_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
-    """Hypervolume of the feasible front after each simulator call."""
+def _axis_scale(values: np.ndarray, keep: np.ndarray) -> tuple[str, tuple[float, float] | None]:
+    """``("log", None)`` for positive values over > LOG_AXIS_DECADES decades, else linear with robust
+    limits that always contain ``keep`` (the front and the baselines)."""
+    v = values[np.isfinite(values)]
+    if len(v) == 0:
+        return "linear", None
+    if v.min() > 0 and np.log10(v.max() / v.min()) > LOG_AXIS_DECADES:
+        return "log", None
+    lo, hi = np.quantile(v, ROBUST_QUANTILES)
+    k = keep[np.isfinite(keep)]
+    if len(k):
+        lo, hi = min(lo, k.min()), max(hi, k.max())
+    pad = 0.08 * (hi - lo) if hi > lo else (abs(hi) * 0.1 or 1.0)
+    return "linear", (float(lo - pad), float(hi + pad))
+
+
+def pareto_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path, pair: tuple[str, str] | None = None) -> Path:
+    """Two objectives: every evaluated design coloured by call id, the front joined, the knee starred,
+    infeasible designs hollow, baselines labelled, ±1 standard error bars from the samples. An objective
+    spanning > 2 decades gets a log axis, else the axes clip outliers (5–95 %) and mark them as arrows."""
     plt = _pyplot()
 
-    from optimizer.pareto import hypervolume_trace
+    from optimizer.pareto import knee_call, pareto_calls
 
-    calls, hv, ref = hypervolume_trace(study, records)
-    sign = [1.0 if o.direction == "maximize" else -1.0 for o in study.objectives.values()]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.step(calls, hv, where="post")
-    ax.set_xlabel("simulator calls")
-    ax.set_ylabel("hypervolume")
-    ref_txt = ", ".join(f"{n}={v:.4g}" for n, v in zip(study.objectives, (ref.numpy() * sign).tolist()))
-    ax.set_title(f"{study.name}: hypervolume (reference {ref_txt})", fontsize=9)
+    a, b = pair or tuple(list(study.objectives)[:2])
+    done = [r for r in sorted(records.values(), key=lambda r: r.call_id) if r.status == "completed"]
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    front = sorted((records[c] for c in pareto_calls(study, records.values())), key=lambda r: r.metrics[a])
+    keep = [r for r in done if r.origin == "baseline"] + front
+    limits = []
+    for name, setter in ((a, ax.set_xscale), (b, ax.set_yscale)):
+        scale, lim = _axis_scale(np.array([r.metrics[name] for r in done], dtype=float),
+                                 np.array([r.metrics[name] for r in keep], dtype=float))
+        setter(scale)
+        limits.append(lim)
+    feas = [r for r in done if r.feasible]
+    infeas = [r for r in done if not r.feasible]
+
+    def xy(rs: list[CallRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positions clipped into the limits and which points were clipped."""
+        x = np.array([r.metrics[a] for r in rs], dtype=float)
+        y = np.array([r.metrics[b] for r in rs], dtype=float)
+        out = np.zeros(len(rs), bool)
+        for arr, lim in ((x, limits[0]), (y, limits[1])):
+            if lim is not None:
+                out |= (arr < lim[0]) | (arr > lim[1])
+                np.clip(arr, *lim, out=arr)
+        return x, y, out
+
+    if feas:
+        x, y, out = xy(feas)
+        sc = ax.scatter(x[~out], y[~out], c=[r.call_id for r, o in zip(feas, out) if not o], cmap="viridis", s=18,
+                        zorder=3, vmin=1, vmax=max(r.call_id for r in done))
+        fig.colorbar(sc, ax=ax, label="call")
+        ax.errorbar(x[~out], y[~out], xerr=[_finite(r.sems.get(a)) for r, o in zip(feas, out) if not o],
+                    yerr=[_finite(r.sems.get(b)) for r, o in zip(feas, out) if not o],
+                    fmt="none", ecolor="0.25", elinewidth=0.9, capsize=2, zorder=5, label="±1 s.e.")
+        if out.any():
+            ax.scatter(x[out], y[out], marker="^", color="0.5", s=30, zorder=3, clip_on=False,
+                       label=f"{int(out.sum())} outside the 5–95 % range (at the edge)")
+    if infeas:
+        x, y, _ = xy(infeas)
+        ax.scatter(x, y, facecolors="none", edgecolors="tab:red", s=22, label="infeasible", zorder=3)
+    if front:
+        ax.step([r.metrics[a] for r in front], [r.metrics[b] for r in front],
+                where="post" if study.objectives[b].direction == "minimize" else "pre", color="tab:orange",
+                lw=1.5, label="Pareto front", zorder=4)
+    knee = knee_call(study, records)
+    if knee is not None:
+        k = records[knee]
+        ax.plot(k.metrics[a], k.metrics[b], "*", color="tab:red", ms=16, mec="k", zorder=6, label=f"knee (call {knee})")
+    for r in done:
+        if r.origin == "baseline":
+            ax.plot(r.metrics[a], r.metrics[b], "D", color="k", ms=6, zorder=6)
+            ax.annotate(r.label or f"call {r.call_id}", (r.metrics[a], r.metrics[b]), fontsize=8,
+                        xytext=(4, 4), textcoords="offset points")
+    if limits[0] is not None:
+        ax.set_xlim(*limits[0])
+    if limits[1] is not None:
+        ax.set_ylim(*limits[1])
+    ax.set_xlabel(f"{metric_label(study, a)} ({study.objectives[a].direction})")
+    ax.set_ylabel(f"{metric_label(study, b)} ({study.objectives[b].direction})")
+    ax.set_title(f"{study.name}: {metric_label(study, a, unit=False)} vs {metric_label(study, b, unit=False)}")
     ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _hypervolume_axes(study: StudyConfig, records: dict[int, CallRecord], ax: Any) -> None:
+    from optimizer.pareto import hypervolume_summary, hypervolume_trace
+
+    calls, hv, _ = hypervolume_trace(study, records)
+    s = hypervolume_summary(study, records)
+    ax.step(calls, hv, where="post")
+    ax.set_xlabel("call (as numbered in the journal)")
+    ax.set_ylabel("hypervolume")
+    if s["normalised"] is not None and s["hypervolume"] > 0:
+        sec = ax.secondary_yaxis("right", functions=(lambda v: v * s["normalised"] / s["hypervolume"],
+                                                     lambda f: f * s["hypervolume"] / s["normalised"]))
+        sec.set_ylabel("fraction of the reference–ideal box")
+    ref_txt = ", ".join(f"{metric_label(study, n)} {'-' if v is None else f'{v:.4g}'} ({s['reference_source'][n]})"
+                        for n, v in s["reference"].items())
+    ax.set_title(f"{study.name}: hypervolume w.r.t. the reference\n{ref_txt}", fontsize=8, loc="left")
+    ax.grid(alpha=0.3)
+
+
+def hypervolume_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
+    """Hypervolume of the feasible front after each simulator call (call ids on x)."""
+    plt = _pyplot()
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    _hypervolume_axes(study, records, ax)
     return _save(fig, path)
 
 
@@ -143,15 +216,15 @@ def cost_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) ->
     if len(study.objectives) > 1:
         from optimizer.pareto import hypervolume_trace
 
-        calls, y, _ = hypervolume_trace(study, records)
+        calls, y, _ = hypervolume_trace(study, records, order="finish")
         label = "hypervolume"
     else:
         name = next(iter(study.objectives))
-        calls, y = best_trace(study, records, name)
-        label = f"best {name} ({study.objectives[name].direction})"
+        calls, y = best_trace(study, records, name, order="finish")
+        label = f"best {metric_label(study, name)} ({study.objectives[name].direction})"
     compute, wall = (_time_axis(t) for t in spend_trace(records))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
-    for ax, (x, xlabel) in zip(axes, [(calls, "simulator calls"),
+    for ax, (x, xlabel) in zip(axes, [(calls, "simulator calls finished"),
                                       (compute[0], f"compute ({compute[1]} of simulator devices, as recorded)"),
                                       (wall[0], f"wall clock ({wall[1]} since the first call)")]):
         ax.step(x, y, where="post", color="C0")
@@ -193,34 +266,70 @@ def _worker(r: CallRecord) -> str:
     return f"{w.get('host', '?')}:{w.get('pid', '?')}"
 
 
+#: With more parameters than this, the parallel-coordinates plot draws only the front (or best designs) and baselines.
+MAX_PARALLEL_ALL = 12
+#: Designs drawn for a single objective when the parameters are many: the best ones.
+PARALLEL_BEST = 10
+
+
+def _physical(p: Any, u: float) -> float:
+    return float(p.low * (p.high / p.low) ** u) if p.log else float(p.low + u * (p.high - p.low))
+
+
 def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
-    """Every completed design as a line across the parameters (unit-scaled), coloured by the first objective."""
+    """Completed designs as lines across the parameters, each axis ticked in its own physical units,
+    coloured by the first objective. With more than MAX_PARALLEL_ALL parameters only the Pareto front
+    (or the best designs) and the baselines are drawn, so the lines stay readable."""
     plt = _pyplot()
+
+    from optimizer.pareto import pareto_calls
 
     name = next(iter(study.objectives))
     done = [r for r in sorted(records.values(), key=lambda r: r.call_id) if r.status == "completed"]
     names = list(study.parameters)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names) + 3), 4.5))
-    if done:
-        values = np.array([r.metrics[name] for r in done])
+    subset = ""
+    if len(names) > MAX_PARALLEL_ALL and done:
+        if len(study.objectives) > 1:
+            keep = set(pareto_calls(study, records.values()))
+            subset = "Pareto front and baselines"
+        else:
+            s = 1.0 if study.objectives[name].direction == "minimize" else -1.0
+            keep = {r.call_id for r in sorted((r for r in done if r.feasible), key=lambda r: s * r.metrics[name])[:PARALLEL_BEST]}
+            subset = f"the {PARALLEL_BEST} best designs and baselines"
+        done = [r for r in done if r.call_id in keep or r.origin == "baseline"]
+    fig, ax = plt.subplots(figsize=(min(max(7.0, 0.6 * len(names) + 3), 18.0), 5))  # wider is unreadable scaled to a page
+    strategy = [r for r in done if r.origin != "baseline"]
+    if strategy:
+        values = np.array([r.metrics[name] for r in strategy])
         order = np.argsort(-values if study.objectives[name].direction == "minimize" else values)
         norm = plt.Normalize(float(values.min()), float(values.max()))
         cmap = plt.get_cmap("viridis_r" if study.objectives[name].direction == "minimize" else "viridis")
         for i in order:  # best drawn last, on top
-            ax.plot(range(len(names)), done[i].unit, color=cmap(norm(values[i])), lw=0.8, alpha=0.7)
-        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=name)
+            ax.plot(range(len(names)), strategy[i].unit, color=cmap(norm(values[i])), lw=1.0, alpha=0.8)
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric_label(study, name))
+    for r in done:
+        if r.origin == "baseline":
+            ax.plot(range(len(names)), r.unit, color="k", ls="--", lw=1.5, label=f"baseline {r.label}")
+    for i, p in enumerate(names):  # each axis carries its own physical scale
+        spec = study.parameters[p]
+        ax.axvline(i, color="0.6", lw=0.6, zorder=0)
+        for u in (0.0, 0.5, 1.0):
+            ax.text(i, u, f" {_physical(spec, u):.3g}", fontsize=7, ha="left", va="center", color="0.2", zorder=10,
+                    bbox={"fc": "white", "ec": "none", "alpha": 0.75, "pad": 0.5})
     labels = [_axis_label(study, p) for p in names]
     ax.set_xticks(range(len(names)), labels, rotation=60 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
                   fontsize=7 if len(names) > 12 else 9)
-    ax.set_ylabel("position within bounds (0 = low, 1 = high)")
-    ax.set_title(f"{study.name}: evaluated designs", loc="left")
-    ax.grid(alpha=0.3)
+    ax.set_yticks([])
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("low → high bound of each parameter")
+    ax.set_title(f"{study.name}: evaluated designs" + (f" ({subset})" if subset else ""), loc="left")
+    if any(r.origin == "baseline" for r in done):
+        ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return _save(fig, path)
 
 
 def _axis_label(study: StudyConfig, name: str) -> str:
-    unit = study.parameters[name].unit
-    return f"{name} [{unit}]" if unit else name
+    return metric_label(study, name)
 
 
 def surrogate_plot(study: StudyConfig, model: Any, path: Path, points: int | None = None) -> Path:
@@ -247,7 +356,7 @@ def surrogate_plot(study: StudyConfig, model: Any, path: Path, points: int | Non
         vals.append(space.from_unit(u)[:, i])
     pts = space.from_unit(h.theta) if len(h) else np.zeros((0, space.dim))
     best = int(np.argmin(view["acquisition"]))
-    titles = [f"surrogate mean of {oname} ({obj.direction})", "Wasserstein uncertainty σ_W",
+    titles = [f"surrogate mean of {metric_label(study, oname)} ({obj.direction})", "Wasserstein uncertainty σ_W",
               f"acquisition (κ = {strat.cfg['kappa']:g}; lower is next)"]
     keys = ["mean", "sigma", "acquisition"]
     if space.dim == 1:
@@ -316,69 +425,94 @@ def holdout_plot(study: StudyConfig, held: list[Any], path: Path) -> Path:
 
 
 def knee_point(study: StudyConfig, records: dict[int, CallRecord]) -> int | None:
-    """Call of the Pareto front closest to the ideal point, objectives scaled to [0, 1] over the front."""
-    from optimizer.pareto import pareto_calls
+    """Call of the Pareto front closest to the ideal point (see :func:`optimizer.pareto.knee_call`)."""
+    from optimizer.pareto import knee_call
 
-    front = list(pareto_calls(study, records.values()))
-    if len(study.objectives) < 2 or not front:
-        return None
-    sign = np.array([1.0 if o.direction == "minimize" else -1.0 for o in study.objectives.values()])
-    Y = np.array([[records[c].metrics[o] for o in study.objectives] for c in front]) * sign
-    span = np.where(Y.max(0) > Y.min(0), Y.max(0) - Y.min(0), 1.0)
-    return int(front[int(np.argmin(np.linalg.norm((Y - Y.min(0)) / span, axis=1)))])
+    return knee_call(study, records)
 
 
 def _finite(v: float | None) -> float:
     return float(v) if v is not None and v == v else 0.0
 
 
+#: Studies with more parameters than this get the design table transposed (one column per design).
+TRANSPOSE_PARAMETERS = 10
+
+
+def design_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[tuple[str, CallRecord]]:
+    """The designs a reader decides between: the Pareto front (several objectives) or the best call,
+    then the baselines."""
+    from optimizer.campaign import best_so_far
+    from optimizer.pareto import front_table
+
+    rows: list[tuple[str, CallRecord]] = []
+    if len(study.objectives) > 1:
+        for f in front_table(study, records):
+            label = f"baseline {f.baseline}, on the front" if f.baseline else "Pareto front"
+            rows.append((f"knee of the front ({label})" if f.knee and f.baseline else
+                         "knee of the front" if f.knee else label, records[f.call_id]))
+    else:
+        for name, b in best_so_far(study, records.values()).items():
+            if b is not None:
+                rows.append((f"best {name}", records[b[1]]))
+    listed = {r.call_id for _, r in rows}
+    rows += [(f"baseline {r.label}", r) for r in sorted(records.values(), key=lambda r: r.call_id)
+             if r.origin == "baseline" and r.status == "completed" and r.call_id not in listed]
+    return rows
+
+
 def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: list[Path], path: Path,
-                summary: dict[str, object]) -> Path:
-    """One self-contained HTML page: summary, the figures embedded (base64 PNG or SVG), best designs beside baselines."""
+                summary: Mapping[str, object]) -> Path:
+    """One self-contained HTML page: summary, the designs (objectives first, ± s.e. and change against the
+    first baseline), the figures embedded full-width (base64 PNG or SVG)."""
     import base64
     import html
 
-    from optimizer.campaign import best_so_far
+    from optimizer.pareto import format_change, format_value, relative_change
 
     def esc(x: object) -> str:
         return html.escape(str(x))
 
-    best = best_so_far(study, records.values())
-    baselines = [r for r in records.values() if r.origin == "baseline" and r.status == "completed"]
-    rows = []
-    for name, b in best.items():
-        if b is None:
-            continue
-        r = records[b[1]]
-        rows.append((f"best {name}", r))
-    knee = knee_point(study, records)
-    if knee is not None:
-        rows.append(("knee of the front", records[knee]))
-    rows += [(f"baseline {r.label}", r) for r in baselines]
-    ref = baselines[0] if baselines else None
-    head = "".join(f"<th>{esc(p)}{' [' + esc(study.parameters[p].unit) + ']' if study.parameters[p].unit else ''}</th>"
-                   for p in study.parameters)
-    head += "".join(f"<th>{esc(o)}</th>" for o in study.objectives) + "".join(f"<th>{esc(c)}</th>" for c in study.constraints)
-    body = ""
-    for label, r in rows:
-        cells = "".join(f"<td>{r.params[p]:.6g}</td>" for p in study.parameters)
-        for m in [*study.objectives, *study.constraints]:
-            change = ""
-            if ref is not None and r is not ref and m in study.objectives and ref.metrics[m] != 0:
-                change = f" ({(r.metrics[m] - ref.metrics[m]) / abs(ref.metrics[m]):+.0%})"
-            cells += f"<td>{r.metrics[m]:.6g}{change}</td>"
-        body += f"<tr><td>{esc(label)} (call {r.call_id})</td>{cells}</tr>"
+    rows = design_rows(study, records)
+    base = next((r for r in sorted(records.values(), key=lambda r: r.call_id)
+                 if r.origin == "baseline" and r.status == "completed"), None)
+    columns: list[tuple[str, list[str]]] = []  # (header, one cell per design)
+    for o, spec in study.objectives.items():
+        columns.append((metric_label(study, o), [esc(format_value(r.metrics[o], _finite(r.sems.get(o))))
+                                                 for _, r in rows]))
+        if base is not None:
+            columns.append((f"{esc(spec.label or o)}: change vs {esc(base.label)}", [
+                "" if r is base else esc(format_change(relative_change(r.metrics[o], _finite(r.sems.get(o)),
+                                                                       base.metrics[o], _finite(base.sems.get(o)))))
+                for _, r in rows]))
+    for c in study.constraints:
+        columns.append((metric_label(study, c), [f"{r.metrics[c]:.6g}" for _, r in rows]))
+    for p in study.parameters:
+        columns.append((metric_label(study, p), [f"{r.params[p]:.6g}" for _, r in rows]))
+    designs = [f"{esc(label)} (call {r.call_id})" for label, r in rows]
+    if len(study.parameters) > TRANSPOSE_PARAMETERS:
+        table = "<tr><th></th>" + "".join(f"<th>{d}</th>" for d in designs) + "</tr>"
+        table += "".join(f"<tr><th>{esc(h)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+                         for h, cells in columns)
+    else:
+        table = "<tr><th>design</th>" + "".join(f"<th>{esc(h)}</th>" for h, _ in columns) + "</tr>"
+        table += "".join(f"<tr><td>{d}</td>" + "".join(f"<td>{cells[i]}</td>" for _, cells in columns) + "</tr>"
+                         for i, d in enumerate(designs))
     mime = {".png": "image/png", ".svg": "image/svg+xml"}
+    if len(study.objectives) > 1:  # convergence already is the hypervolume trace: show it once
+        figures = [f for f in figures if f.stem != "hypervolume"]
     imgs = "".join(
         f'<figure><img alt="{esc(f.stem)}" src="data:{mime[f.suffix]};base64,{base64.b64encode(f.read_bytes()).decode()}">'
         f"<figcaption><b>{esc(f.stem)}</b>: {esc(CAPTIONS.get(f.stem, ''))}</figcaption></figure>" for f in figures)
     facts = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in summary.items())
+    note = ("Values are ± 1 standard error from the samples; changes are relative to the first baseline, "
+            "with both designs' standard errors propagated.")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(study.name)} — detopt report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}figure{{display:inline-block;margin:8px}}
-img{{max-width:520px}}figcaption{{max-width:520px;font-size:85%}}</style></head><body>
+<style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}}.scroll{{overflow-x:auto}}
+figure{{display:block;margin:1.5em 0}}img{{max-width:100%;height:auto}}figcaption{{font-size:90%}}</style></head><body>
 <h1>{esc(study.name)}</h1><p>{esc(study.description)}</p><ul>{facts}</ul>
-<h2>Designs</h2><p>Objective changes in parentheses are relative to the first baseline.</p><table><tr><th>design</th>{head}</tr>{body}</table>
+<h2>Designs</h2><p>{note}</p><div class="scroll"><table>{table}</table></div>
 <h2>Figures</h2>{imgs}</body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
@@ -408,26 +542,28 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
              f"({study.simulator.samples_per_call} samples per call)", "calls": calls,
              "compute spent": f"{sum(compute_hours(r) for r in records.values()):.3g} device-hours as recorded, "
              f"{wall[-1] * 60 if len(wall) else 0:.3g} min of wall clock"}
-    for name, b in best_so_far(study, records.values()).items():
-        if b is None:
-            facts[f"best {name}"] = "no feasible completed call yet"
-            continue
-        r = records[b[1]]
-        sem = r.sems.get(name)
-        err = f" ± {sem:.2g}" if sem is not None and sem == sem and sem > 0 else ""
-        params = ", ".join(f"{p}={r.params[p]:.4g}" for p in list(study.parameters)[:6])
-        more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
-        facts[f"best {name}"] = f"{b[0]:.6g}{err} at call {b[1]} ({params}{more})"
-    if len(study.objectives) > 1:
-        from optimizer.pareto import hypervolume_trace, pareto_calls
+    if len(study.objectives) == 1:
+        for name, b in best_so_far(study, records.values()).items():
+            if b is None:
+                facts[f"best {name}"] = "no feasible completed call yet"
+                continue
+            r = records[b[1]]
+            sem = r.sems.get(name)
+            err = f" ± {sem:.2g}" if sem is not None and sem == sem and sem > 0 else ""
+            unit = f" {study.objectives[name].unit}" if study.objectives[name].unit else ""
+            params = ", ".join(f"{p}={r.params[p]:.4g}" for p in list(study.parameters)[:6])
+            more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
+            facts[f"best {name}"] = f"{b[0]:.6g}{err}{unit} at call {b[1]} ({params}{more})"
+    else:
+        from optimizer.pareto import format_hypervolume, hypervolume_summary, pareto_calls
+        from optimizer.progress import format_front
 
         front = pareto_calls(study, records.values())
-        _, hv, _ = hypervolume_trace(study, records)
-        facts["Pareto front"] = f"{len(front)} designs, hypervolume {hv[-1] if len(hv) else 0:.4g}"
-        knee = knee_point(study, records)
-        if knee is not None:
-            facts["knee of the front"] = f"call {knee}: " + ", ".join(
-                f"{o}={records[knee].metrics[o]:.4g}" for o in study.objectives)
+        facts["Pareto front"] = f"{len(front)} designs (calls {', '.join(map(str, front))})" if front else \
+            "no feasible completed call yet"
+        if front:
+            facts["knee of the front"] = format_front(study, records).split("; knee at ", 1)[1]
+        facts["hypervolume"] = "; ".join(line.strip() for line in format_hypervolume(study, hypervolume_summary(study, records)))
     if held:
         w = np.median([c.w1 for c in held])
         floor = np.median([c.w1_split for c in held])

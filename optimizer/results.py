@@ -15,6 +15,38 @@ from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
 
+def metric_spec(study: StudyConfig, name: str) -> Any:
+    """The objective or constraint called ``name``."""
+    return study.objectives[name] if name in study.objectives else study.constraints[name]
+
+
+def metric_label(study: StudyConfig, name: str, unit: bool = True) -> str:
+    """``label [unit]`` of an objective, constraint or parameter (the key when no label is given)."""
+    if name in study.parameters:
+        text, u = name, study.parameters[name].unit
+    else:
+        m = metric_spec(study, name)
+        text, u = m.label or name, m.unit
+    return f"{text} [{u}]" if unit and u else text
+
+
+def column_units(study: StudyConfig) -> dict[str, str]:
+    """Unit of every export column that has one (parameters, objectives and their s.e., constraints)."""
+    out = {f"param.{k}": p.unit for k, p in study.parameters.items() if p.unit}
+    for k, o in study.objectives.items():
+        if o.unit:
+            out[f"objective.{k}"] = out[f"sem.{k}"] = o.unit
+    out.update({f"constraint.{k}": c.unit for k, c in study.constraints.items() if c.unit})
+    return out
+
+
+def column_labels(study: StudyConfig) -> dict[str, str]:
+    """Human-readable label of every objective and constraint column."""
+    out = {f"objective.{k}": o.label or k for k, o in study.objectives.items()}
+    out.update({f"constraint.{k}": c.label or k for k, c in study.constraints.items()})
+    return out
+
+
 def call_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[dict[str, Any]]:
     """One flat row per call: ids, status, parameters, objectives (+ standard errors), constraints, timing."""
     rows = []
@@ -60,7 +92,13 @@ def export(study: StudyConfig, records: dict[int, CallRecord], fmt: str, path: P
                 w.writerow({k: ("" if v is None else v) for k, v in row.items()})
     elif fmt == "json":
         clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows]
-        path.write_text(json.dumps({"study": study.name, "calls": clean}, indent=1))
+        doc: dict[str, Any] = {"study": study.name, "units": column_units(study), "labels": column_labels(study)}
+        if len(study.objectives) > 1:
+            from optimizer.pareto import hypervolume_summary
+
+            doc["hypervolume"] = hypervolume_summary(study, records)
+        doc["calls"] = clean
+        path.write_text(json.dumps(doc, indent=1))
     elif fmt == "parquet":
         try:
             import pyarrow as pa
@@ -104,18 +142,25 @@ def spend_trace(records: dict[int, CallRecord]) -> tuple[np.ndarray, np.ndarray]
     return compute, wall
 
 
-def best_trace(study: StudyConfig, records: dict[int, CallRecord], objective: str) -> tuple[np.ndarray, np.ndarray]:
+def best_trace(study: StudyConfig, records: dict[int, CallRecord], objective: str,
+               order: str = "call") -> tuple[np.ndarray, np.ndarray]:
     """Best feasible value of ``objective`` after each finished non-baseline call.
 
+    ``order="call"`` walks the calls by call id and returns the ids as x (the numbering of the journal,
+    ``status`` and the bar); ``order="finish"`` walks them in finish order and returns 1, 2, … (pairs
+    with :func:`spend_trace`).
+
     Returns:
-        ``(calls [T], best [T])``: number of simulator calls done, best value so far (NaN before the first).
+        ``(calls [T], best [T])``: call id (or count), best value so far (NaN before the first).
     """
     sign = 1.0 if study.objectives[objective].direction == "minimize" else -1.0
     done = finished_in_order(records)
+    if order == "call":
+        done = sorted(done, key=lambda r: r.call_id)
     best, xs, ys = math.inf, [], []
     for i, r in enumerate(done, 1):
         if r.status == "completed" and r.feasible:
             best = min(best, sign * r.metrics[objective])
-        xs.append(i)
+        xs.append(r.call_id if order == "call" else i)
         ys.append(sign * best if math.isfinite(best) else math.nan)
     return np.array(xs, dtype=int), np.array(ys, dtype=float)

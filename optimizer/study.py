@@ -113,6 +113,10 @@ class Metric(_Strict):
     threshold: float | None = None
     quantity: str | None = None
     weight: str | None = None
+    #: Unit shown beside the value on every axis, table and CLI line ("t", "m", "fraction of muons").
+    unit: str = ""
+    #: Human-readable name for axes and tables; the metric's key when empty.
+    label: str = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -304,13 +308,15 @@ class StudyConfig(_Strict):
         Excludes ``budget.calls`` (a campaign may be extended), ``execution``
         (a campaign may resume on another cluster), ``output`` and ``description``.
         """
-        data = self.model_dump(mode="json", exclude={"execution", "output", "description"})
-        data["budget"].pop("calls")
+        data = self.science_dict()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def science_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude={"execution", "output", "description"})
         data["budget"].pop("calls")
+        for group in ("objectives", "constraints"):  # unit and label only present results: same problem
+            for metric in data[group].values():
+                metric.pop("unit"), metric.pop("label")
         return data
 
 

@@ -75,7 +75,7 @@ def test_two_objective_gp_campaign_with_cost_and_constraint(write_study, tmp_pat
     import json
 
     s = json.loads(capsys.readouterr().out)
-    assert s["pareto"] == front and s["hypervolume"] == pytest.approx(hv[-1])
+    assert s["pareto"] == front and s["hypervolume"]["hypervolume"] == pytest.approx(hv[-1])
     assert main(["export", str(camp.root), "--format", "csv"]) == 0
     rows = (camp.root / "calls.csv").read_text().splitlines()
     assert rows[0].split(",").count("pareto") == 1
