@@ -14,7 +14,7 @@ import json
 import platform
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from optimizer.errors import CampaignError, StudyError
 from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, build_simulator
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import NullReporter, Reporter
+from optimizer.records import META_FILE, STRATEGY_STATE, STUDY_FILE, best_so_far, build_history  # noqa: F401 - re-exported
 from optimizer.space import SearchSpace
 from optimizer.storage import CallRecord, CampaignLock, JournalStorage, replay
 from optimizer.strategies import STRATEGIES, History, Strategy, initial_design
@@ -33,8 +34,6 @@ from optimizer.study import StudyConfig, load_study
 
 #: Re-runs of a call whose worker/node was lost after Ray's own retries (never charged to the budget).
 MAX_LOST_RERUNS = 3
-STUDY_FILE = "study.yaml"
-META_FILE = "campaign.json"
 
 
 def call_seed(study_seed: int, call_id: int) -> int:
@@ -209,51 +208,6 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Any, Strategy
 
 def make_executor(study: StudyConfig, workdir: Path | None) -> Executor:
     return EXECUTORS.get(study.execution.backend)(study.simulator, study.execution, workdir)
-
-
-# -- results ---------------------------------------------------------------------------
-def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: JournalStorage) -> History:
-    """Arrays of the completed calls, in call order, for strategies."""
-    done = [r for _, r in sorted(records.items()) if r.status == "completed"]
-    bad = [r for _, r in sorted(records.items()) if r.status in ("failed", "infeasible")]
-    obj, con = list(study.objectives), list(study.constraints)
-    d = len(study.parameters)
-    refs = [r.samples for r in done]
-
-    def matrix(rows: list[list[float]], cols: int) -> np.ndarray:
-        return np.array(rows, dtype=float).reshape(len(rows), cols)
-
-    return History(
-        theta=matrix([r.unit for r in done], d),
-        call_ids=np.array([r.call_id for r in done], dtype=int),
-        objectives=matrix([[r.metrics[o] for o in obj] for r in done], len(obj)),
-        objective_sems=matrix([[r.sems.get(o, np.nan) for o in obj] for r in done], len(obj)),
-        constraints=matrix([[r.metrics[c] for c in con] for r in done], len(con)),
-        constraint_sems=matrix([[r.sems.get(c, np.nan) for c in con] for r in done], len(con)),
-        feasible=np.array([bool(r.feasible) for r in done], dtype=bool),
-        objective_names=obj,
-        directions=[study.objectives[o].direction for o in obj],
-        failed_theta=matrix([r.unit for r in bad], d),
-        n_issued=sum(1 for r in records.values() if r.origin != "baseline"),
-        _load=lambda i: storage.load_samples(refs[i]),  # type: ignore[index]
-    )
-
-
-def best_so_far(study: StudyConfig, records: Iterable[CallRecord]) -> dict[str, tuple[float, int] | None]:
-    """Per objective: (best value, call id) among completed feasible calls."""
-    out: dict[str, tuple[float, int] | None] = {}
-    recs = [r for r in records if r.status == "completed" and r.feasible]
-    for name, o in study.objectives.items():
-        if not recs:
-            out[name] = None
-            continue
-        pick = min if o.direction == "minimize" else max
-        r = pick(recs, key=lambda r: r.metrics[name])
-        out[name] = (r.metrics[name], r.call_id)
-    return out
-
-
-STRATEGY_STATE = "strategy.pt"
 
 
 def save_strategy(campaign: Campaign, strategy: Strategy) -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from optimizer import __version__
 from optimizer.errors import DetoptError
 
 EXIT_USAGE = 2
@@ -74,11 +75,11 @@ MAX_STATUS_PARAMETERS = 8
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign, best_so_far
     from optimizer.executors import build_simulator
+    from optimizer.records import CampaignView, best_so_far
     from optimizer.results import call_rows
 
-    camp = Campaign.open(args.dir)
+    camp = CampaignView.open(args.dir)
     study = camp.study()
     records = camp.records()
     budget = camp.meta()["budget_calls"]
@@ -159,10 +160,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign
+    from optimizer.records import CampaignView
     from optimizer.results import export
 
-    camp = Campaign.open(args.dir)
+    camp = CampaignView.open(args.dir)
     path = Path(args.output or camp.root / f"calls.{args.format}")
     export(camp.study(), camp.records(), args.format, path)
     print(path)
@@ -170,10 +171,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign
+    from optimizer.records import CampaignView
     from optimizer.report import write_report
 
-    camp = Campaign.open(args.dir)
+    camp = CampaignView.open(args.dir)
     out = Path(args.output or camp.root / "report")
     paths, facts = write_report(camp, out, "svg" if args.format == "svg" else "png", surrogate=not args.no_surrogate)
     for k, v in facts.items():
@@ -188,14 +189,25 @@ def cmd_list(args: argparse.Namespace) -> int:
     from optimizer.strategies import STRATEGIES
     from simulators import SIMULATORS
 
+    if args.names and args.what != "simulators":
+        raise DetoptError("list: names can follow 'simulators' only (optimize list simulators NAME... -v)")
+    unknown = [n for n in args.names if n not in SIMULATORS]
+    if unknown:
+        raise DetoptError(f"list: unknown simulator '{unknown[0]}'; known: {', '.join(SIMULATORS.names())}")
     for title, reg in (("simulators", SIMULATORS), ("strategies", STRATEGIES), ("executors", EXECUTORS)):
-        if args.what in (None, title):
+        if args.what in (None, title) and not args.names:
             print(f"{title}: {', '.join(reg.names())}")
+    if args.verbose or args.names:
+        from simulators.catalog import describe  # imports each described simulator's module
+
+        for name in args.names or (SIMULATORS.names() if args.what in (None, "simulators") else []):
+            print("\n".join(["", *describe(name).lines()]))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="optimize", description="detopt: detector-design optimisation campaigns.")
+    p.add_argument("--version", action="version", version=f"detopt {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -241,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("list", help="registered simulators, strategies, executors", description="List registered names.")
     sp.add_argument("what", nargs="?", choices=["simulators", "strategies", "executors"])
+    sp.add_argument("names", nargs="*", metavar="NAME", help="simulators to describe (implies -v)")
+    sp.add_argument("-v", "--verbose", action="store_true",
+                    help="each simulator's parameters, outputs, quantities and options")
     sp.set_defaults(func=cmd_list)
     return p
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from optimizer.records import finished_in_order
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
@@ -72,8 +73,6 @@ def hypervolume_trace(study: StudyConfig, records: dict[int, CallRecord]) -> tup
     Returns:
         ``(calls [T], hv [T], ref [m])``.
     """
-    from optimizer.results import finished_in_order
-
     _, Y_all = maximisation_matrix(study, records.values())
     ref = reference_point(study, Y_all)
     finished = finished_in_order(records)

@@ -338,7 +338,7 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
     import base64
     import html
 
-    from optimizer.campaign import best_so_far
+    from optimizer.records import best_so_far
 
     def esc(x: object) -> str:
         return html.escape(str(x))
@@ -388,7 +388,7 @@ img{{max-width:520px}}figcaption{{max-width:520px;font-size:85%}}</style></head>
 def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: int | None,
                   held: list[Any] | None = None) -> dict[str, str]:
     """The report's text summary: what ran, what it cost, what it found (and whether G can be trusted)."""
-    from optimizer.campaign import best_so_far
+    from optimizer.records import best_so_far
     from optimizer.results import compute_hours
 
     counts: dict[str, int] = {}
