@@ -107,5 +107,5 @@ def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: S
         directions=[study.objectives[o].direction for o in obj],
         failed_theta=matrix([r.unit for r in bad], d),
         n_issued=sum(1 for r in records.values() if r.origin != "baseline"),
-        _load=lambda i: storage.load_samples(refs[i]),  # type: ignore[index]
+        _load=lambda i: storage.load_samples(refs[i]),  # type: ignore[arg-type]
     )

@@ -56,11 +56,11 @@ def _declared_by_class(cls: type, attr: str) -> bool:
 
 def _options(cls: type) -> list[str]:
     try:
-        sig = inspect.signature(cls.__init__)
+        sig = inspect.signature(cls)  # the constructor's, without self
     except (TypeError, ValueError):
         return []
     out = []
-    for p in list(sig.parameters.values())[1:]:
+    for p in sig.parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         out.append(f"{p.name} (required)" if p.default is p.empty else f"{p.name}={p.default!r}")
