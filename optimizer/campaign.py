@@ -17,7 +17,7 @@ import os
 import platform
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,9 @@ from optimizer.errors import CampaignError, InfrastructureError, StudyError
 from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import NullReporter, Reporter
+from optimizer.records import (  # noqa: F401 - re-exported
+    META_FILE, STRATEGY_STATE, STUDY_FILE, CampaignView, best_so_far, build_history, charged, is_lost_for_good,
+)
 from optimizer.space import SearchSpace
 from optimizer.storage import CallRecord, CampaignLock, JournalStorage, replay
 from optimizer.strategies import STRATEGIES, History, Strategy, initial_design
@@ -40,19 +43,6 @@ MAX_LOST_RERUNS = 3
 #: A call lost more often than MAX_LOST_RERUNS is recorded final and replaced; once this many calls per
 #: budget call are lost for good (every replacement dies too) the campaign stops instead of trying forever.
 MAX_LOST_CALLS_PER_BUDGET = 1.0
-STUDY_FILE = "study.yaml"
-META_FILE = "campaign.json"
-
-
-def is_lost_for_good(rec: CallRecord) -> bool:
-    """A call whose worker kept dying: recorded final, but neither a result nor a charge to the budget."""
-    return rec.status == "failed" and rec.failure_kind == "lost"
-
-
-def charged(rec: CallRecord) -> bool:
-    """Whether a call counts against the budget: issued by the initial design or the strategy, and not
-    lost for good to worker deaths (the README's failure table: lost calls are never charged)."""
-    return rec.origin != "baseline" and not is_lost_for_good(rec)
 
 
 def call_seed(study_seed: int, call_id: int) -> int:
@@ -61,33 +51,13 @@ def call_seed(study_seed: int, call_id: int) -> int:
 
 
 # -- the campaign directory -------------------------------------------------------------
-class Campaign:
-    """A campaign directory (see :mod:`optimizer.storage` for its layout)."""
+class Campaign(CampaignView):
+    """A campaign directory the driver writes to (see :mod:`optimizer.storage` for its layout); reading
+    it is :class:`optimizer.records.CampaignView`'s."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.storage = JournalStorage(self.root)
+        super().__init__(root)
         self._lock: CampaignLock | None = None
-
-    @property
-    def meta_path(self) -> Path:
-        return self.root / META_FILE
-
-    def meta(self) -> dict[str, Any]:
-        try:
-            meta = json.loads(self.meta_path.read_text())
-        except FileNotFoundError:
-            raise CampaignError(f"{self.meta_path}: missing (not a campaign directory)") from None
-        except (OSError, ValueError, RecursionError) as err:
-            raise CampaignError(f"{self.meta_path}: cannot be read ({type(err).__name__}: {err})") from None
-        if not isinstance(meta, dict):
-            raise CampaignError(f"{self.meta_path}: corrupt (not a JSON object)")
-        for key in ("fingerprint", "budget_calls"):
-            if key not in meta:
-                raise CampaignError(f"{self.meta_path}: {key}: missing")
-        if isinstance(meta["budget_calls"], bool) or not isinstance(meta["budget_calls"], int):
-            raise CampaignError(f"{self.meta_path}: budget_calls: not an integer")
-        return meta
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
         tmp = self.meta_path.with_suffix(".tmp")
@@ -153,20 +123,6 @@ class Campaign:
                     "python": platform.python_version(),
                 }
             )
-
-    @classmethod
-    def open(cls, root: str | Path) -> Campaign:
-        camp = cls(root)
-        if not camp.root.is_dir():
-            raise CampaignError(f"{camp.root}: no such campaign directory")
-        if not camp.meta_path.exists():
-            raise CampaignError(f"{camp.root}: not a campaign directory ({META_FILE} is missing)")
-        camp.meta()  # a corrupt campaign.json is one line here, not a traceback later
-        return camp
-
-    def study(self, path: str | Path | None = None) -> StudyConfig:
-        """The study stored with the campaign (or the one at ``path``)."""
-        return load_study(path or self.root / STUDY_FILE)[0]
 
     def check_study(self, study: StudyConfig, text: str | None, force: bool) -> None:
         """Refuse a study that changed since the campaign started, unless ``force``.
@@ -262,25 +218,6 @@ class Campaign:
         meta["budget_calls"] = int(calls)
         self._write_meta(meta)
 
-    def records(self) -> dict[int, CallRecord]:
-        """Every call, replayed from the journal; every completed call's samples file checked (header only)."""
-        records = replay(self.storage.events())
-        columns: int | None = None
-        for cid, r in sorted(records.items()):
-            if r.status != "completed":
-                continue
-            shape = self.storage.sample_shape(r.samples)  # type: ignore[arg-type]
-            problem = None
-            if len(shape) != 2:
-                problem = f"has shape {shape}, not [n, k]"
-            elif r.n_rows is not None and shape[0] != r.n_rows:
-                problem = f"has {shape[0]} rows, the journal recorded {r.n_rows}"
-            elif columns is not None and shape[1] != columns:
-                problem = f"has {shape[1]} columns, other calls have {columns}"
-            if problem:
-                raise CampaignError(f"{self.storage.sample_path(r.samples)}: samples of call {cid} {problem}")
-            columns = shape[1]
-        return records
 
 
 def check_output_dir(root: Path) -> None:
@@ -381,58 +318,6 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Any, Strategy
 
 def make_executor(study: StudyConfig, workdir: Path | None) -> Executor:
     return EXECUTORS.get(study.execution.backend)(study.simulator, study.execution, workdir)
-
-
-# -- results ---------------------------------------------------------------------------
-def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: JournalStorage) -> History:
-    """Arrays of the completed calls, in call order, for strategies."""
-    done = [r for _, r in sorted(records.items()) if r.status == "completed"]
-    bad = [r for _, r in sorted(records.items()) if r.status in ("failed", "infeasible")]
-    obj, con = list(study.objectives), list(study.constraints)
-    d = len(study.parameters)
-    refs = [r.samples for r in done]
-
-    def matrix(rows: list[list[float]], cols: int) -> np.ndarray:
-        return np.array(rows, dtype=float).reshape(len(rows), cols)
-
-    space = SearchSpace(study.parameters)
-
-    def unit(r: CallRecord) -> list[float]:  # from the physical values: bounds may have changed (--force)
-        return space.to_unit(space.from_params(r.params)).tolist()
-
-    return History(
-        theta=matrix([unit(r) for r in done], d),
-        call_ids=np.array([r.call_id for r in done], dtype=int),
-        objectives=matrix([[r.metrics[o] for o in obj] for r in done], len(obj)),
-        objective_sems=matrix([[r.sems.get(o, np.nan) for o in obj] for r in done], len(obj)),
-        constraints=matrix([[r.metrics[c] for c in con] for r in done], len(con)),
-        constraint_sems=matrix([[r.sems.get(c, np.nan) for c in con] for r in done], len(con)),
-        feasible=np.array([bool(r.feasible) for r in done], dtype=bool),
-        objective_names=obj,
-        directions=[study.objectives[o].direction for o in obj],
-        failed_theta=matrix([unit(r) for r in bad], d),
-        # the strategies' stream position: calls lost for good count here (their replacement is a new design),
-        # though not against the budget (see `charged`)
-        n_issued=sum(1 for r in records.values() if r.origin != "baseline"),
-        _load=lambda i: storage.load_samples(refs[i]),  # type: ignore[index]
-    )
-
-
-def best_so_far(study: StudyConfig, records: Iterable[CallRecord]) -> dict[str, tuple[float, int] | None]:
-    """Per objective: (best value, call id) among completed feasible calls."""
-    out: dict[str, tuple[float, int] | None] = {}
-    recs = [r for r in records if r.status == "completed" and r.feasible]
-    for name, o in study.objectives.items():
-        if not recs:
-            out[name] = None
-            continue
-        pick = min if o.direction == "minimize" else max
-        r = pick(recs, key=lambda r: r.metrics[name])
-        out[name] = (r.metrics[name], r.call_id)
-    return out
-
-
-STRATEGY_STATE = "strategy.pt"
 
 
 def save_strategy(campaign: Campaign, strategy: Strategy) -> None:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from optimizer import __version__
 from optimizer.errors import DetoptError, InfrastructureError
 
 EXIT_USAGE = 2
@@ -135,12 +136,12 @@ def _table(title: str, cols: list[str], cells: list[list[str]], essential: int, 
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign, best_so_far, charged, is_lost_for_good
     from optimizer.diagnostics import registered_simulator
     from optimizer.executors import build_simulator
+    from optimizer.records import CampaignView, best_so_far, charged, is_lost_for_good
     from optimizer.results import call_rows, column_units
 
-    camp = Campaign.open(args.dir)
+    camp = CampaignView.open(args.dir)
     study = camp.study()
     records = camp.records()
     budget = camp.meta()["budget_calls"]
@@ -262,10 +263,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign
+    from optimizer.records import CampaignView
     from optimizer.results import export
 
-    camp = Campaign.open(args.dir)
+    camp = CampaignView.open(args.dir)
     path = Path(args.output or camp.root / f"calls.{args.format}")
     if path.is_dir():
         raise DetoptError(f"--output: {path} is a directory; name the file to write")
@@ -277,10 +278,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign
+    from optimizer.records import CampaignView
     from optimizer.report import write_report
 
-    camp = Campaign.open(args.dir)
+    camp = CampaignView.open(args.dir)
     out = Path(args.output or camp.root / "report")
     if out.exists() and not out.is_dir():
         raise DetoptError(f"--output: {out} exists and is not a folder")
@@ -320,10 +321,10 @@ def _parse_objective(text: str) -> tuple[str, Any]:
 
 
 def cmd_retarget(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign
+    from optimizer.records import CampaignView
     from optimizer.retarget import retarget
 
-    camp = Campaign.open(args.dir)
+    camp = CampaignView.open(args.dir)
     name, objective = _parse_objective(args.objective)
     res = retarget(camp, name, objective, propose=args.propose)
     if args.json:
@@ -348,10 +349,10 @@ def cmd_retarget(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from optimizer.campaign import Campaign
+    from optimizer.records import CampaignView
     from optimizer.sampling import check_output, generate, parse_design, write
 
-    camp = Campaign.open(args.dir)
+    camp = CampaignView.open(args.dir)
     params = parse_design(args.at, camp.study())
     if args.n < 1:
         raise DetoptError(f"-n: must be at least 1 (got {args.n})")
@@ -374,9 +375,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     from optimizer.strategies import STRATEGIES
     from simulators import SIMULATORS
 
+    if args.names and args.what != "simulators":
+        raise DetoptError("list: names can follow 'simulators' only (optimize list simulators NAME... -v)")
+    unknown = [n for n in args.names if n not in SIMULATORS]
+    if unknown:
+        raise DetoptError(f"list: unknown simulator '{unknown[0]}'; known: {', '.join(SIMULATORS.names())}")
     for title, reg in (("simulators", SIMULATORS), ("strategies", STRATEGIES), ("executors", EXECUTORS)):
-        if args.what in (None, title):
+        if args.what in (None, title) and not args.names:
             print(f"{title}: {', '.join(reg.names())}")
+    if args.verbose or args.names:
+        from simulators.catalog import describe  # imports each described simulator's module
+
+        for name in args.names or (SIMULATORS.names() if args.what in (None, "simulators") else []):
+            print("\n".join(["", *describe(name).lines()]))
     return 0
 
 
@@ -392,6 +403,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="optimize", description="detopt: detector-design optimisation campaigns.")
+    p.add_argument("--version", action="version", version=f"detopt {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -458,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("list", help="registered simulators, strategies, executors", description="List registered names.")
     sp.add_argument("what", nargs="?", choices=["simulators", "strategies", "executors"])
+    sp.add_argument("names", nargs="*", metavar="NAME", help="simulators to describe (implies -v)")
+    sp.add_argument("-v", "--verbose", action="store_true",
+                    help="each simulator's parameters, outputs, quantities and options")
     sp.set_defaults(func=cmd_list)
     return p
 

@@ -64,7 +64,7 @@ def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: An
     """The campaign's own WU-GO model (saved state, refitted if calls arrived since), or, for other
     strategies, a default WU-GO model fitted on the journal. ``None`` when the study has no objective
     computed from samples or fewer than two calls completed."""
-    from optimizer.campaign import STRATEGY_STATE, build_history
+    from optimizer.records import STRATEGY_STATE, build_history
     from optimizer.strategies.wugo import WUGOStrategy
 
     space = SearchSpace(study.parameters)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from optimizer.records import finished_in_order
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
@@ -144,8 +145,6 @@ def hypervolume_trace(study: StudyConfig, records: dict[int, CallRecord],
     Returns:
         ``(calls [T], hv [T], ref [m])``, ``ref`` in the maximisation convention.
     """
-    from optimizer.results import finished_in_order
-
     ref = reference_point(study, records)
     finished = finished_in_order(records)
     if order == "call":

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
-    from optimizer.campaign import CampaignSummary
     from optimizer.storage import CallRecord
     from optimizer.study import StudyConfig
 
 Best = dict[str, "tuple[float, int] | None"]
+
+
+class CampaignSummary(Protocol):
+    """What a reporter reads of :class:`optimizer.campaign.CampaignSummary` (declared here, as the
+    loop calls the reporter and not the other way round)."""
+
+    root: Path
+    completed: int
+    failed: int
+    best: Best
+    wall_s: float
+    stopped: str
 
 
 def format_best(best: Best, study: StudyConfig | None = None) -> str:

@@ -8,6 +8,8 @@ Adding an implementation is one new file plus one line in the owning registry.
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from optimizer.errors import DetoptError
@@ -41,6 +43,27 @@ def _first_line(err: BaseException) -> str:
     return lines[0] if lines else ""
 
 
+def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """PEP 562 ``__getattr__`` and ``__dir__`` for a package whose public names load on first use.
+
+    BoTorch's ``_LAZY_IMPORTS`` pattern: ``exports`` maps a public name to the module defining it, so
+    ``import package`` costs only the package's own lines and ``from package import Name`` still works.
+    Use as ``__getattr__, __dir__ = lazy_exports(__name__, {...})`` in the package's ``__init__``.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(exports[name]), name)
+        setattr(sys.modules[package], name, value)  # later reads skip __getattr__
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(vars(sys.modules[package])) | set(exports))
+
+    return __getattr__, __dir__
+
+
 class Registry(Generic[T]):
     """Name → implementation, with lazy ``module:attr`` entries."""
 
@@ -55,7 +78,15 @@ class Registry(Generic[T]):
         self._entries[name] = target
 
     def names(self) -> list[str]:
+        """The registered names, sorted; imports nothing."""
         return sorted(self._entries)
+
+    def source(self, name: str) -> str:
+        """Where ``name`` is defined, ``"module:attr"``, without importing it."""
+        target = self._entries[name]
+        if isinstance(target, str):
+            return target
+        return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -469,6 +469,7 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
     import html
 
     from optimizer.pareto import format_change, format_value, relative_change
+    from optimizer.records import best_so_far
 
     def esc(x: object) -> str:
         return html.escape(str(x))
@@ -522,7 +523,7 @@ figure{{display:block;margin:1.5em 0}}img{{max-width:100%;height:auto}}figcaptio
 def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: int | None,
                   held: list[Any] | None = None) -> dict[str, str]:
     """The report's text summary: what ran, what it cost, what it found (and whether G can be trusted)."""
-    from optimizer.campaign import best_so_far
+    from optimizer.records import best_so_far
     from optimizer.results import compute_hours
 
     counts: dict[str, int] = {}

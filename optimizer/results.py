@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.errors import DetoptError
+from optimizer.records import finished_in_order
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
@@ -110,14 +111,6 @@ def export(study: StudyConfig, records: dict[int, CallRecord], fmt: str, path: P
     else:
         raise DetoptError(f"--format: unknown format '{fmt}' (csv, json, parquet)")
     return path
-
-
-def finished_in_order(records: dict[int, CallRecord]) -> list[CallRecord]:
-    """Finished non-baseline calls in the order they finished: the x-axis of every "vs calls" plot."""
-    return sorted(
-        (r for r in records.values() if r.done and r.origin != "baseline"),
-        key=lambda r: (r.finished_at or 0.0, r.call_id),
-    )
 
 
 def compute_hours(record: CallRecord) -> float:

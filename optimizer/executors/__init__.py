@@ -1,7 +1,18 @@
-"""Executors a study can name under ``execution.backend``."""
+"""Executors a study can name under ``execution.backend``.
 
-from optimizer.executors.base import CallOutcome, CallRequest, Executor, add_study_paths, build_simulator, execute_call
-from optimizer.registry import Registry
+The executor types and helpers load on first use, so listing the names costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from optimizer.registry import Registry, lazy_exports
+
+if TYPE_CHECKING:
+    from optimizer.executors.base import (
+        CallOutcome, CallRequest, Executor, add_study_paths, build_simulator, execute_call,
+    )
 
 EXECUTORS: Registry[type[Executor]] = Registry(
     "executor",
@@ -10,5 +21,8 @@ EXECUTORS: Registry[type[Executor]] = Registry(
         "inline": "optimizer.executors.inline:InlineExecutor",
     },
 )
+
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(
+    ("CallOutcome", "CallRequest", "Executor", "add_study_paths", "build_simulator", "execute_call"), "optimizer.executors.base"))
 
 __all__ = ["EXECUTORS", "CallOutcome", "CallRequest", "Executor", "add_study_paths", "build_simulator", "execute_call"]

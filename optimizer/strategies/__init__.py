@@ -1,7 +1,16 @@
-"""Strategies a study can name under ``strategy.name``."""
+"""Strategies a study can name under ``strategy.name``.
 
-from optimizer.registry import Registry
-from optimizer.strategies.base import History, Strategy, initial_design
+``History``, ``Strategy`` and ``initial_design`` load on first use, so listing the names costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from optimizer.registry import Registry, lazy_exports
+
+if TYPE_CHECKING:
+    from optimizer.strategies.base import History, Strategy, initial_design
 
 STRATEGIES: Registry[type[Strategy]] = Registry(
     "strategy",
@@ -14,5 +23,8 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "nn-ensemble": "optimizer.strategies.ensemble:DeepEnsembleStrategy",
     },
 )
+
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(("History", "Strategy", "initial_design"),
+                                                             "optimizer.strategies.base"))
 
 __all__ = ["STRATEGIES", "History", "Strategy", "initial_design"]

@@ -1,0 +1,161 @@
+"""Reading a campaign directory: its files, its call records, and what they add up to.
+
+The bottom of the reporting layer: ``status``, ``export``, ``report`` and the diagnostics read
+campaigns through this module and never import the driver (:mod:`optimizer.campaign`, which
+pulls in executors, strategies and torch). It needs numpy, the storage and the study schema.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from optimizer.errors import CampaignError
+from optimizer.storage import CallRecord, JournalStorage, Storage, replay
+from optimizer.study import StudyConfig, load_study
+
+if TYPE_CHECKING:
+    from optimizer.strategies.base import History
+
+# The files of a campaign directory besides the storage's own (see optimizer.storage for those).
+STUDY_FILE = "study.yaml"
+META_FILE = "campaign.json"
+STRATEGY_STATE = "strategy.pt"
+
+
+class CampaignView:
+    """A campaign directory opened for reading: nothing here writes, locks or runs anything."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.storage = JournalStorage(self.root)
+
+    @classmethod
+    def open(cls, root: str | Path) -> CampaignView:
+        camp = cls(root)
+        if not camp.root.is_dir():
+            raise CampaignError(f"{camp.root}: no such campaign directory")
+        if not camp.meta_path.exists():
+            raise CampaignError(f"{camp.root}: not a campaign directory ({META_FILE} is missing)")
+        camp.meta()  # a corrupt campaign.json is one line here, not a traceback later
+        return camp
+
+    @property
+    def meta_path(self) -> Path:
+        return self.root / META_FILE
+
+    def meta(self) -> dict[str, Any]:
+        try:
+            meta = json.loads(self.meta_path.read_text())
+        except FileNotFoundError:
+            raise CampaignError(f"{self.meta_path}: missing (not a campaign directory)") from None
+        except (OSError, ValueError, RecursionError) as err:
+            raise CampaignError(f"{self.meta_path}: cannot be read ({type(err).__name__}: {err})") from None
+        if not isinstance(meta, dict):
+            raise CampaignError(f"{self.meta_path}: corrupt (not a JSON object)")
+        for key in ("fingerprint", "budget_calls"):
+            if key not in meta:
+                raise CampaignError(f"{self.meta_path}: {key}: missing")
+        if isinstance(meta["budget_calls"], bool) or not isinstance(meta["budget_calls"], int):
+            raise CampaignError(f"{self.meta_path}: budget_calls: not an integer")
+        return meta
+
+    def study(self, path: str | Path | None = None) -> StudyConfig:
+        """The study stored with the campaign (or the one at ``path``)."""
+        return load_study(path or self.root / STUDY_FILE)[0]
+
+    def records(self) -> dict[int, CallRecord]:
+        """Every call, replayed from the journal; every completed call's samples file checked (header only)."""
+        records = replay(self.storage.events())
+        columns: int | None = None
+        for cid, r in sorted(records.items()):
+            if r.status != "completed":
+                continue
+            shape = self.storage.sample_shape(r.samples)  # type: ignore[arg-type]
+            problem = None
+            if len(shape) != 2:
+                problem = f"has shape {shape}, not [n, k]"
+            elif r.n_rows is not None and shape[0] != r.n_rows:
+                problem = f"has {shape[0]} rows, the journal recorded {r.n_rows}"
+            elif columns is not None and shape[1] != columns:
+                problem = f"has {shape[1]} columns, other calls have {columns}"
+            if problem:
+                raise CampaignError(f"{self.storage.sample_path(r.samples)}: samples of call {cid} {problem}")
+            columns = shape[1]
+        return records
+
+
+def is_lost_for_good(rec: CallRecord) -> bool:
+    """A call whose worker kept dying: recorded final, but neither a result nor a charge to the budget."""
+    return rec.status == "failed" and rec.failure_kind == "lost"
+
+
+def charged(rec: CallRecord) -> bool:
+    """Whether a call counts against the budget: issued by the initial design or the strategy, and not
+    lost for good to worker deaths (the README's failure table: lost calls are never charged)."""
+    return rec.origin != "baseline" and not is_lost_for_good(rec)
+
+
+def best_so_far(study: StudyConfig, records: Iterable[CallRecord]) -> dict[str, tuple[float, int] | None]:
+    """Per objective: (best value, call id) among completed feasible calls."""
+    out: dict[str, tuple[float, int] | None] = {}
+    recs = [r for r in records if r.status == "completed" and r.feasible]
+    for name, o in study.objectives.items():
+        if not recs:
+            out[name] = None
+            continue
+        pick = min if o.direction == "minimize" else max
+        r = pick(recs, key=lambda r: r.metrics[name])
+        out[name] = (r.metrics[name], r.call_id)
+    return out
+
+
+def finished_in_order(records: dict[int, CallRecord]) -> list[CallRecord]:
+    """Finished non-baseline calls in the order they finished: the x-axis of every "vs calls" plot."""
+    return sorted(
+        (r for r in records.values() if r.done and r.origin != "baseline"),
+        key=lambda r: (r.finished_at or 0.0, r.call_id),
+    )
+
+
+def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: Storage) -> History:
+    """Arrays of the completed calls, in call order, for strategies."""
+    # deferred: the strategies' module loads scipy.stats, which reading records does not need
+    from optimizer.strategies.base import History
+
+    done = [r for _, r in sorted(records.items()) if r.status == "completed"]
+    bad = [r for _, r in sorted(records.items()) if r.status in ("failed", "infeasible")]
+    obj, con = list(study.objectives), list(study.constraints)
+    d = len(study.parameters)
+    refs = [r.samples for r in done]
+
+    def matrix(rows: list[list[float]], cols: int) -> np.ndarray:
+        return np.array(rows, dtype=float).reshape(len(rows), cols)
+
+    from optimizer.space import SearchSpace
+
+    space = SearchSpace(study.parameters)
+
+    def unit(r: CallRecord) -> list[float]:  # from the physical values: bounds may have changed (--force)
+        return space.to_unit(space.from_params(r.params)).tolist()
+
+    return History(
+        theta=matrix([unit(r) for r in done], d),
+        call_ids=np.array([r.call_id for r in done], dtype=int),
+        objectives=matrix([[r.metrics[o] for o in obj] for r in done], len(obj)),
+        objective_sems=matrix([[r.sems.get(o, np.nan) for o in obj] for r in done], len(obj)),
+        constraints=matrix([[r.metrics[c] for c in con] for r in done], len(con)),
+        constraint_sems=matrix([[r.sems.get(c, np.nan) for c in con] for r in done], len(con)),
+        feasible=np.array([bool(r.feasible) for r in done], dtype=bool),
+        objective_names=obj,
+        directions=[study.objectives[o].direction for o in obj],
+        failed_theta=matrix([unit(r) for r in bad], d),
+        # the strategies' stream position: calls lost for good count here (their replacement is a new design),
+        # though not against the budget (see `optimizer.campaign.charged`)
+        n_issued=sum(1 for r in records.values() if r.origin != "baseline"),
+        _load=lambda i: storage.load_samples(refs[i]),  # type: ignore[arg-type]
+    )
