@@ -130,18 +130,22 @@ class Strategy(ABC):
     #: Wait until every initial-design call has finished before the first ``ask`` (model-based strategies).
     needs_initial_results: bool = False
 
+    #: The study's quantity constraints (:meth:`set_feasibility`); every point is feasible until one is given.
+    feasible: FeasibilityOracle = staticmethod(all_feasible)
+    _sobol: FeasibleSobol | None = None
+
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int) -> None:
         self.space, self.study, self.seed = space, study, seed
-        self.feasible: FeasibilityOracle = all_feasible
-        self._sobol = FeasibleSobol(space.dim, seed, all_feasible)
 
     def set_feasibility(self, oracle: FeasibilityOracle) -> None:
         """Give the study's exact quantity constraints: from now on propose only points ``oracle`` accepts."""
         self.feasible = oracle
-        self._sobol = FeasibleSobol(self.space.dim, self.seed, oracle)
+        self._sobol = None
 
     def feasible_sobol(self, start: int, n: int) -> np.ndarray:
         """``[n, d]`` feasible Sobol points number ``start …`` (the space-filling fallback of every strategy)."""
+        if self._sobol is None:
+            self._sobol = FeasibleSobol(self.space.dim, self.seed, self.feasible)
         return self._sobol.points(start, n)
 
     def tell(self, history: History) -> None:

@@ -76,7 +76,7 @@ class CMAESStrategy(Strategy):
 
     # -- the optimiser and its coordinates ------------------------------------------------------
     def _optimizer(self, run: int) -> Any:
-        from cmaes import CMA, CMAwM
+        from cmaes import CMA, CMAwM  # type: ignore[import-untyped]
 
         seed = int(np.random.SeedSequence([self.seed, run]).generate_state(1)[0] >> 1)
         mean = np.full(self.space.dim, 0.5)
@@ -141,7 +141,7 @@ class CMAESStrategy(Strategy):
                     states.append("done")
                     continue
                 for X, v, used in pools:
-                    hit = np.flatnonzero(~used & np.all(np.abs(X - m.unit) < MATCH_TOL, axis=1)) if len(X) else []
+                    hit = np.flatnonzero(~used & np.all(np.abs(X - m.unit) < MATCH_TOL, axis=1)) if len(X) else np.zeros(0, int)
                     if len(hit):
                         used[hit[0]] = True
                         values.append(float(v[hit[0]]))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,9 @@ class TurboStrategy(GPStrategy):
             raise ValueError(f"strategy.name: 'turbo' optimises one objective, the study has {len(study.objectives)} "
                              f"({', '.join(study.objectives)}); use 'gp' for several")
         super().__init__(space, study, seed, noise=noise)
+        # Quantity constraints are exact (the feasibility oracle filters candidates); only the others are modelled.
+        self._modelled = [j for j, c in enumerate(study.constraints.values()) if c.statistic != "quantity"]
+        self.constraints = [self.constraints[j] for j in self._modelled]
         if not 0 < length_min < length_init <= length_max:
             raise ValueError("strategy.options: need 0 < length_min < length_init <= length_max")
         d = space.dim
@@ -80,6 +83,13 @@ class TurboStrategy(GPStrategy):
         self.n_candidates = int(n_candidates if n_candidates is not None else min(5000, max(2000, 200 * d)))
         if self.success_tolerance < 1 or self.failure_tolerance < 1 or self.n_candidates < 1:
             raise ValueError("strategy.options: success_tolerance, failure_tolerance and n_candidates must be >= 1")
+
+    def outcomes(self, history: History) -> tuple[Tensor, Tensor | None]:
+        """As :meth:`GPStrategy.outcomes`, without the quantity constraints' columns."""
+        cols = self._modelled
+        sems = history.constraint_sems
+        return super().outcomes(replace(history, constraints=history.constraints[:, cols],
+                                        constraint_sems=None if sems is None else sems[:, cols]))
 
     def trust_region(self, history: History) -> TrustRegion:
         """Replay the completed calls in call order: calls of the baselines and the initial design set the
