@@ -15,6 +15,7 @@ from optimizer.errors import StudyError
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import MAX_FEASIBLE_SCAN, sobol_points
 from optimizer.study import Constraint, StudyConfig
+from simulators.base import InfeasibleDesign
 
 _CHECK_CHUNK = 1024
 
@@ -23,7 +24,8 @@ class QuantityConstraints:
     """``__call__(u)``: ``u [b, d]`` unit-cube points → ``[b]`` bool, ``True`` where every quantity constraint holds.
 
     Each point is mapped to physical parameters exactly as the campaign does before a call (integers
-    rounded), and ``sim.quantities_at`` is evaluated once per distinct point (memoised).
+    rounded), and ``sim.quantities_at`` is evaluated once per distinct point (memoised); a point whose
+    ``quantities_at`` raises :class:`~simulators.base.InfeasibleDesign` meets none.
     """
 
     def __init__(self, space: SearchSpace, sim: Any, constraints: Mapping[str, Constraint]) -> None:
@@ -41,7 +43,12 @@ class QuantityConstraints:
         for i, row in enumerate(u):
             key = row.tobytes()
             if key not in self._memo:
-                q = self.sim.quantities_at(self.space.to_params(self.space.from_unit(row)))
+                try:
+                    q = self.sim.quantities_at(self.space.to_params(self.space.from_unit(row)))
+                except InfeasibleDesign:  # a geometry that cannot be built meets no constraint
+                    self._memo[key] = np.zeros(len(self.constraints), dtype=bool)
+                    out[i] = self._memo[key]
+                    continue
                 self._memo[key] = np.array([
                     (c.lower is None or q[c.quantity] >= c.lower) and (c.upper is None or q[c.quantity] <= c.upper)
                     for c in self.constraints.values()

@@ -102,6 +102,27 @@ def test_initial_design_keeps_the_feasible_sobol_points() -> None:
     np.testing.assert_allclose(init, raw[ok][:5])  # the first feasible points of the same sequence, in order
 
 
+def test_oracle_rejects_a_geometry_that_cannot_be_built() -> None:
+    from optimizer.constraints import QuantityConstraints
+    from simulators.base import InfeasibleDesign, Simulator
+
+    class Gapped(Simulator):
+        quantities = ("mass",)
+
+        def simulate(self, params, n, seed):
+            return np.zeros(n)
+
+        def quantities_at(self, params):
+            if params["x1"] > 0:
+                raise InfeasibleDesign("negative gap")
+            return {"mass": 1.0}
+
+    study = validate_study(_shield())
+    space = SearchSpace(study.parameters)
+    oracle = QuantityConstraints(space, Gapped(), {"mass": study.constraints["mass"].model_copy(update={"upper": 2.0})})
+    np.testing.assert_array_equal(oracle(np.array([[0.2, 0.5], [0.8, 0.5]])), [True, False])
+
+
 def test_empty_feasible_region_is_refused_at_prepare(write_study, tmp_path: Path, capsys) -> None:
     from optimizer.cli import main
 

@@ -22,6 +22,7 @@ recorded designs, so a resumed campaign proposes what an uninterrupted one would
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +34,16 @@ from optimizer.study import StudyConfig
 
 #: Times a member rejected by the quantity constraints is redrawn before it is told the penalty unsimulated.
 MAX_RESAMPLES = 100
+#: Consecutive generations with no member the quantity constraints accept before CMA-ES gives up on its
+#: distribution and proposes feasible Sobol points (it is stuck in an infeasible region).
+MAX_UNSIMULATED_GENERATIONS = 200
 #: A recorded unit point is this generation member when they differ by less than this in every coordinate
 #: (the campaign stores the point after a round trip through physical units: float round-off only).
 MATCH_TOL = 1e-7
+
+
+class InfeasibleDistribution(UserWarning):
+    """CMA-ES drew no design the quantity constraints accept for many generations; Sobol points are proposed."""
 
 
 @dataclass
@@ -45,6 +53,10 @@ class Member:
     raw: np.ndarray
     unit: np.ndarray
     simulate: bool  # False: rejected by the quantity constraints, told the penalty without a call
+
+
+class _Stuck(Exception):
+    pass
 
 
 class CMAESStrategy(Strategy):
@@ -62,7 +74,6 @@ class CMAESStrategy(Strategy):
         if popsize is not None and popsize < 2:
             raise ValueError("strategy.options.popsize: must be >= 2")
         self.sigma0, self.popsize = float(sigma0), popsize
-        self.objective = list(study.objectives).index(next(iter(study.objectives)))
         # Integer parameters with ≥ 2 values live on a lattice (i + 0.5)/k of [0, 1] with step 1/k (CMA with margin).
         d = space.dim
         self._k = np.zeros(d, dtype=int)
@@ -125,15 +136,18 @@ class CMAESStrategy(Strategy):
         (``"done"``, ``"pending"`` or ``"new"``)."""
         order = np.argsort(history.call_ids, kind="stable")
         theta = history.theta[order]
-        y = history.minimization_targets()[order, self.objective] if len(history) else np.zeros(0)
+        y = history.minimization_targets()[order, 0] if len(history) else np.zeros(0)
         y = np.where(history.feasible[order], y, np.inf)  # missed an outcome constraint: penalised
         pools = [(theta, y, np.zeros(len(theta), bool)),
                  (history.failed_theta, np.full(len(history.failed_theta), np.inf), np.zeros(len(history.failed_theta), bool)),
                  (pending, np.full(len(pending), np.nan), np.zeros(len(pending), bool))]
-        run = 0
+        run, unsimulated = 0, 0
         opt = self._optimizer(run)
         while True:
             members = self._generation(opt)
+            unsimulated = 0 if any(m.simulate for m in members) else unsimulated + 1
+            if unsimulated >= MAX_UNSIMULATED_GENERATIONS:
+                raise _Stuck
             values, states = [], []
             for m in members:
                 if not m.simulate:
@@ -161,6 +175,11 @@ class CMAESStrategy(Strategy):
                 opt = self._optimizer(run)
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
-        members, states = self.current_generation(history, pending)
+        try:
+            members, states = self.current_generation(history, pending)
+        except _Stuck:
+            warnings.warn(f"CMA-ES drew no feasible design in {MAX_UNSIMULATED_GENERATIONS} generations; proposing "
+                          "feasible Sobol points", InfeasibleDistribution, stacklevel=2)
+            return self.feasible_sobol(history.n_issued, n)
         new = [m.unit for m, s in zip(members, states) if s == "new"]
         return np.array(new[:n]).reshape(-1, self.space.dim)
