@@ -177,3 +177,17 @@ def test_trust_region_and_cmaes_beat_sobol_in_10d() -> None:
     res = {name: [_run(name, seed) for seed in (0, 1, 2)] for name in ("sobol", "turbo", "cmaes")}
     for name in NEW:
         assert np.median(res[name]) < 0.75 * np.median(res["sobol"]), res
+
+
+def test_trust_region_with_a_modelled_outcome_constraint() -> None:
+    """An outcome constraint (not a quantity) is a GP output; Thompson draws pick candidates where it holds."""
+    space, study = _space_study(constraints={"spread": {"statistic": "std", "upper": 0.5}},
+                                budget={"calls": 30, "initial_design": 0})
+    strat = STRATEGIES.get("turbo")(space, study, 0, n_candidates=500)
+    h = StrategyConformance.make_history(space, 10)
+    h.constraints = h.theta[:, :1].copy()  # the spread grows with x1: feasible where x1 ≤ 0.5
+    h.constraint_sems = np.full((10, 1), 0.01)
+    h.feasible = h.constraints[:, 0] <= 0.5
+    x = strat.ask(h, np.zeros((0, 2)), 3)
+    assert x.shape == (3, 2) and np.all((x >= 0) & (x <= 1))
+    assert np.mean(x[:, 0] <= 0.6) >= 2 / 3  # measured: 18 of 18 proposals over seeds 0-5 had x1 <= 0.6
