@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from optimizer import __version__
+from optimizer.constraints import quantity_oracle
 from optimizer.errors import CampaignError, InfrastructureError, StudyError
 from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
 from optimizer.metrics import evaluate_metric, is_feasible
@@ -309,8 +310,14 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Any, Strategy
     sim = build_simulator(study.simulator, source)
     check_simulator(study, sim, source)
     strategy = make_strategy(study, space, source)
+    oracle = quantity_oracle(study, space, sim, source)
+    if oracle is not None:
+        strategy.set_feasibility(oracle)
     try:
         init = initial_design(study.strategy.initial_design, study.budget.initial_design, space.dim, study.seed)
+        if oracle is not None:  # cheap constraints are exact: refill rejected points from the feasible Sobol points
+            init = (strategy.feasible_sobol(0, len(init)) if study.strategy.initial_design == "sobol" else
+                    np.vstack([init[oracle(init)], strategy.feasible_sobol(0, len(init) - int(oracle(init).sum()))]))
     except ValueError as err:
         raise StudyError(source, "strategy.initial_design", str(err)) from None
     return space, sim, strategy, init

@@ -20,6 +20,8 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "listed": "optimizer.strategies.base:ListedStrategy",
         "wugo": "optimizer.strategies.wugo:WUGOStrategy",
         "gp": "optimizer.strategies.gp:GPStrategy",
+        "turbo": "optimizer.strategies.turbo:TurboStrategy",
+        "cmaes": "optimizer.strategies.cma_es:CMAESStrategy",
         "nn-ensemble": "optimizer.strategies.ensemble:DeepEnsembleStrategy",
     },
 )

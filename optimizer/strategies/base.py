@@ -16,7 +16,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Protocol
 
 import numpy as np
 import pydantic
@@ -140,6 +140,54 @@ def check_options(model: type[pydantic.BaseModel], options: Mapping[str, Any], p
         raise OptionError(f"{prefix}.{loc}" if loc else prefix, " ".join(msg.split())) from None
 
 
+class FeasibilityOracle(Protocol):
+    """Exact, cheap feasibility of unit-cube points (the study's ``quantity`` constraints).
+
+    ``__call__(u)``: ``u [b, d]`` unit-cube points → ``[b]`` bool, ``True`` where every quantity
+    constraint holds. Computed without simulating, so strategies propose only points where it is ``True``.
+    """
+
+    def __call__(self, u: np.ndarray) -> np.ndarray: ...
+
+
+def all_feasible(u: np.ndarray) -> np.ndarray:
+    """The default oracle: every point is feasible. ``u [b, d]`` → ``[b]`` bool."""
+    return np.ones(np.asarray(u).shape[0], dtype=bool)
+
+
+#: Sobol points scanned for feasible ones before a region is declared empty (0.2 % feasible,
+#: the easy SHiP shield's uniform rate, gives ~200 feasible points in this many).
+MAX_FEASIBLE_SCAN = 100_000
+_SCAN_CHUNK = 1024
+
+
+class EmptyFeasibleRegion(ValueError):
+    """No scanned point satisfies the quantity constraints."""
+
+
+class FeasibleSobol:
+    """The feasible subsequence of one scrambled Sobol sequence, scanned lazily and cached.
+
+    ``points(start, n)`` are feasible points number ``start … start+n-1``: without constraints exactly
+    :func:`sobol_points`, so the initial design and the Sobol strategy continue each other either way.
+    """
+
+    def __init__(self, dim: int, seed: int, oracle: FeasibilityOracle) -> None:
+        self.dim, self.seed, self.oracle = dim, seed, oracle
+        self._found: list[np.ndarray] = []
+        self._scanned = 0
+
+    def points(self, start: int, n: int) -> np.ndarray:
+        """``[n, d]`` feasible points; raises :class:`EmptyFeasibleRegion` when the scan cap is reached."""
+        while len(self._found) < start + n:
+            if self._scanned >= MAX_FEASIBLE_SCAN:
+                raise EmptyFeasibleRegion(f"only {len(self._found)} of {self._scanned} Sobol points satisfy the quantity constraints")
+            chunk = sobol_points(self.dim, self.seed, self._scanned, _SCAN_CHUNK)
+            self._scanned += _SCAN_CHUNK
+            self._found.extend(chunk[np.asarray(self.oracle(chunk), dtype=bool)])
+        return np.array(self._found[start : start + n]).reshape(n, self.dim)
+
+
 class Strategy(ABC):
     """Proposes the next designs.
 
@@ -152,6 +200,10 @@ class Strategy(ABC):
     needs_initial_results: bool = False
     #: ``pydantic.Field`` bounds of ``__init__`` options, e.g. ``{"beta": {"ge": 0}}``.
     option_bounds: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    #: The study's quantity constraints (:meth:`set_feasibility`); every point is feasible until one is given.
+    feasible: FeasibilityOracle = staticmethod(all_feasible)
+    _sobol: FeasibleSobol | None = None
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int) -> None:
         self.space, self.study, self.seed = space, study, seed
@@ -168,6 +220,18 @@ class Strategy(ABC):
         """
         check_options(options_model(cls.__init__, ("space", "study", "seed"), cls.option_bounds), options,
                       "strategy.options")
+
+
+    def set_feasibility(self, oracle: FeasibilityOracle) -> None:
+        """Give the study's exact quantity constraints: from now on propose only points ``oracle`` accepts."""
+        self.feasible = oracle
+        self._sobol = None
+
+    def feasible_sobol(self, start: int, n: int) -> np.ndarray:
+        """``[n, d]`` feasible Sobol points number ``start …`` (the space-filling fallback of every strategy)."""
+        if self._sobol is None:
+            self._sobol = FeasibleSobol(self.space.dim, self.seed, self.feasible)
+        return self._sobol.points(start, n)
 
     def tell(self, history: History) -> None:
         """New results were recorded; refit models here."""
@@ -246,7 +310,7 @@ class SobolStrategy(Strategy):
     """Continues the scrambled Sobol sequence of the initial design: a space-filling baseline."""
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
-        return sobol_points(self.space.dim, self.seed, history.n_issued, n)
+        return self.feasible_sobol(history.n_issued, n)
 
 
 class RandomStrategy(Strategy):
@@ -254,7 +318,13 @@ class RandomStrategy(Strategy):
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, history.n_issued])
-        return rng.random((n, self.space.dim))
+        out = np.zeros((0, self.space.dim))
+        for _ in range(MAX_FEASIBLE_SCAN // _SCAN_CHUNK):  # rejection: draw more until n are feasible
+            x = rng.random((_SCAN_CHUNK if self.feasible is not all_feasible else n, self.space.dim))
+            out = np.vstack([out, x[np.asarray(self.feasible(x), dtype=bool)]])
+            if len(out) >= n:
+                return out[:n]
+        raise EmptyFeasibleRegion(f"no uniform point of {MAX_FEASIBLE_SCAN} satisfies the quantity constraints")
 
 
 class ListedStrategy(Strategy):

@@ -26,7 +26,9 @@ import torch
 from torch import Tensor
 
 from optimizer.space import SearchSpace
-from optimizer.strategies.base import History, OptionError, Strategy
+from optimizer.strategies.base import (
+    MAX_FEASIBLE_SCAN, EmptyFeasibleRegion, History, OptionError, Strategy, all_feasible, sobol_points,
+)
 from optimizer.study import StudyConfig
 
 ACQUISITIONS = ("qlognei", "qlogei", "ucb")
@@ -137,9 +139,7 @@ class GPStrategy(Strategy):
         from botorch.sampling import SobolQMCNormalSampler
 
         if len(history) == 0:  # every call so far failed: keep exploring space-filling until one completes
-            from optimizer.strategies.base import sobol_points
-
-            return sobol_points(self.space.dim, self.seed, history.n_issued, n)
+            return self.feasible_sobol(history.n_issued, n)
         gp = self.model(history)
         torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0]))
         X = torch.as_tensor(history.theta, dtype=torch.float64)
@@ -172,7 +172,40 @@ class GPStrategy(Strategy):
             x, _ = optimize_acqf(acq, bounds=bounds, q=n, num_restarts=self.opt["num_restarts"],
                                  raw_samples=self.opt["raw_samples"], options={"maxiter": self.opt["maxiter"]},
                                  timeout_sec=self.opt["timeout_sec"])
-        return x.detach().numpy().clip(0, 1)
+        out = x.detach().numpy().clip(0, 1)
+        if self.feasible is not all_feasible:
+            out = self.make_feasible(acq, out, pending, history.n_issued)
+        return out
+
+    def make_feasible(self, acq: Any, x: np.ndarray, pending: np.ndarray, n_issued: int) -> np.ndarray:
+        """Replace the rows of ``x [q, d]`` the quantity constraints reject by the best feasible raw candidate
+        (Sobol points filtered by the oracle, scored one at a time with the kept rows as pending).
+
+        A nonlinear constraint inside ``optimize_acqf`` is exact too but many times slower.
+        """
+        ok = np.asarray(self.feasible(x), dtype=bool)
+        if ok.all():
+            return x
+        raw, R = np.zeros((0, self.space.dim)), int(self.opt["raw_samples"] or 512)
+        for b in range(MAX_FEASIBLE_SCAN // R):
+            cand = sobol_points(self.space.dim, self.seed + n_issued, b * R, R)
+            raw = np.vstack([raw, cand[np.asarray(self.feasible(cand), dtype=bool)]])
+            if len(raw) >= R:
+                break
+        if len(raw) == 0:
+            raise EmptyFeasibleRegion("no raw candidate satisfies the quantity constraints")
+        kept = [row for row, good in zip(x, ok) if good]
+        out = []
+        for row, good in zip(x, ok):
+            if not good:
+                P = np.vstack([pending.reshape(-1, self.space.dim)] + [k[None] for k in kept])
+                acq.set_X_pending(torch.as_tensor(P, dtype=torch.float64) if len(P) else None)
+                with torch.no_grad():
+                    scores = acq(torch.as_tensor(raw, dtype=torch.float64)[:, None, :])
+                row = raw[int(torch.argmax(scores))]
+                kept.append(row)
+            out.append(row)
+        return np.array(out)
 
     def reference_point(self, Y: Tensor, feasible: np.ndarray) -> Tensor:
         """Study references where given (maximisation sign), else inferred from the observed feasible front."""

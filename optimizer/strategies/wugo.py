@@ -308,6 +308,8 @@ class WUGOStrategy(Strategy):
             pool_x.append(centers)
             pool_s.append(cs)
         xs, ss = np.vstack(pool_x), np.concatenate(pool_s)
+        ok = np.asarray(self.feasible(xs), dtype=bool)  # quantity constraints are exact: never propose a violation
+        xs, ss = xs[ok], ss[ok]
         for i in np.argsort(ss, kind="stable"):
             if len(taken) == 0 or np.min(np.linalg.norm(taken - xs[i], axis=1)) > self.cfg["min_distance"]:
                 return xs[i]
@@ -331,7 +333,7 @@ class WUGOStrategy(Strategy):
         if self._should_stop(history):
             return np.zeros((0, self.space.dim))
         if len(history) == 0:  # every call so far failed: keep exploring space-filling until one completes
-            return sobol_points(self.space.dim, self.seed, history.n_issued, n)
+            return self.feasible_sobol(history.n_issued, n)
         self.tell(history)
         assert self.bank is not None
         base = len(self.bank)
