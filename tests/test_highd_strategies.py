@@ -80,7 +80,7 @@ def _shield(**over):
                                    "cost": {"quantity": "cost", "upper": -3.5}}, **over)
 
 
-@pytest.mark.parametrize("name", ["sobol", "random", "gp", "turbo", "cmaes"])
+@pytest.mark.parametrize("name", ["sobol", "random", "gp", "turbo", "cmaes", "nn-ensemble"])
 def test_never_proposes_a_design_breaking_a_quantity_constraint(name: str, write_study, tmp_path: Path) -> None:
     options = {"num_restarts": 2, "raw_samples": 128} if name == "gp" else {}
     camp, study = start(write_study, tmp_path, _shield(strategy={"name": name, "options": options},

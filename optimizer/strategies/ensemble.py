@@ -121,6 +121,7 @@ class DeepEnsembleStrategy(Strategy):
         s = np.maximum(s, 1e-9)
         z = (best - self.xi - m) / s
         ei = s * (z * norm.cdf(z) + norm.pdf(z))
+        ei = np.where(self.feasible(x), ei, -np.inf)  # exact quantity constraints: never propose past them
         if len(avoid):
             r = PENALTY_RADIUS * math.sqrt(self.space.dim)
             dist = np.linalg.norm(x[:, None, :] - avoid[None], axis=-1).min(1)
@@ -129,7 +130,7 @@ class DeepEnsembleStrategy(Strategy):
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         if len(history) < 2:  # too little to fit: keep filling space until two calls completed
-            return sobol_points(self.space.dim, self.seed, history.n_issued, n)
+            return self.feasible_sobol(history.n_issued, n)
         self.tell(history)
         y, _ = self._targets(history)
         # incumbent by the model at the evaluated designs (noise-robust), in standardised units
