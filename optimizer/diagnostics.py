@@ -118,7 +118,7 @@ def unavailable_offline(study: StudyConfig, root: Any) -> str | None:
 def _stored_outputs(root: Any) -> list[str] | None:
     import json
 
-    from optimizer.campaign import META_FILE
+    from optimizer.records import META_FILE
 
     try:
         outputs = json.loads((root / META_FILE).read_text()).get("outputs")

@@ -180,7 +180,7 @@ def hypervolume_summary(study: StudyConfig, records: dict[int, CallRecord]) -> d
 
 def format_hypervolume(study: StudyConfig, hv: dict[str, Any]) -> list[str]:
     """Plain text lines of :func:`hypervolume_summary` (never cut by a table)."""
-    from optimizer.results import metric_label
+    from optimizer.records import metric_label
 
     norm = hv["normalised"]
     lines = [f"hypervolume {hv['hypervolume']:.6g}"

@@ -114,6 +114,21 @@ def best_so_far(study: StudyConfig, records: Iterable[CallRecord]) -> dict[str, 
     return out
 
 
+def metric_spec(study: StudyConfig, name: str) -> Any:
+    """The objective or constraint called ``name``."""
+    return study.objectives[name] if name in study.objectives else study.constraints[name]
+
+
+def metric_label(study: StudyConfig, name: str, unit: bool = True) -> str:
+    """``label [unit]`` of an objective, constraint or parameter (the key when no label is given)."""
+    if name in study.parameters:
+        text, u = name, study.parameters[name].unit
+    else:
+        m = metric_spec(study, name)
+        text, u = m.label or name, m.unit
+    return f"{text} [{u}]" if unit and u else text
+
+
 def finished_in_order(records: dict[int, CallRecord]) -> list[CallRecord]:
     """Finished non-baseline calls in the order they finished: the x-axis of every "vs calls" plot."""
     return sorted(

@@ -442,7 +442,7 @@ TRANSPOSE_PARAMETERS = 10
 def design_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[tuple[str, CallRecord]]:
     """The designs a reader decides between: the Pareto front (several objectives) or the best call,
     then the baselines."""
-    from optimizer.campaign import best_so_far
+    from optimizer.records import best_so_far
     from optimizer.pareto import front_table
 
     rows: list[tuple[str, CallRecord]] = []

@@ -11,24 +11,9 @@ from typing import Any
 import numpy as np
 
 from optimizer.errors import DetoptError
-from optimizer.records import finished_in_order
+from optimizer.records import finished_in_order, metric_label, metric_spec  # noqa: F401 - re-exported
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
-
-
-def metric_spec(study: StudyConfig, name: str) -> Any:
-    """The objective or constraint called ``name``."""
-    return study.objectives[name] if name in study.objectives else study.constraints[name]
-
-
-def metric_label(study: StudyConfig, name: str, unit: bool = True) -> str:
-    """``label [unit]`` of an objective, constraint or parameter (the key when no label is given)."""
-    if name in study.parameters:
-        text, u = name, study.parameters[name].unit
-    else:
-        m = metric_spec(study, name)
-        text, u = m.label or name, m.unit
-    return f"{text} [{u}]" if unit and u else text
 
 
 def column_units(study: StudyConfig) -> dict[str, str]:
