@@ -28,6 +28,17 @@ from torch import Tensor
 Distance = Literal["w1", "w2", "energy"]
 DISTANCES = ("w1", "w2", "energy")
 
+# Most quantile levels K per (projected) distribution. Candidates carry a few hundred generated samples, so
+# finer levels only resolve the stored calls (up to 20,000 samples each on the shield studies) beyond what any
+# candidate can be compared at, while every level costs C·L·8 bytes; the O(1/K) error of 1024 levels is well
+# below the sampling noise of 256-sample candidates (see tests/test_distances.py).
+MAX_LEVELS = 1024
+# Bytes of working memory one chunk of candidates may use in :meth:`DistributionBank.distances`.
+CHUNK_MEMORY_BYTES = 256 * 2**20
+# Float temporaries per (candidate, projection, sample-or-level) in one chunk: the projections, their sorted
+# copy and sort indices (int64), the quantile signature (or, for energy, the grid and its CDF and indices).
+_TEMPORARIES = 4
+
 
 def quantile_levels(K: int, dtype: torch.dtype = torch.float64, device: torch.device | None = None) -> Tensor:
     return (torch.arange(K, dtype=dtype, device=device) + 0.5) / K
@@ -107,7 +118,8 @@ class DistributionBank:
         distance: ``w1``, ``w2`` or ``energy``.
         k: output columns.
         levels: K, quantile levels per (projected) distribution; default: the sample count
-            of the first stored distribution (exact W when candidates have as many samples).
+            of the first stored distribution (exact W when candidates have as many samples), at most
+            :data:`MAX_LEVELS`.
         projections: L, random directions for k > 1.
         energy_grid: response grid points for ``energy``.
         seed: fixes the projections.
@@ -130,7 +142,7 @@ class DistributionBank:
 
     def _summarise(self, samples: Tensor) -> tuple[Tensor, Tensor]:
         if self.K is None:
-            self.K = int(samples.shape[1])
+            self.K = min(int(samples.shape[1]), MAX_LEVELS)
         p = project(samples.to(self.dtype), self.directions)  # [B, L, n]
         B, L, n = p.shape
         q = quantiles(p.reshape(B * L, n), self.K).reshape(B, L, self.K)
@@ -147,11 +159,21 @@ class DistributionBank:
         """Forget the distributions added after the first ``size`` (pseudo-observations)."""
         del self.keys[size:], self._sig[size:], self._sorted[size:]
 
+    def chunk_size(self, n: int, chunk: int) -> int:
+        """Candidates per chunk for ``n`` samples each: at most ``chunk``, and within :data:`CHUNK_MEMORY_BYTES`."""
+        width = max(n, self.K or n, self.grid if self.distance == "energy" else 0)
+        per_candidate = _TEMPORARIES * self.L * width * torch.finfo(self.dtype).bits // 8
+        return max(1, min(chunk, CHUNK_MEMORY_BYTES // per_candidate))
+
     def distances(self, samples: Tensor, chunk: int = 4096) -> Tensor:
-        """Distance from each candidate to each stored distribution: ``samples [C, n, k]`` → ``[C, T]``."""
+        """Distance from each candidate to each stored distribution: ``samples [C, n, k]`` → ``[C, T]``.
+
+        Candidates go in chunks of at most ``chunk``, fewer where :meth:`chunk_size` says memory requires.
+        """
         if not self.keys:
             raise ValueError("the bank is empty")
         out = []
+        chunk = self.chunk_size(samples.shape[1], chunk)
         for start in range(0, samples.shape[0], chunk):
             sig, q = self._summarise(samples[start : start + chunk])
             if self.distance == "energy":

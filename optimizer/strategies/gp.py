@@ -25,11 +25,26 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from optimizer.fallbacks import InferredNoiseWarning
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import History, Strategy
 from optimizer.study import StudyConfig
 
 ACQUISITIONS = ("qlognei", "qlogei", "ucb")
+
+
+def _quiet_known_warnings() -> None:
+    """Inside ``warnings.catch_warnings()``: silence only third-party warnings known to be harmless here.
+
+    gpytorch's NumericalWarning says jitter was added to a Cholesky factor (routine with a known noise
+    floor); BoTorch's InputDataWarning concerns inputs or outcomes we already normalise and standardise.
+    BoTorch's optimisation warnings (OptimizationWarning, BadInitialCandidatesWarning) stay visible.
+    """
+    from botorch.exceptions.warnings import InputDataWarning
+    from gpytorch.utils.warnings import NumericalWarning
+
+    warnings.simplefilter("ignore", NumericalWarning)
+    warnings.simplefilter("ignore", InputDataWarning)
 
 
 class GPStrategy(Strategy):
@@ -64,6 +79,7 @@ class GPStrategy(Strategy):
                         mc_samples=mc_samples, timeout_sec=timeout_sec)
         self._model: Any = None
         self._model_key: bytes | None = None
+        self._warned_noise = False
 
     @property
     def m(self) -> int:
@@ -75,7 +91,17 @@ class GPStrategy(Strategy):
         sems = np.hstack([history.objective_sems[:, self.index],
                           history.constraint_sems if history.constraint_sems is not None
                           else np.full(history.constraints.shape, np.nan)])
-        if self.noise != "known" or not np.all(np.isfinite(sems)):
+        if self.noise != "known":
+            return torch.as_tensor(Y, dtype=torch.float64), None
+        if not np.all(np.isfinite(sems)):
+            if not self._warned_noise:
+                metrics = [*(self.study.objectives[history.objective_names[i]] for i in self.index), *self.constraints]
+                names = [*(history.objective_names[i] for i in self.index), *self.study.constraints]
+                labels = [f"{n} ({m.statistic})" for n, m in zip(names, metrics)]
+                bad = [lab for lab, ok in zip(labels, np.all(np.isfinite(sems), 0)) if not ok]
+                warnings.warn(f"GP-BO: no standard error for {', '.join(bad)}; inferring a homoscedastic noise "
+                              "instead of using known noise", InferredNoiseWarning, stacklevel=2)
+                self._warned_noise = True
             return torch.as_tensor(Y, dtype=torch.float64), None
         # floor the noise: a zero-variance outcome (a deterministic cost) makes the kernel matrix singular
         floor = 1e-6 * np.maximum(Y.var(0), 1e-12)
@@ -94,8 +120,9 @@ class GPStrategy(Strategy):
                        (history.call_ids, history.theta, history.objectives, history.objective_sems,
                         history.constraints, history.feasible))
         if self._model is None or key != self._model_key:
-            torch.manual_seed(int(np.random.SeedSequence([self.seed, len(history)]).generate_state(1)[0]))
-            self._model, self._model_key = self.fit_model(history), key
+            with torch.random.fork_rng(devices=[]):  # a seeded fit that leaves the caller's torch stream alone
+                torch.manual_seed(int(np.random.SeedSequence([self.seed, len(history)]).generate_state(1)[0]))
+                self._model, self._model_key = self.fit_model(history), key
         return self._model
 
     def fit_model(self, history: History) -> Any:
@@ -107,10 +134,10 @@ class GPStrategy(Strategy):
 
         X = torch.as_tensor(history.theta, dtype=torch.float64)
         Y, Yvar = self.outcomes(history)
-        gp = SingleTaskGP(X, Y, train_Yvar=Yvar, input_transform=Normalize(X.shape[-1]),
-                          outcome_transform=Standardize(Y.shape[-1]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings():  # the model's construction warns too, so it is inside the guard
+            _quiet_known_warnings()
+            gp = SingleTaskGP(X, Y, train_Yvar=Yvar, input_transform=Normalize(X.shape[-1]),
+                              outcome_transform=Standardize(Y.shape[-1]))
             fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
         return gp
 
@@ -166,7 +193,7 @@ class GPStrategy(Strategy):
                                               constraints=cons, X_pending=X_pending)
         bounds = torch.stack([torch.zeros(self.space.dim), torch.ones(self.space.dim)]).double()
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            _quiet_known_warnings()
             x, _ = optimize_acqf(acq, bounds=bounds, q=n, num_restarts=self.opt["num_restarts"],
                                  raw_samples=self.opt["raw_samples"], options={"maxiter": self.opt["maxiter"]},
                                  timeout_sec=self.opt["timeout_sec"])
