@@ -137,3 +137,89 @@ def test_model_strategies_explore_until_a_call_completes(name: str) -> None:
     empty = StrategyConformance.make_history(space, 0, n_issued=4)
     x = strat.ask(empty, np.zeros((0, 2)), 2)
     assert x.shape == (2, 2) and np.all((x >= 0) & (x <= 1))
+
+
+def test_a_surrogate_that_cannot_fit_does_not_end_the_campaign(write_study, tmp_path: Path, monkeypatch) -> None:
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.fallbacks import SurrogateFitWarning
+    from optimizer.study import load_study
+    from surrogates.mdn import MDN
+
+    def broken(self, theta, samples):
+        raise torch.linalg.LinAlgError("linalg.cholesky: not positive-definite")
+
+    monkeypatch.setattr(MDN, "fit", broken)
+    data = base_study(strategy={"name": "wugo", "options": FAST}, budget={"calls": 6, "initial_design": 3})
+    p = write_study(data)
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / "c", study, text, source=str(p))
+    with pytest.warns(SurrogateFitWarning, match="could not be fitted"):
+        summary = run_campaign(camp, study)
+    assert summary.calls == 6 and summary.stopped == "budget"
+
+
+def test_failed_refit_keeps_the_previous_model() -> None:
+    from optimizer.fallbacks import SurrogateFitWarning
+
+    strat, space = make()
+    strat.tell(StrategyConformance.make_history(space, 6))
+    before = {k: v.clone() for k, v in strat.surrogate.net.state_dict().items()}
+
+    def half_then_fail(theta, samples):
+        with torch.no_grad():
+            for prm in strat.surrogate.net.parameters():
+                prm.add_(1.0)  # a fit that moved the weights, then failed
+        raise RuntimeError("boom")
+
+    strat.surrogate.fit = half_then_fail
+    with pytest.warns(SurrogateFitWarning, match="keeping the previous model"):
+        strat.tell(StrategyConformance.make_history(space, 7))
+    for k, v in strat.surrogate.net.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert strat.ask(StrategyConformance.make_history(space, 7), np.zeros((0, 2)), 1).shape == (1, 2)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e7])
+def test_feasible_candidates_rank_first_whatever_the_objective_scale(scale: float) -> None:
+    """Objective ≈ 1e7 once made every proposal infeasible: the penalty was 1e6 in objective units."""
+    x = np.random.default_rng(0).random((256, 2))
+
+    def scored(upper: float):
+        study = validate_study(base_study(strategy={"name": "wugo"},
+                                          constraints={"g": {"statistic": "mean", "upper": upper}}))
+        space = SearchSpace(study.parameters)
+        strat = WUGOStrategy(space, study, 0, **FAST)
+        h = StrategyConformance.make_history(space, 6)
+        h._cache = {i: h.samples(i) * scale for i in range(len(h))}  # the simulator's units times `scale`
+        h.objectives = h.objectives * scale
+        h.constraints = h.objectives.copy()
+        strat.tell(h)
+        strat._set_scales(h)
+        return strat._score(x, 1)
+
+    _, ys = scored(np.inf)
+    g = ys.mean(1)[:, 0].numpy()
+    score, _ = scored(float(np.median(g)))
+    feasible = g <= np.median(g)
+    assert score[feasible].max() < score[~feasible].min()
+
+
+def test_plateau_needs_a_feasible_incumbent() -> None:
+    strat, space = make(plateau=2)
+    h = StrategyConformance.make_history(space, 6)
+    h.feasible[:] = False
+    assert not strat._should_stop(h)
+    h.feasible[:] = True
+    h.objectives[:, 0] = [1.0, 0.5, 0.2, 0.1, 0.3, 0.4]
+    assert strat._should_stop(h)  # no improvement on 0.1 in the last 2 calls
+
+
+def test_stack_common_keeps_large_calls_large() -> None:
+    from optimizer.strategies.wugo import MAX_ROWS_PER_CALL, stack_common
+
+    g = torch.Generator().manual_seed(0)
+    calls = [torch.randn(10, 2), torch.randn(10000, 2), torch.randn(10000, 2)]
+    out = stack_common(calls, g)
+    assert out.shape == (3, min(10000, MAX_ROWS_PER_CALL), 2)  # the median size, not the smallest
+    small = out[0]
+    assert all(any(torch.equal(r, s) for s in small) for r in calls[0])  # every row of the small call is used
