@@ -83,3 +83,14 @@ def test_gp_finds_noiseless_quadratic_minimum(write_study, tmp_path: Path) -> No
     run_campaign(camp, study)
     theta = np.array([[r.params["x1"], r.params["x2"]] for r in camp.records().values()])
     assert np.linalg.norm(theta, axis=1).min() < 0.1  # in a [-2, 2]² box, after 11 GP proposals
+
+
+def test_missing_standard_errors_warn_before_inferring_noise() -> None:
+    from optimizer.fallbacks import InferredNoiseWarning
+
+    strat, space = make()
+    h = StrategyConformance.make_history(space, 6)
+    h.objective_sems[:] = np.nan
+    with pytest.warns(InferredNoiseWarning, match=r"f \(mean\)"):
+        _, Yvar = strat.outcomes(h)
+    assert Yvar is None
