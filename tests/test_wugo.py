@@ -88,22 +88,24 @@ def test_target_stops_the_campaign(write_study, tmp_path: Path) -> None:
     assert summary.stopped == "strategy" and summary.calls == 3  # every initial point already beats 100
 
 
-@pytest.mark.slow
 def test_wugo_gets_near_a_noisy_quadratic_minimum_over_seeds(write_study, tmp_path: Path) -> None:
-    """Statistical, over 5 study seeds (not one seed's third-party random stream): the median distance of
-    WU-GO's closest design to the minimum of a noisy quadratic in [-2, 2]², 16 calls, is below 0.6.
+    """Statistical, over 6 study seeds (not one seed's third-party random stream): the median distance of
+    WU-GO's closest design to the minimum of a noisy quadratic in [-2, 2]², 16 calls, is below 0.4.
 
-    Measured (these settings; samples_per_call 128, noise 0.5, 4 initial points):
-    WU-GO [0.215, 1.045, 0.066, 0.028, 0.307] (median 0.215), Sobol [0.099, 0.049, 0.361, 0.817, 0.084]
-    (median 0.099). At this budget WU-GO does not beat a 2-D Sobol design on this measure, so the test
-    asserts only the WU-GO margin (3 of 5 seeds would have to exceed 0.6, 1 of 5 did).
+    Measured with these settings (samples_per_call 128, noise 0.5, 4 initial points; the loop below, or
+    ``python bench``-style over seeds 0-5 with ``strategy: sobol`` for the reference):
+    WU-GO [0.150, 0.091, 0.069, 0.352, 0.119, 1.068] (median 0.134);
+    Sobol [0.099, 0.049, 0.361, 0.817, 0.084, 0.942] (median 0.23).
+    4 of 6 seeds would have to exceed 0.4 to fail (1 of 6 did). The medians are too close (and Sobol's
+    depends on SciPy's scrambling stream) to assert WU-GO < Sobol robustly at this budget; with FAST
+    surrogate settings (150/50 steps) WU-GO's median was 0.72, worse than Sobol, so the fit budget matters.
     """
     from optimizer.campaign import Campaign, run_campaign
     from optimizer.study import load_study
 
-    opts = {**FAST, "surrogate_options": {"steps": 800, "refit_steps": 200}, "candidates": 512, "generated": 128}
+    opts = {**FAST, "surrogate_options": {"steps": 400, "refit_steps": 100, "batch": 256}}
     dists = []
-    for seed in range(5):
+    for seed in range(6):
         data = base_study(seed=seed, parameters={"x1": {"low": -2, "high": 2}, "x2": {"low": -2, "high": 2}},
                           simulator={"name": "sims_for_tests:quadratic", "samples_per_call": 128,
                                      "options": {"noise": 0.5}},
@@ -114,7 +116,7 @@ def test_wugo_gets_near_a_noisy_quadratic_minimum_over_seeds(write_study, tmp_pa
         run_campaign(camp, study)
         theta = np.array([[r.params["x1"], r.params["x2"]] for r in camp.records().values()])
         dists.append(float(np.linalg.norm(theta, axis=1).min()))
-    assert float(np.median(dists)) < 0.6, dists
+    assert float(np.median(dists)) < 0.4, dists
 
 
 def test_surrogate_state_is_saved_and_restored_on_resume(write_study, tmp_path: Path) -> None:
