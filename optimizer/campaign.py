@@ -452,9 +452,9 @@ def run_campaign(
                 outcomes = executor_.wait()
                 for out in outcomes:
                     record(out)
-                # no refit while open initial-design calls keep the strategy from proposing (ask refits anyway)
-                if outcomes and not (strategy.needs_initial_results and
-                                     any(r.origin == "initial" and not r.done for r in records.values())):
+                # no refit while the unfinished initial design keeps the strategy from proposing (ask refits)
+                if outcomes and not (strategy.needs_initial_results and (n_issued() < min(n_init, budget) or
+                                     any(r.origin == "initial" and not r.done for r in records.values()))):
                     strategy.tell(history())
                     save_strategy(campaign, strategy)
         except KeyboardInterrupt:
