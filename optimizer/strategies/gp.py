@@ -41,7 +41,7 @@ def _quiet_known_warnings() -> None:
     BoTorch's optimisation warnings (OptimizationWarning, BadInitialCandidatesWarning) stay visible.
     """
     from botorch.exceptions.warnings import InputDataWarning
-    from gpytorch.utils.warnings import NumericalWarning
+    from gpytorch.utils.warnings import NumericalWarning  # type: ignore[import-untyped]
 
     warnings.simplefilter("ignore", NumericalWarning)
     warnings.simplefilter("ignore", InputDataWarning)

@@ -403,9 +403,9 @@ def _nan_state(state: Any, path: str = "") -> str:
     if isinstance(state, torch.Tensor):
         return path if state.is_floating_point() and bool(torch.isnan(state).any()) else ""
     if isinstance(state, dict):
-        items = state.items()
+        items: list[tuple[Any, Any]] = list(state.items())
     elif isinstance(state, (list, tuple)):
-        items = enumerate(state)
+        items = list(enumerate(state))
     else:
         return ""
     for key, value in items:
