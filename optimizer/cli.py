@@ -252,6 +252,9 @@ def _terminate(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    from optimizer.fallbacks import one_line_warnings
+
+    one_line_warnings()
     try:
         return int(args.func(args) or 0)
     except DetoptError as err:

@@ -18,3 +18,18 @@ class SurrogateFitWarning(DetoptFallbackWarning):
 
 class InferredNoiseWarning(DetoptFallbackWarning):
     """GP-BO could not use the statistics' standard errors as known noise and inferred the noise instead."""
+
+
+def one_line_warnings() -> None:
+    """Print detopt's fallback warnings as one ``warning: message`` line (no file, line or source);
+    other warnings keep Python's format."""
+    import warnings
+
+    default = warnings.formatwarning
+
+    def fmt(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, DetoptFallbackWarning):
+            return f"warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = fmt

@@ -234,3 +234,18 @@ def test_stack_common_keeps_large_calls_large() -> None:
     assert out.shape == (3, min(10000, MAX_ROWS_PER_CALL), 2)  # the median size, not the smallest
     small = out[0]
     assert all(any(torch.equal(r, s) for s in small) for r in calls[0])  # every row of the small call is used
+
+
+def test_fallback_warnings_print_as_one_line() -> None:
+    import warnings
+
+    from optimizer.fallbacks import SurrogateFitWarning, one_line_warnings
+
+    saved = warnings.formatwarning
+    try:
+        one_line_warnings()
+        text = warnings.formatwarning("WU-GO: could not fit; keeping the previous model", SurrogateFitWarning,
+                                      "x.py", 1, "source line")
+    finally:
+        warnings.formatwarning = saved
+    assert text == "warning: WU-GO: could not fit; keeping the previous model\n"
