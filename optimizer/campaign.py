@@ -453,7 +453,7 @@ def run_campaign(
                 for out in outcomes:
                     record(out)
                 # no refit while the unfinished initial design keeps the strategy from proposing (ask refits)
-                if outcomes and not (strategy.needs_initial_results and (n_issued() < min(n_init, budget) or
+                if outcomes and not (not strategy.refit_during_initial_design and (n_issued() < min(n_init, budget) or
                                      any(r.origin == "initial" and not r.done for r in records.values()))):
                     strategy.tell(history())
                     save_strategy(campaign, strategy)

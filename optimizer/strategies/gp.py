@@ -53,6 +53,7 @@ class GPStrategy(Strategy):
     ``maxiter``, ``mc_samples``, ``timeout_sec`` (per acquisition optimisation)."""
 
     needs_initial_results = True
+    refit_during_initial_design = False  # each fit starts from scratch: none is needed before ask
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, objectives: Sequence[str] | None = None,
                  acquisition: str = "qlognei", beta: float = 2.0, noise: str = "known", num_restarts: int = 10,
