@@ -171,30 +171,30 @@ class GPStrategy(Strategy):
         X = torch.as_tensor(history.theta, dtype=torch.float64)
         X_pending = torch.as_tensor(pending, dtype=torch.float64) if len(pending) else None
         sampler = SobolQMCNormalSampler(torch.Size([self.opt["mc_samples"]]), seed=self.seed + history.n_issued)
-        cons = self._constraint_fns() or None
-        if self.m > 1:
-            Y, _ = self.outcomes(history)
-            acq = qLogNoisyExpectedHypervolumeImprovement(
-                gp, ref_point=self.reference_point(Y[:, : self.m], history.feasible), X_baseline=X, sampler=sampler,
-                objective=IdentityMCMultiOutputObjective(outcomes=list(range(self.m))), constraints=cons,
-                X_pending=X_pending, prune_baseline=True,
-            )
-        elif self.acquisition == "ucb":
-            acq = qUpperConfidenceBound(gp, beta=self.beta, sampler=sampler, X_pending=X_pending,
-                                        objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]))
-        else:
-            obj = GenericMCObjective(lambda Z, X=None: Z[..., 0])
-            if self.acquisition == "qlognei":
-                acq = qLogNoisyExpectedImprovement(gp, X_baseline=X, sampler=sampler, objective=obj,
-                                                   constraints=cons, X_pending=X_pending)
-            else:
-                y = history.objectives[:, self.index[0]] * self.sign[0]
-                ok = history.feasible if history.feasible.any() else np.ones(len(y), bool)
-                acq = qLogExpectedImprovement(gp, best_f=float(y[ok].max()), sampler=sampler, objective=obj,
-                                              constraints=cons, X_pending=X_pending)
-        bounds = torch.stack([torch.zeros(self.space.dim), torch.ones(self.space.dim)]).double()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # building the acquisition evaluates the posterior too
             _quiet_known_warnings()
+            cons = self._constraint_fns() or None
+            if self.m > 1:
+                Y, _ = self.outcomes(history)
+                acq = qLogNoisyExpectedHypervolumeImprovement(
+                    gp, ref_point=self.reference_point(Y[:, : self.m], history.feasible), X_baseline=X, sampler=sampler,
+                    objective=IdentityMCMultiOutputObjective(outcomes=list(range(self.m))), constraints=cons,
+                    X_pending=X_pending, prune_baseline=True,
+                )
+            elif self.acquisition == "ucb":
+                acq = qUpperConfidenceBound(gp, beta=self.beta, sampler=sampler, X_pending=X_pending,
+                                            objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]))
+            else:
+                obj = GenericMCObjective(lambda Z, X=None: Z[..., 0])
+                if self.acquisition == "qlognei":
+                    acq = qLogNoisyExpectedImprovement(gp, X_baseline=X, sampler=sampler, objective=obj,
+                                                       constraints=cons, X_pending=X_pending)
+                else:
+                    y = history.objectives[:, self.index[0]] * self.sign[0]
+                    ok = history.feasible if history.feasible.any() else np.ones(len(y), bool)
+                    acq = qLogExpectedImprovement(gp, best_f=float(y[ok].max()), sampler=sampler, objective=obj,
+                                                  constraints=cons, X_pending=X_pending)
+            bounds = torch.stack([torch.zeros(self.space.dim), torch.ones(self.space.dim)]).double()
             x, _ = optimize_acqf(acq, bounds=bounds, q=n, num_restarts=self.opt["num_restarts"],
                                  raw_samples=self.opt["raw_samples"], options={"maxiter": self.opt["maxiter"]},
                                  timeout_sec=self.opt["timeout_sec"])
