@@ -542,7 +542,9 @@ def run_campaign(
                 outcomes = executor_.wait()
                 for out in outcomes:
                     record(out)
-                if outcomes:
+                # no refit while the unfinished initial design keeps the strategy from proposing (ask refits)
+                if outcomes and not (not strategy.refit_during_initial_design and (n_issued() < min(n_init, budget) or
+                                     any(r.origin == "initial" and not r.done for r in records.values()))):
                     strategy.tell(history())
                     save_strategy(campaign, strategy)
         except KeyboardInterrupt:

@@ -488,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    from optimizer.fallbacks import one_line_warnings
+
+    one_line_warnings()
     try:
         return int(args.func(args) or 0)
     except DetoptError as err:

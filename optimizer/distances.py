@@ -28,24 +28,62 @@ from torch import Tensor
 Distance = Literal["w1", "w2", "energy"]
 DISTANCES = ("w1", "w2", "energy")
 
+# Most quantile levels K per (projected) distribution. Candidates carry a few hundred generated samples, so
+# finer levels only resolve the stored calls (up to 20,000 samples each on the shield studies) beyond what any
+# candidate can be compared at, while every level costs C·L·8 bytes; the O(1/K) error of 1024 levels is well
+# below the sampling noise of 256-sample candidates (see tests/test_distances.py).
+MAX_LEVELS = 1024
+# Bytes of working memory one chunk of candidates may use in :meth:`DistributionBank.distances`.
+CHUNK_MEMORY_BYTES = 256 * 2**20
+# Float temporaries per (candidate, projection, sample-or-level) in one chunk: the projections, their sorted
+# copy and sort indices (int64), the quantile signature (or, for energy, the grid and its CDF and indices).
+_TEMPORARIES = 4
+
 
 def quantile_levels(K: int, dtype: torch.dtype = torch.float64, device: torch.device | None = None) -> Tensor:
     return (torch.arange(K, dtype=dtype, device=device) + 0.5) / K
 
 
 def quantiles(samples: Tensor, K: int) -> Tensor:
-    """Empirical quantile functions at levels (k + ½)/K: ``samples [B, n]`` → ``[B, K]``.
+    """Empirical quantile functions on K levels: ``samples [B, n]`` → ``[B, K]``.
 
-    The empirical quantile function is the step function Q(u) = x₍⌊u·n⌋₎ of the sorted
-    samples, evaluated exactly; with ``n == K`` it is the sorted samples themselves, so
-    W between equal-size sets is exact, and for other sizes the error is O(1/K).
+    With ``n ≤ K`` the step function Q(u) = x₍⌊u·n⌋₎ of the sorted samples at levels (k + ½)/K, exactly;
+    with ``n == K`` the sorted samples themselves (W between equal-size sets is exact). With ``n > K`` the
+    mean of Q over each level's bin [k/K, (k+1)/K) (see :func:`binned_quantiles`).
+    """
+    return binned_quantiles(samples, K)[0]
+
+
+def binned_quantiles(samples: Tensor, K: int) -> tuple[Tensor, Tensor]:
+    """Quantile summary ``[B, K]`` (as :func:`quantiles`) and the within-bin variance ``[B]`` it leaves out.
+
+    For ``n > K`` the bin means are the best K-step approximation of Q in L2, and
+    ∫(Qc − Qt)² = mean_k (c_k − m_k)² + mean_k v_k whenever Qc is constant on the bins (a candidate of
+    K/j samples): adding the returned variance makes W2 exact for such candidates, whatever Qt's tails.
+    The variance is 0 for ``n ≤ K``.
     """
     s, _ = torch.sort(samples, dim=-1)
     n = s.shape[-1]
     if n == K:
-        return s
-    idx = (quantile_levels(K, torch.float64, s.device) * n).floor().long().clamp(max=n - 1)
-    return s[..., idx]
+        return s, torch.zeros(s.shape[:-1], dtype=s.dtype, device=s.device)
+    if n < K:
+        idx = (quantile_levels(K, torch.float64, s.device) * n).floor().long().clamp(max=n - 1)
+        return s[..., idx], torch.zeros(s.shape[:-1], dtype=s.dtype, device=s.device)
+    # n·∫₀^b Q(u)^p du at the bin edges b = j/K, from cumulative sums of the sorted samples
+    pos = torch.arange(K + 1, dtype=torch.float64, device=s.device) * (n / K)
+    whole = pos.floor().long().clamp(max=n)
+    frac = (pos - whole).to(s.dtype)
+    nxt = s[..., whole.clamp(max=n - 1)]
+
+    def bin_means(v: Tensor, v_next: Tensor) -> Tensor:
+        csum = torch.cat([torch.zeros_like(v[..., :1]), v.cumsum(-1)], -1)
+        integral = csum[..., whole] + frac * v_next
+        return (integral[..., 1:] - integral[..., :-1]) * (K / n)
+
+    centre = s[..., n // 2 : n // 2 + 1]  # centred first: E[Q²] − E[Q]² without cancellation
+    m = bin_means(s - centre, nxt - centre)
+    var = (bin_means((s - centre) ** 2, (nxt - centre) ** 2) - m**2).clamp_min(0).mean(-1)
+    return m + centre, var
 
 
 def project(samples: Tensor, directions: Tensor | None) -> Tensor:
@@ -71,12 +109,20 @@ def signature(samples: Tensor, K: int, directions: Tensor | None) -> Tensor:
     return quantiles(p.reshape(B * L, n), K).reshape(B, L * K)
 
 
-def w_matrix(sig_c: Tensor, sig_t: Tensor, p: int, L: int) -> Tensor:
-    """(Sliced) W_p for every pair: ``[C, L·K]``, ``[T, L·K]`` → ``[C, T]``."""
+def w_matrix(sig_c: Tensor, sig_t: Tensor, p: int, L: int, var_c: Tensor | None = None,
+             var_t: Tensor | None = None) -> Tensor:
+    """(Sliced) W_p for every pair: ``[C, L·K]``, ``[T, L·K]`` → ``[C, T]``.
+
+    ``var_c [C]``, ``var_t [T]``: within-bin variances of :func:`binned_quantiles` (W2 only).
+    """
     LK = sig_c.shape[1]
     if p == 1:
         return torch.cdist(sig_c, sig_t, p=1) / LK
     sq = (sig_c.pow(2).mean(1, keepdim=True) + sig_t.pow(2).mean(1)[None, :] - 2 * sig_c @ sig_t.T / LK)
+    if var_c is not None:
+        sq = sq + var_c[:, None]
+    if var_t is not None:
+        sq = sq + var_t[None, :]
     return sq.clamp_min(0).sqrt()
 
 
@@ -107,7 +153,8 @@ class DistributionBank:
         distance: ``w1``, ``w2`` or ``energy``.
         k: output columns.
         levels: K, quantile levels per (projected) distribution; default: the sample count
-            of the first stored distribution (exact W when candidates have as many samples).
+            of the first stored distribution (exact W when candidates have as many samples), at most
+            :data:`MAX_LEVELS`.
         projections: L, random directions for k > 1.
         energy_grid: response grid points for ``energy``.
         seed: fixes the projections.
@@ -124,40 +171,55 @@ class DistributionBank:
         self.keys: list[int] = []
         self._sig: list[Tensor] = []  # quantile signatures [L·K] (w1/w2)
         self._sorted: list[Tensor] = []  # sorted projections [L, K] (energy)
+        self._var: list[Tensor] = []  # within-bin variance [] left out of the signature (w2)
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def _summarise(self, samples: Tensor) -> tuple[Tensor, Tensor]:
+    def _summarise(self, samples: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         if self.K is None:
-            self.K = int(samples.shape[1])
+            self.K = min(int(samples.shape[1]), MAX_LEVELS)
         p = project(samples.to(self.dtype), self.directions)  # [B, L, n]
         B, L, n = p.shape
-        q = quantiles(p.reshape(B * L, n), self.K).reshape(B, L, self.K)
-        return q.reshape(B, L * self.K), q
+        q, var = binned_quantiles(p.reshape(B * L, n), self.K)
+        q = q.reshape(B, L, self.K)
+        return q.reshape(B, L * self.K), q, var.reshape(B, L).mean(1)
 
     def add(self, key: int, samples: Tensor) -> None:
         """Store one distribution: ``samples [n, k]`` (its summary is computed now, once)."""
-        sig, q = self._summarise(samples[None])
+        sig, q, var = self._summarise(samples[None])
         self.keys.append(key)
         self._sig.append(sig[0])
         self._sorted.append(q[0])
+        self._var.append(var[0])
 
     def remove_after(self, size: int) -> None:
         """Forget the distributions added after the first ``size`` (pseudo-observations)."""
-        del self.keys[size:], self._sig[size:], self._sorted[size:]
+        del self.keys[size:], self._sig[size:], self._sorted[size:], self._var[size:]
+
+    def chunk_size(self, n: int, chunk: int) -> int:
+        """Candidates per chunk for ``n`` samples each: at most ``chunk``, and within :data:`CHUNK_MEMORY_BYTES`."""
+        width = max(n, self.K or n, self.grid if self.distance == "energy" else 0)
+        per_candidate = _TEMPORARIES * self.L * width * torch.finfo(self.dtype).bits // 8
+        return max(1, min(chunk, CHUNK_MEMORY_BYTES // per_candidate))
 
     def distances(self, samples: Tensor, chunk: int = 4096) -> Tensor:
-        """Distance from each candidate to each stored distribution: ``samples [C, n, k]`` → ``[C, T]``."""
+        """Distance from each candidate to each stored distribution: ``samples [C, n, k]`` → ``[C, T]``.
+
+        Candidates go in chunks of at most ``chunk``, fewer where :meth:`chunk_size` says memory requires.
+        """
         if not self.keys:
             raise ValueError("the bank is empty")
         out = []
+        chunk = self.chunk_size(samples.shape[1], chunk)
         for start in range(0, samples.shape[0], chunk):
-            sig, q = self._summarise(samples[start : start + chunk])
+            sig, q, var = self._summarise(samples[start : start + chunk])
             if self.distance == "energy":
                 out.append(energy_matrix(q, torch.stack(self._sorted), self.grid))
+            elif self.distance == "w1":
+                out.append(w_matrix(sig, torch.stack(self._sig), 1, self.L))
             else:
-                out.append(w_matrix(sig, torch.stack(self._sig), 1 if self.distance == "w1" else 2, self.L))
+                out.append(w_matrix(sig, torch.stack(self._sig), 2, self.L, var, torch.stack(self._var)))
         return torch.cat(out)
 
     def min_distance(self, samples: Tensor, chunk: int = 4096) -> Tensor:

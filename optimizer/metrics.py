@@ -39,18 +39,38 @@ def evaluate_metric(
             sem = float(y.std() / np.sqrt(n))
         else:
             total = float(w.sum())
-            mean = float((w * y).sum() / total) if total > 0 else 0.0
+            mean = float((w * y).sum() / total) if total > 0 else float("nan")
             n_eff = total**2 / max(float((w**2).sum()), 1e-300)  # Kish's effective sample size
             var = float((w * (y - mean) ** 2).sum() / total) if total > 0 else 0.0
             sem = float(np.sqrt(var / n_eff)) if n_eff > 1 else float("nan")
         # a sum of n i.i.d. terms is n·mean (or Σw·mean): its error scales alike
         scale = 1.0 if stat == "mean" else (n if w is None else float(w.sum()))
         return value, sem * scale
-    if stat == "median":
-        return value, float(1.2533 * y.std() / np.sqrt(n))
+    if stat in ("median", "quantile"):
+        return value, quantile_sem(y, 0.5 if stat == "median" else float(metric.q))  # type: ignore[arg-type]
     if stat == "std":
         return value, value / np.sqrt(2 * (n - 1))
-    return value, float("nan")  # quantile: no closed form used
+    return value, float("nan")
+
+
+def quantile_sem(y: torch.Tensor, q: float) -> float:
+    """Asymptotic standard error of the sample ``q``-quantile of ``y [n]``: √(q(1−q)/n) / f(x_q).
+
+    The density f at the quantile comes from a Gaussian kernel density estimate with Silverman's
+    bandwidth (O(n), no resampling). Where the values near the quantile do not vary (a point mass,
+    e.g. zero hits), the quantile does not vary between calls either: 0.
+    """
+    y = y.double()
+    n = y.shape[-1]
+    xq = float(torch.quantile(y, q))
+    sd = float(y.std())
+    iqr = float(torch.quantile(y, 0.75) - torch.quantile(y, 0.25))
+    spread = min(sd, iqr / 1.349) if iqr > 0 else sd
+    h = 0.9 * spread * n ** -0.2
+    if not h > 0:
+        return 0.0
+    density = float(torch.exp(-0.5 * ((y - xq) / h) ** 2).mean()) / (h * np.sqrt(2 * np.pi))
+    return float(np.sqrt(q * (1 - q) / n) / density) if density > 0 else float("nan")
 
 
 def is_feasible(constraints: Mapping[str, Constraint], values: Mapping[str, float]) -> bool:
@@ -87,7 +107,10 @@ def metric_on_samples(metric: Metric, samples: torch.Tensor, outputs: Sequence[s
         if w is None:
             return y.mean(-1) if stat == "mean" else y.sum(-1)
         total = w.sum(-1)
-        return (w * y).sum(-1) / total.clamp_min(1e-300) if stat == "mean" else (w * y).sum(-1)
+        if stat == "sum":
+            return (w * y).sum(-1)
+        # no weight at all: the mean is undefined (NaN makes the call invalid_output), not 0
+        return torch.where(total > 0, (w * y).sum(-1) / total.clamp_min(1e-300), torch.nan)
     if stat == "median":
         return y.quantile(0.5, dim=-1)
     if stat == "std":

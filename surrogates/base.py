@@ -8,6 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+# Mixes the model seed with the refit count into one minibatch stream per fit (a prime, so
+# seed·P + fits never collides between seeds for fewer than P refits).
+FIT_STREAM_PRIME = 7919
+
 
 class Surrogate(ABC):
     """Learns p(y | θ) from every stored call and samples from it.

@@ -14,7 +14,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from surrogates.base import Standardizer, Surrogate, mlp
+from surrogates.base import FIT_STREAM_PRIME, Standardizer, Surrogate, mlp
+
+# Floor of every standardised scale (the Cholesky diagonal): keeps each component's covariance well
+# conditioned (condition number ≤ (max scale / 1e-3)²) so its log-density cannot diverge on an atom.
+SCALE_FLOOR = 1e-3
 
 
 class MDN(Surrogate):
@@ -46,8 +50,10 @@ class MDN(Surrogate):
         self.lo = torch.full((k,), -torch.inf, dtype=torch.float64)
         self.hi = torch.full((k,), torch.inf, dtype=torch.float64)
         self.n_tril = k * (k + 1) // 2
-        torch.manual_seed(seed)
-        self.net = mlp(dim, components * (1 + k + self.n_tril), hidden, layers)
+        # the initial weights come from the model seed without touching the caller's global torch stream
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = mlp(dim, components * (1 + k + self.n_tril), hidden, layers)
         self.scaler = Standardizer(k)
         self._rows = torch.tril_indices(k, k)
 
@@ -59,10 +65,10 @@ class MDN(Surrogate):
         means = out[:, C : C + C * k].reshape(M, C, k)
         raw = out[:, C + C * k :]
         if k == 1:  # fast path: a scale per component
-            return logits, means, (torch.nn.functional.softplus(raw) + 1e-3).reshape(M, C, 1, 1)
+            return logits, means, (torch.nn.functional.softplus(raw) + SCALE_FLOOR).reshape(M, C, 1, 1)
         L = torch.zeros(M, C, k, k, dtype=out.dtype)
         L[..., self._rows[0], self._rows[1]] = raw.reshape(M, C, self.n_tril)
-        diag = torch.nn.functional.softplus(torch.diagonal(L, dim1=-2, dim2=-1)) + 1e-3
+        diag = torch.nn.functional.softplus(torch.diagonal(L, dim1=-2, dim2=-1)) + SCALE_FLOOR
         return logits, means, torch.tril(L, -1) + torch.diag_embed(diag)
 
     def log_prob(self, theta: Tensor, y: Tensor, state: Tensor | None = None) -> Tensor:
@@ -101,9 +107,11 @@ class MDN(Surrogate):
         perm = torch.cat([torch.nonzero(~cens)[:, 0], torch.nonzero(cens)[:, 0]])
         o = int((~cens).sum())
         if self.k > 1 and not torch.equal(perm, torch.arange(self.k)):
-            # observed outputs first: the Cholesky factor's leading block is then their marginal
-            cov = L @ L.transpose(-1, -2)
-            L = torch.linalg.cholesky(cov[..., perm, :][..., perm])
+            # observed outputs first: the lower factor's leading block is then their marginal. Refactorise
+            # the permuted covariance P·L·Lᵀ·Pᵀ by a QR of (P·L)ᵀ = Q·R (then P·L·Lᵀ·Pᵀ = Rᵀ·R), never by a
+            # Cholesky of the explicit product: in float32 that product of a factor with scales spanning
+            # SCALE_FLOOR…10 is not numerically positive-definite, and Cholesky raises.
+            L = _lower_factor(L[..., perm, :])
         m, yp = means[..., perm], y[:, perm]
         comp = torch.zeros(means.shape[:2], dtype=means.dtype)
         cmean = m[..., o:]
@@ -141,7 +149,7 @@ class MDN(Surrogate):
             self._lo_std, self._hi_std = self.scaler.forward(self.lo[None])[0], self.scaler.forward(self.hi[None])[0]
             state = ((flat == self.lo).long() + 2 * ((flat == self.hi) & (flat != self.lo)).long())
         th = theta.float()
-        g = torch.Generator().manual_seed(self.seed * 7919 + self.fits)
+        g = torch.Generator().manual_seed(self.seed * FIT_STREAM_PRIME + self.fits)
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         steps = self.steps if self.fits == 0 else self.refit_steps
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=self.lr / 10)
@@ -185,3 +193,18 @@ class MDN(Surrogate):
         self.fits = state["fits"]
         if "range" in state:  # states saved before clipping existed have none
             self.lo, self.hi = state["range"]
+
+
+def _lower_factor(A: Tensor) -> Tensor:
+    """A lower-triangular ``L'`` with ``L'·L'ᵀ = A·Aᵀ`` for square ``A [..., k, k]``, by Householder QR of ``Aᵀ``.
+
+    Unlike a Cholesky of ``A·Aᵀ`` this never fails: the diagonal is made positive and floored (relative to
+    the row scale of ``A``) so logs and triangular solves stay finite. Computed in float64.
+    """
+    _, R = torch.linalg.qr(A.double().transpose(-1, -2))
+    sign = torch.where(torch.diagonal(R, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
+    Lp = (R * sign[..., :, None]).transpose(-1, -2)  # rows of R flipped to a positive diagonal
+    diag = torch.diagonal(Lp, dim1=-2, dim2=-1)
+    floor = SCALE_FLOOR * 1e-3 * A.double().abs().amax(dim=(-2, -1), keepdim=False)[..., None]
+    Lp = torch.tril(Lp, -1) + torch.diag_embed(torch.maximum(diag, floor))
+    return Lp.to(A.dtype)

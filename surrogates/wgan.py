@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from surrogates.base import Standardizer, Surrogate, mlp
+from surrogates.base import FIT_STREAM_PRIME, Standardizer, Surrogate, mlp
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(latent=10, hidden=64, lambda_gp=1.0, n_critic=5, lr=1e-4, batch=16, epochs=100, steps=None,
@@ -40,10 +40,11 @@ class ConditionalWGAN(Surrogate):
         if unknown:
             raise TypeError(f"unknown WGAN options {sorted(unknown)}")
         self.cfg = {**PRESETS[preset], **overrides}
-        torch.manual_seed(seed)
         h, lat = self.cfg["hidden"], self.cfg["latent"]
-        self.G = mlp(dim + lat, k, h, 1, torch.nn.Tanh)
-        self.D = mlp(dim + k, 1, h, 1, torch.nn.Tanh)
+        with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's global stream is left alone
+            torch.manual_seed(seed)
+            self.G = mlp(dim + lat, k, h, 1, torch.nn.Tanh)
+            self.D = mlp(dim + k, 1, h, 1, torch.nn.Tanh)
         self.scaler = Standardizer(k)
         lo = torch.tensor(theta_low if theta_low is not None else [0.0] * dim, dtype=torch.float32)
         hi = torch.tensor(theta_high if theta_high is not None else [1.0] * dim, dtype=torch.float32)
@@ -87,7 +88,7 @@ class ConditionalWGAN(Surrogate):
             self.scaler.fit(samples)
         y = self._y(samples).reshape(N * n, k)
         c_all = self._cond(theta).repeat_interleave(n, 0)
-        g = torch.Generator().manual_seed(self.seed * 7919 + self.fits)
+        g = torch.Generator().manual_seed(self.seed * FIT_STREAM_PRIME + self.fits)
         lr = cfg["lr"] * (cfg["refit_lr_factor"] if self.fits > 0 else 1.0)
         optD = torch.optim.Adam(self.D.parameters(), lr=lr, betas=(0.9, 0.999))
         optG = torch.optim.Adam(self.G.parameters(), lr=lr, betas=(0.9, 0.999))

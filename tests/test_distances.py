@@ -100,5 +100,29 @@ def test_min_distance_chunks_and_pseudo_observations() -> None:
 def test_quantiles_identity_and_interpolation() -> None:
     x = torch.tensor([[3.0, 1.0, 2.0, 4.0]], dtype=torch.float64)
     assert quantiles(x, 4).tolist() == [[1.0, 2.0, 3.0, 4.0]]
-    assert quantiles(x, 2).tolist() == [[2.0, 4.0]]  # levels 0.25, 0.75 → x₍₁₎, x₍₃₎
+    assert quantiles(x, 2).tolist() == [[1.5, 3.5]]  # n > K: the mean of Q over each bin [0, ½), [½, 1)
     assert quantiles(x, 8).tolist() == [[1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]]
+
+
+def test_levels_capped_and_chunks_bounded_for_large_reference() -> None:
+    """A 20,000-sample stored call with 32 projections: K is capped and a chunk fits the memory budget."""
+    from optimizer.distances import _TEMPORARIES, CHUNK_MEMORY_BYTES, MAX_LEVELS
+
+    g = torch.Generator().manual_seed(12)
+    ref = torch.randn(20000, 4, generator=g, dtype=torch.float64)
+    for distance in ("w2", "energy"):
+        bank = DistributionBank(distance, k=4, projections=32, seed=1)
+        bank.add(0, ref)
+        assert bank.K == MAX_LEVELS  # was 20,000: 2048 × 32 × 20,000 × 8 bytes ≈ 10 GiB per chunk
+        chunk = bank.chunk_size(256, 2048)
+        width = max(256, bank.K, bank.grid if distance == "energy" else 0)
+        assert 1 <= chunk <= 2048 and chunk * _TEMPORARIES * 32 * width * 8 <= CHUNK_MEMORY_BYTES
+        assert chunk < 2048  # a 2048-candidate chunk would need more than the budget
+
+
+def test_capped_levels_agree_with_exact_w2() -> None:
+    """W2 between 256-sample candidates and 20,000-sample stored sets with K = MAX_LEVELS vs POT's exact value."""
+    c, t = _sets(13, 4, 256), _sets(14, 2, 20000)
+    D = _bank_distances(t, c, "w2")
+    _assert_pairs(D, lambda i, j: ot.wasserstein_1d(c[i, :, 0].numpy(), t[j, :, 0].numpy(), p=2) ** 0.5,
+                  rel=1e-6)  # exact: the candidates are constant on the bins, the within-bin variance is added

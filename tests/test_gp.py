@@ -83,3 +83,45 @@ def test_gp_finds_noiseless_quadratic_minimum(write_study, tmp_path: Path) -> No
     run_campaign(camp, study)
     theta = np.array([[r.params["x1"], r.params["x2"]] for r in camp.records().values()])
     assert np.linalg.norm(theta, axis=1).min() < 0.1  # in a [-2, 2]² box, after 11 GP proposals
+
+
+def test_missing_standard_errors_warn_before_inferring_noise() -> None:
+    from optimizer.fallbacks import InferredNoiseWarning
+
+    strat, space = make()
+    h = StrategyConformance.make_history(space, 6)
+    h.objective_sems[:] = np.nan
+    with pytest.warns(InferredNoiseWarning, match=r"f \(mean\)"):
+        _, Yvar = strat.outcomes(h)
+    assert Yvar is None
+
+
+def test_no_gp_fit_while_the_initial_design_is_open(write_study, tmp_path: Path, monkeypatch) -> None:
+    """Nothing can be proposed before the initial design completes, so the GP is not fitted on 1, 2, 3 calls."""
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.study import load_study
+
+    fits: list[int] = []
+    orig = GPStrategy.fit_model
+    monkeypatch.setattr(GPStrategy, "fit_model", lambda self, h: fits.append(len(h)) or orig(self, h))
+    data = base_study(strategy={"name": "gp", "options": FAST}, budget={"calls": 6, "initial_design": 4})
+    p = write_study(data)
+    study, text = load_study(p)
+    run_campaign(Campaign.create(tmp_path / "c", study, text, source=str(p)), study)
+    assert fits and min(fits) == 4, fits
+
+
+def test_warning_guard_silences_only_known_harmless_warnings() -> None:
+    import warnings
+
+    from botorch.exceptions.warnings import OptimizationWarning
+    from gpytorch.utils.warnings import NumericalWarning
+
+    from optimizer.strategies.gp import _quiet_known_warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        _quiet_known_warnings()
+        warnings.warn("jitter added", NumericalWarning)
+        warnings.warn("optimisation failed", OptimizationWarning)
+    assert [w.category for w in seen] == [OptimizationWarning]

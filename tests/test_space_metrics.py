@@ -58,3 +58,27 @@ def test_feasibility() -> None:
     assert is_feasible(cons, {"mass": 9, "rate": 0.2})
     assert not is_feasible(cons, {"mass": 11, "rate": 0.2})
     assert not is_feasible(cons, {"mass": 9, "rate": 0.0})
+
+
+def test_weighted_mean_with_zero_total_weight_is_not_finite() -> None:
+    """No weight at all: the mean is undefined (the campaign then records invalid_output), never 0."""
+    m = Metric(statistic="mean", output="y", weight="w")
+    samples = np.column_stack([np.ones(10), np.zeros(10)])
+    value, _ = evaluate_metric(m, samples, ["y", "w"], {})
+    assert np.isnan(value)
+
+
+@pytest.mark.parametrize("statistic, q", [("quantile", 0.9), ("median", 0.5), ("quantile", 0.25)])
+def test_quantile_sem_matches_monte_carlo_spread(statistic: str, q: float) -> None:
+    """The asymptotic s.e. against the spread of the sample quantile over 2000 repeated calls (skewed data)."""
+    rng = np.random.default_rng(0)
+    m = Metric(statistic=statistic, q=q) if statistic == "quantile" else Metric(statistic=statistic)
+    reps = rng.gamma(2.0, 1.0, size=(2000, 1000))
+    spread = float(np.quantile(reps, q, axis=1).std())
+    sems = [evaluate_metric(m, reps[i][:, None], ["y"], {})[1] for i in range(20)]
+    assert float(np.median(sems)) == pytest.approx(spread, rel=0.2)
+
+
+def test_quantile_sem_of_a_point_mass_is_zero() -> None:
+    value, sem = evaluate_metric(Metric(statistic="quantile", q=0.5), np.zeros((100, 1)), ["y"], {})
+    assert value == 0.0 and sem == 0.0

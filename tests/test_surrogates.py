@@ -122,3 +122,47 @@ def test_mdn_models_a_point_mass_on_a_hard_bound() -> None:
     cont = SURROGATES.get("mdn")(1, 1, seed=0, steps=300)
     cont.fit(theta, _truth(theta, 100, g))
     assert torch.isinf(cont.lo).all() and torch.isinf(cont.hi).all()
+
+
+def test_building_a_surrogate_leaves_the_global_torch_stream_alone() -> None:
+    from surrogates.mdn import MDN
+    from surrogates.wgan import ConditionalWGAN
+
+    for cls in (MDN, ConditionalWGAN):
+        torch.manual_seed(123)
+        expected = torch.rand(3)
+        torch.manual_seed(123)
+        cls(2, 1, seed=5)
+        assert torch.equal(torch.rand(3), expected), cls.__name__
+
+
+def test_censored_likelihood_with_an_ill_conditioned_covariance_is_finite() -> None:
+    """8 outputs, scales from 1e-3 to ~10 (float32): re-ordering the observed outputs first used a Cholesky
+    of L·Lᵀ, which is not numerically positive-definite here and raised; the QR refactorisation does not."""
+    from surrogates.mdn import MDN
+
+    k = 8
+    m = MDN(3, k, seed=0)
+    m._lo_std, m._hi_std = torch.zeros(k), torch.full((k,), torch.inf)
+    g = torch.Generator().manual_seed(1)
+    M, C = 64, 8
+    L = torch.tril(torch.randn(M, C, k, k, generator=g) * 3, -1) + torch.diag_embed(torch.full((M, C, k), 1e-3))
+    means, y = torch.randn(M, C, k, generator=g), torch.randn(M, k, generator=g)
+    state = torch.tensor([1, 0, 0, 0, 0, 0, 0, 0])  # the first output censored: a permutation is needed
+    out = m._log_censored(means, L, y, state)
+    assert torch.isfinite(out).all()
+    # value: a factor built directly in the order [observed..., censored] needs no refactorisation
+    from surrogates.mdn import _lower_factor
+
+    L2 = torch.tril(torch.randn(1, C, k, k, generator=g, dtype=torch.float64), -1) + torch.diag_embed(
+        0.3 + torch.rand(1, C, k, generator=g, dtype=torch.float64))
+    inv = torch.tensor([7, 0, 1, 2, 3, 4, 5, 6])  # original output j sits at position inv[j] of [obs..., cens]
+    L_orig = _lower_factor(L2[..., inv, :])  # the same covariance in the original output order
+    mu2, y2 = torch.randn(1, C, k, generator=g, dtype=torch.float64), torch.randn(1, k, generator=g, dtype=torch.float64)
+    out = m._log_censored(mu2[..., inv].float(), L_orig.float(), y2[:, inv].float(), state)
+    o = k - 1
+    z = torch.linalg.solve_triangular(L2[..., :o, :o], (y2[:, None, :o] - mu2[..., :o])[..., None], upper=False).squeeze(-1)
+    dens = -0.5 * z.pow(2).sum(-1) - L2[..., :o, :o].diagonal(dim1=-2, dim2=-1).log().sum(-1) - 0.5 * o * math.log(2 * math.pi)
+    cmean = mu2[..., o] + (L2[..., o, :o] * z).sum(-1)
+    ref = dens + torch.special.log_ndtr((0.0 - cmean) / L2[..., o, o])
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-4)

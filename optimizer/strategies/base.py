@@ -204,6 +204,10 @@ class Strategy(ABC):
     #: The study's quantity constraints (:meth:`set_feasibility`); every point is feasible until one is given.
     feasible: FeasibilityOracle = staticmethod(all_feasible)
     _sobol: FeasibleSobol | None = None
+    #: whether :meth:`tell` should still run after each initial-design call. False where a fit is wasted
+    #: until the strategy can propose (GP-BO refits from scratch); WU-GO's warm-started surrogate keeps
+    #: the training those early fits give it.
+    refit_during_initial_design: bool = True
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int) -> None:
         self.space, self.study, self.seed = space, study, seed

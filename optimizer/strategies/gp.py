@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from optimizer.fallbacks import InferredNoiseWarning
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import (
     MAX_FEASIBLE_SCAN, EmptyFeasibleRegion, History, OptionError, Strategy, all_feasible, sobol_points,
@@ -32,6 +33,20 @@ from optimizer.strategies.base import (
 from optimizer.study import StudyConfig
 
 ACQUISITIONS = ("qlognei", "qlogei", "ucb")
+
+
+def _quiet_known_warnings() -> None:
+    """Inside ``warnings.catch_warnings()``: silence only third-party warnings known to be harmless here.
+
+    gpytorch's NumericalWarning says jitter was added to a Cholesky factor (routine with a known noise
+    floor); BoTorch's InputDataWarning concerns inputs or outcomes we already normalise and standardise.
+    BoTorch's optimisation warnings (OptimizationWarning, BadInitialCandidatesWarning) stay visible.
+    """
+    from botorch.exceptions.warnings import InputDataWarning
+    from gpytorch.utils.warnings import NumericalWarning  # type: ignore[import-untyped]
+
+    warnings.simplefilter("ignore", NumericalWarning)
+    warnings.simplefilter("ignore", InputDataWarning)
 
 
 class GPStrategy(Strategy):
@@ -42,6 +57,7 @@ class GPStrategy(Strategy):
     needs_initial_results = True
     option_bounds = {"beta": {"ge": 0}, "num_restarts": {"ge": 1}, "raw_samples": {"ge": 1}, "maxiter": {"ge": 1},
                      "mc_samples": {"ge": 1}, "timeout_sec": {"gt": 0}, "objectives": {"min_length": 1}}
+    refit_during_initial_design = False  # each fit starts from scratch: none is needed before ask
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, objectives: Sequence[str] | None = None,
                  acquisition: str = "qlognei", beta: float = 2.0, noise: str = "known", num_restarts: int = 10,
@@ -68,6 +84,7 @@ class GPStrategy(Strategy):
                         mc_samples=mc_samples, timeout_sec=timeout_sec)
         self._model: Any = None
         self._model_key: bytes | None = None
+        self._warned_noise = False
 
     @property
     def m(self) -> int:
@@ -79,7 +96,17 @@ class GPStrategy(Strategy):
         sems = np.hstack([history.objective_sems[:, self.index],
                           history.constraint_sems if history.constraint_sems is not None
                           else np.full(history.constraints.shape, np.nan)])
-        if self.noise != "known" or not np.all(np.isfinite(sems)):
+        if self.noise != "known":
+            return torch.as_tensor(Y, dtype=torch.float64), None
+        if not np.all(np.isfinite(sems)):
+            if not self._warned_noise:
+                metrics = [*(self.study.objectives[history.objective_names[i]] for i in self.index), *self.constraints]
+                names = [*(history.objective_names[i] for i in self.index), *self.study.constraints]
+                labels = [f"{n} ({m.statistic})" for n, m in zip(names, metrics)]
+                bad = [lab for lab, ok in zip(labels, np.all(np.isfinite(sems), 0)) if not ok]
+                warnings.warn(f"GP-BO: no standard error for {', '.join(bad)}; inferring a homoscedastic noise "
+                              "instead of using known noise", InferredNoiseWarning, stacklevel=2)
+                self._warned_noise = True
             return torch.as_tensor(Y, dtype=torch.float64), None
         # floor the noise: a zero-variance outcome (a deterministic cost) makes the kernel matrix singular
         floor = 1e-6 * np.maximum(Y.var(0), 1e-12)
@@ -98,8 +125,9 @@ class GPStrategy(Strategy):
                        (history.call_ids, history.theta, history.objectives, history.objective_sems,
                         history.constraints, history.feasible))
         if self._model is None or key != self._model_key:
-            torch.manual_seed(int(np.random.SeedSequence([self.seed, len(history)]).generate_state(1)[0]))
-            self._model, self._model_key = self.fit_model(history), key
+            with torch.random.fork_rng(devices=[]):  # a seeded fit that leaves the caller's torch stream alone
+                torch.manual_seed(int(np.random.SeedSequence([self.seed, len(history)]).generate_state(1)[0]))
+                self._model, self._model_key = self.fit_model(history), key
         return self._model
 
     def fit_model(self, history: History) -> Any:
@@ -111,10 +139,10 @@ class GPStrategy(Strategy):
 
         X = torch.as_tensor(history.theta, dtype=torch.float64)
         Y, Yvar = self.outcomes(history)
-        gp = SingleTaskGP(X, Y, train_Yvar=Yvar, input_transform=Normalize(X.shape[-1]),
-                          outcome_transform=Standardize(Y.shape[-1]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings():  # the model's construction warns too, so it is inside the guard
+            _quiet_known_warnings()
+            gp = SingleTaskGP(X, Y, train_Yvar=Yvar, input_transform=Normalize(X.shape[-1]),
+                              outcome_transform=Standardize(Y.shape[-1]))
             fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
         return gp
 
@@ -145,30 +173,30 @@ class GPStrategy(Strategy):
         X = torch.as_tensor(history.theta, dtype=torch.float64)
         X_pending = torch.as_tensor(pending, dtype=torch.float64) if len(pending) else None
         sampler = SobolQMCNormalSampler(torch.Size([self.opt["mc_samples"]]), seed=self.seed + history.n_issued)
-        cons = self._constraint_fns() or None
-        if self.m > 1:
-            Y, _ = self.outcomes(history)
-            acq = qLogNoisyExpectedHypervolumeImprovement(
-                gp, ref_point=self.reference_point(Y[:, : self.m], history.feasible), X_baseline=X, sampler=sampler,
-                objective=IdentityMCMultiOutputObjective(outcomes=list(range(self.m))), constraints=cons,
-                X_pending=X_pending, prune_baseline=True,
-            )
-        elif self.acquisition == "ucb":
-            acq = qUpperConfidenceBound(gp, beta=self.beta, sampler=sampler, X_pending=X_pending,
-                                        objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]))
-        else:
-            obj = GenericMCObjective(lambda Z, X=None: Z[..., 0])
-            if self.acquisition == "qlognei":
-                acq = qLogNoisyExpectedImprovement(gp, X_baseline=X, sampler=sampler, objective=obj,
-                                                   constraints=cons, X_pending=X_pending)
+        with warnings.catch_warnings():  # building the acquisition evaluates the posterior too
+            _quiet_known_warnings()
+            cons = self._constraint_fns() or None
+            if self.m > 1:
+                Y, _ = self.outcomes(history)
+                acq = qLogNoisyExpectedHypervolumeImprovement(
+                    gp, ref_point=self.reference_point(Y[:, : self.m], history.feasible), X_baseline=X, sampler=sampler,
+                    objective=IdentityMCMultiOutputObjective(outcomes=list(range(self.m))), constraints=cons,
+                    X_pending=X_pending, prune_baseline=True,
+                )
+            elif self.acquisition == "ucb":
+                acq = qUpperConfidenceBound(gp, beta=self.beta, sampler=sampler, X_pending=X_pending,
+                                            objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]))
             else:
-                y = history.objectives[:, self.index[0]] * self.sign[0]
-                ok = history.feasible if history.feasible.any() else np.ones(len(y), bool)
-                acq = qLogExpectedImprovement(gp, best_f=float(y[ok].max()), sampler=sampler, objective=obj,
-                                              constraints=cons, X_pending=X_pending)
-        bounds = torch.stack([torch.zeros(self.space.dim), torch.ones(self.space.dim)]).double()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+                obj = GenericMCObjective(lambda Z, X=None: Z[..., 0])
+                if self.acquisition == "qlognei":
+                    acq = qLogNoisyExpectedImprovement(gp, X_baseline=X, sampler=sampler, objective=obj,
+                                                       constraints=cons, X_pending=X_pending)
+                else:
+                    y = history.objectives[:, self.index[0]] * self.sign[0]
+                    ok = history.feasible if history.feasible.any() else np.ones(len(y), bool)
+                    acq = qLogExpectedImprovement(gp, best_f=float(y[ok].max()), sampler=sampler, objective=obj,
+                                                  constraints=cons, X_pending=X_pending)
+            bounds = torch.stack([torch.zeros(self.space.dim), torch.ones(self.space.dim)]).double()
             x, _ = optimize_acqf(acq, bounds=bounds, q=n, num_restarts=self.opt["num_restarts"],
                                  raw_samples=self.opt["raw_samples"], options={"maxiter": self.opt["maxiter"]},
                                  timeout_sec=self.opt["timeout_sec"])

@@ -26,6 +26,8 @@ pending point (the original re-evaluates a re-proposed grid point).
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -35,6 +37,7 @@ import torch
 from scipy.stats import qmc
 
 from optimizer.distances import DISTANCES, DistributionBank
+from optimizer.fallbacks import SurrogateFitWarning
 from optimizer.metrics import metric_on_samples
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import History, OptionError, Strategy, check_options, options_model, sobol_points
@@ -51,6 +54,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         candidates=10201, generated=1000, top_k=0, radii=[], perturbations=0, common_random_numbers=False,
     ),
 }
+# Added to an infeasible candidate's acquisition, in units of the observed objective spread: far beyond any
+# feasible (standardised) score, so feasibility always ranks first whatever the objective's scale.
+INFEASIBLE_OFFSET = 1e6
 class WUGOOptions(pydantic.BaseModel):
     """Types and ranges of the study's ``strategy.options`` for WU-GO (absent: the preset's value)."""
 
@@ -135,6 +141,8 @@ class WUGOStrategy(Strategy):
         self._signs = np.array([1.0 if study.objectives[n].direction == "minimize" else -1.0 for n in names])
         self._weights: np.ndarray | None = None
         self._norm: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._centre = 0.0  # observed mean of the primary objective, and observed spreads (std) by metric name
+        self._spread: dict[str, float] = {}
         self.cfg = cfg
         self.preset = preset
         self.surrogate: Any = None
@@ -142,6 +150,7 @@ class WUGOStrategy(Strategy):
         self.outputs: list[str] | None = None
         self._samples: dict[int, torch.Tensor] = {}
         self._fitted_on: tuple[int, ...] = ()
+        self._model_ok = False  # whether the surrogate has been fitted at least once
         self._grid: np.ndarray | None = None
 
     # -- model ----------------------------------------------------------------------------
@@ -189,14 +198,31 @@ class WUGOStrategy(Strategy):
             return
         data = stack_common(
             [self._samples[c] for c in ids], torch.Generator().manual_seed(self.seed + len(ids)))
-        self.surrogate.fit(torch.as_tensor(history.theta, dtype=torch.float32), data)
+        before = copy.deepcopy(self.surrogate.state_dict()) if self._model_ok else None
+        try:
+            self.surrogate.fit(torch.as_tensor(history.theta, dtype=torch.float32), data)
+            bad = _nan_state(self.surrogate.state_dict())
+            if bad:
+                raise FloatingPointError(f"NaN in {bad} after the fit")
+        except Exception as err:  # noqa: BLE001 - a surrogate that cannot fit must not end the campaign
+            fallback = "keeping the previous model" if before is not None else "proposing a space-filling design"
+            warnings.warn(f"WU-GO: the {self.cfg['surrogate']} surrogate could not be fitted on {len(ids)} calls "
+                          f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
+                          f"{fallback} for this step", SurrogateFitWarning, stacklevel=2)
+            if before is not None:
+                self.surrogate.load_state_dict(before)
+            else:  # an unfitted (or half-fitted) network: start again from fresh weights next time
+                self.surrogate = self.new_surrogate(self.bank.k)
+            self._fitted_on = ids  # the same history is not refitted on every ask; the next call retries
+            return
         self._fitted_on = ids
+        self._model_ok = True
 
     def state_dict(self) -> dict[str, Any] | None:
         if self.surrogate is None:
             return None
         return {"preset": self.preset, "k": self.bank.k if self.bank else 1, "fitted_on": list(self._fitted_on),
-                "surrogate": self.surrogate.state_dict()}
+                "surrogate": self.surrogate.state_dict(), "model_ok": self._model_ok}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("preset") != self.preset:
@@ -204,6 +230,7 @@ class WUGOStrategy(Strategy):
         self._build(int(state["k"]))
         self.surrogate.load_state_dict(state["surrogate"])
         self._fitted_on = tuple(state["fitted_on"])
+        self._model_ok = bool(state.get("model_ok", True))
 
     # -- acquisition ----------------------------------------------------------------------
     def _generate(self, x: np.ndarray, gen_seed: int) -> torch.Tensor:
@@ -253,7 +280,10 @@ class WUGOStrategy(Strategy):
                                                           *self.study.constraints.values()])
         q = self._quantities(x) if needs_q else {}
         if len(self.names) == 1:
-            score = self.sign * self._value(self.metric, ys, q) - self.cfg["kappa"] * sigma
+            # standardised by the observed objective (a positive affine map: the ranking is unchanged), so
+            # INFEASIBLE_OFFSET lies beyond every feasible score whatever the objective's units
+            centre, spread = self._centre, self._spread.get(self.objective, 1.0)
+            score = (self.sign * (self._value(self.metric, ys, q) - centre) - self.cfg["kappa"] * sigma) / spread
         else:
             assert self._weights is not None and self._norm is not None
             lo, span, sigma_scale = self._norm
@@ -262,12 +292,22 @@ class WUGOStrategy(Strategy):
             w = self._weights[:, None]
             cheb = (w * z).max(0) + 0.05 * (w * z).sum(0)
             score = cheb - self.cfg["kappa"] * sigma / sigma_scale
-        for c in self.study.constraints.values():
+        score = np.where(np.isnan(score), np.inf, score)  # an undefined statistic ranks last
+        viol = np.zeros(len(x))
+        for name, c in self.study.constraints.items():
             v = self._value(c, ys, q)
-            viol = np.maximum(0, v - c.upper if c.upper is not None else -np.inf) + \
+            excess = np.maximum(0, v - c.upper if c.upper is not None else -np.inf) + \
                 np.maximum(0, c.lower - v if c.lower is not None else -np.inf)
-            score = score + np.where(viol > 0, 1e6 + viol, 0.0)  # any feasible candidate beats every infeasible one
-        return score, ys
+            viol = viol + excess / self._spread.get(name, 1.0)
+        # any feasible candidate beats every infeasible one; infeasible ones rank by standardised violation
+        return np.where(viol > 0, INFEASIBLE_OFFSET + viol, score), ys
+
+    def _set_scales(self, history: History) -> None:
+        """Observed centre and spreads that make the acquisition and the violations unit-free."""
+        prim = history.objectives[:, self._objective_index]
+        self._centre = float(np.mean(prim))
+        cols = {self.objective: prim} | {n: history.constraints[:, j] for j, n in enumerate(self.study.constraints)}
+        self._spread = {n: _spread(v) for n, v in cols.items()}
 
     def _candidates(self, n_issued: int) -> np.ndarray:
         d, N = self.space.dim, self.cfg["candidates"]
@@ -326,6 +366,8 @@ class WUGOStrategy(Strategy):
         P = self.cfg["plateau"]
         if P and len(y) > P:
             best_before = np.min(y[:-P])
+            if not np.isfinite(best_before):  # no feasible incumbent to have plateaued at
+                return False
             return bool(np.min(y[-P:]) >= best_before - self.cfg["plateau_tol"])
         return False
 
@@ -336,6 +378,8 @@ class WUGOStrategy(Strategy):
             return self.feasible_sobol(history.n_issued, n)
         self.tell(history)
         assert self.bank is not None
+        if not self._model_ok:  # no surrogate could be fitted yet (a SurrogateFitWarning said so)
+            return sobol_points(self.space.dim, self.seed, history.n_issued, n)
         base = len(self.bank)
         taken = np.vstack([history.theta, history.failed_theta, pending]).reshape(-1, self.space.dim)
         gen_seed = int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0] % 2**31)
@@ -344,6 +388,7 @@ class WUGOStrategy(Strategy):
                 ys = self._generate(pending, gen_seed)
                 for j in range(len(pending)):
                     self.bank.add(-1 - j, ys[j])
+            self._set_scales(history)
             if len(self.names) > 1:
                 Y = np.stack([self._signs[i] * history.objectives[:, list(self.study.objectives).index(nm)]
                               for i, nm in enumerate(self.names)])
@@ -365,12 +410,59 @@ class WUGOStrategy(Strategy):
         return np.array(chosen).reshape(-1, self.space.dim)
 
 
+# Most rows a call contributes to a surrogate fit: the fit's memory is N·m·k floats, and it draws a fixed number
+# of minibatch rows per step, so rows beyond a few thousand per call add memory, not information.
+MAX_ROWS_PER_CALL = 8192
+
+
 def stack_common(samples: list[torch.Tensor], generator: torch.Generator) -> torch.Tensor:
-    """Calls' samples ``[n_i, k]`` → ``[N, n, k]`` with n the smallest n_i: larger calls are subsampled at
-    random (simulators may return a varying number of rows, a surrogate fits a rectangular batch)."""
-    n = min(x.shape[0] for x in samples)
-    return torch.stack([x if x.shape[0] == n else x[torch.randperm(x.shape[0], generator=generator)[:n]]
-                        for x in samples])
+    """Calls' samples ``[n_i, k]`` → ``[N, m, k]`` (simulators may return a varying number of rows, a surrogate
+    fits a rectangular batch).
+
+    ``m = min(MAX_ROWS_PER_CALL, median n_i)``: larger calls are subsampled without replacement, smaller ones
+    resampled with replacement (a bootstrap of their own rows). Every call keeps its weight of one θ in the
+    fit, and one small call no longer cuts every other call down to its size.
+    """
+    sizes = sorted(int(x.shape[0]) for x in samples)
+    m = max(1, min(MAX_ROWS_PER_CALL, sizes[len(sizes) // 2]))
+    out = []
+    for x in samples:
+        n = x.shape[0]
+        if n == m:
+            out.append(x)
+        elif n > m:
+            out.append(x[torch.randperm(n, generator=generator)[:m]])
+        else:  # every row once, the rest drawn with replacement
+            extra = torch.randint(0, n, (m - n,), generator=generator)
+            out.append(torch.cat([x, x[extra]]))
+    return torch.stack(out)
+
+
+def _spread(v: np.ndarray) -> float:
+    """Standard deviation of observed values ``[N]``; their magnitude (or 1) where they do not vary."""
+    v = v[np.isfinite(v)]
+    sd = float(np.std(v)) if len(v) > 1 else 0.0
+    if sd > 0:
+        return sd
+    mag = float(np.max(np.abs(v))) if len(v) else 0.0
+    return mag if mag > 0 else 1.0
+
+
+def _nan_state(state: Any, path: str = "") -> str:
+    """The first tensor of a (nested) state dict holding a NaN, or ``""`` (infinite bounds are legitimate)."""
+    if isinstance(state, torch.Tensor):
+        return path if state.is_floating_point() and bool(torch.isnan(state).any()) else ""
+    if isinstance(state, dict):
+        items: list[tuple[Any, Any]] = list(state.items())
+    elif isinstance(state, (list, tuple)):
+        items = list(enumerate(state))
+    else:
+        return ""
+    for key, value in items:
+        bad = _nan_state(value, f"{path}.{key}" if path else str(key))
+        if bad:
+            return bad
+    return ""
 
 
 def _is_prime_square(n: int, d: int) -> bool:
