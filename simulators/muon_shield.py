@@ -305,6 +305,11 @@ class Physics:
         if self.dedx_b < 0 or (self.dedx_a is not None and self.dedx_a < 0) or self.p_kill < 0 or self.world <= 0:
             raise ValueError("physics: dedx_a, dedx_b and p_kill must be non-negative and world positive")
 
+    @property
+    def stop_energy(self) -> float:
+        """Energy (GeV) at or below which a muon stops within its step: E(p_kill), at least the mass."""
+        return math.hypot(self.p_kill, MUON_MASS)
+
 
 @dataclass
 class _State:
@@ -316,13 +321,15 @@ class _State:
     p: Tensor
     q: Tensor
     idx: Tensor  # position of each muon of the working set in the call's arrays
+    #: 1 while the muon moves, 0 once it has stopped in a step: every later step leaves it where it stopped
+    live: Tensor
 
 
-#: Steps between kill checks; a stopped muon keeps being stepped until then, harmlessly.
+#: Steps between kill checks (world box, turned back); a muon that stops in a step is frozen at once (``live``).
 CHECK_EVERY = 8
 #: Fraction of dead muons in the working set that triggers a compaction (indexing is costly).
 COMPACT_FRACTION = 0.1
-_STATE = ("x", "y", "px", "py", "pz", "p", "q")
+_STATE = ("x", "y", "px", "py", "pz", "p", "q", "live")
 
 
 def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Generator,
@@ -339,7 +346,7 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
     alive_out = torch.zeros(n, device=dev, dtype=torch.bool)
     p0 = torch.sqrt(muons.px**2 + muons.py**2 + muons.pz**2)
     s = _State(muons.x.clone(), muons.y.clone(), muons.px.clone(), muons.py.clone(), muons.pz.clone(), p0,
-               muons.charge.clone(), torch.arange(n, device=dev))
+               muons.charge.clone(), torch.arange(n, device=dev), torch.ones(n, device=dev, dtype=dt))
     dead = torch.zeros(n, device=dev, dtype=torch.bool)
     stop_x, stop_y = torch.zeros_like(s.x), torch.zeros_like(s.y)
     muon_steps = 0
@@ -350,7 +357,7 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
 
     def check() -> None:
         nonlocal dead, stop_x, stop_y
-        lost = (s.p <= physics.p_kill) | (s.pz <= 0) | (s.x.abs() >= physics.world) | (s.y.abs() >= physics.world)
+        lost = (s.live == 0) | (s.p <= physics.p_kill) | (s.pz <= 0) | (s.x.abs() >= physics.world) | (s.y.abs() >= physics.world)
         lost |= ~torch.isfinite(s.x + s.y)
         new = lost & ~dead
         stop_x, stop_y = torch.where(new, s.x, stop_x), torch.where(new, s.y, stop_y)
@@ -428,13 +435,18 @@ def field_map(x: Tensor, y: Tensor, dx: float, dy: float, gap: float, r: float,
 
 def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: float, physics: Physics,
           kappa: float, rho: float, gen: torch.Generator, ionisation: IronIonisation) -> None:
-    """One step of length ``h`` along z through a magnet section of half-sizes ``dx, dy`` (m)."""
+    """One step of length ``h`` along z through a magnet section of half-sizes ``dx, dy`` (m).
+
+    A muon whose energy falls to ``E(p_kill)`` (at least its mass) in the step stops there: ``s.live``
+    becomes 0 and masks its kick, scattering, loss and drift in every later step, so it cannot come back.
+    """
+    live = s.live
     tx0, ty0 = s.px / s.pz, s.py / s.pz
     xm, ym = s.x + tx0 * (h / 2), s.y + ty0 * (h / 2)
     bx, by, iron = field_map(xm, ym, dx, dy, gap, r, B)
-    ironf = iron.to(s.x.dtype)
+    ironf = iron.to(s.x.dtype) * live
     if B != 0:
-        k = C_LIGHT * h * s.q
+        k = (C_LIGHT * h) * s.q * live
         s.px = s.px - k * by
         if bx is not None:
             s.py = s.py + k * bx
@@ -471,13 +483,17 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
             e_new = (energy + a / b) * torch.exp(-b * grams) - a / b
         else:
             e_new = energy - a * grams
-        p_new = torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(1e-6))  # > 0: stopped muons stay finite
+        # a loss beyond E + m would give e_new < −m and a positive e_new² − m²: stop instead, for good
+        s.live = live * (e_new > physics.stop_energy)
+        e_new = e_new.clamp_min(MUON_MASS)
+        p_new = torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(1e-12))  # > 0: stopped muons stay finite
         scale = p_new / s.p
         s.px, s.py, s.pz, s.p = s.px * scale, s.py * scale, s.pz * scale, p_new
 
     tx1, ty1 = s.px / s.pz, s.py / s.pz
-    s.x = s.x + (tx0 + tx1) * (h / 2)
-    s.y = s.y + (ty0 + ty1) * (h / 2)
+    hl = s.live * (h / 2)  # a muon that stopped in this step stays at the step's entrance
+    s.x = s.x + (tx0 + tx1) * hl
+    s.y = s.y + (ty0 + ty1) * hl
     if physics.scattering:
         s.x = s.x + offx
         s.y = s.y + offy
