@@ -44,9 +44,13 @@ import torch
 from torch import Tensor
 
 from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_generator, resolve_device, run_in_chunks
-from simulators.physics import C_LIGHT, HIGHLAND, IRON_B, MATERIALS, MUON_MASS, IronIonisation
+from simulators.physics import C_LIGHT, ELECTRON_MASS, HIGHLAND, IRON_B, K_BETHE, MATERIALS, MUON_MASS, IronIonisation
 
 IRON = MATERIALS["Fe"]
+IRON_ZA = IRON.z / IRON.a
+#: Largest mean number of sampled knock-on electrons per step: the cut T_c = ξ/LAMBDA_DELTA (at most
+#: W_max) keeps "at most one hard event per step" accurate to O(λ²) whatever the step length.
+LAMBDA_DELTA = 0.05
 #: Iron outside the 6 free magnets in SHiP-2018's mass convention (kg → t).
 SHIP2018_ABSORBER_MASS_T = 257.401
 #: SHiP-2018 soft mass budget W* of the scalarised loss (t).
@@ -272,11 +276,15 @@ class Physics:
         step: step length along z inside iron (m).
         field: magnetic field on/off.
         scattering: multiple scattering on/off.
-        energy_loss: ``stochastic`` (ionisation spread + hard radiative losses), ``continuous`` or ``off``.
+        energy_loss: ``stochastic`` (ionisation straggling + hard radiative losses), ``continuous`` or ``off``.
         dedx_a: constant ionisation a (GeV cm²/g) instead of the a(E) table (a test oracle's knob).
         dedx_b: radiative coefficient b (cm²/g).
-        ionisation_spread: relative Gaussian width of the ionisation loss per step (0: off; for thick
-            iron steps the straggling is dominated by the sampled radiative losses).
+        straggling: ionisation straggling in ``stochastic`` mode: knock-on electrons above
+            T_c = min(W_max, ξ/0.05) sampled one by one from the spin-½ δ-ray spectrum, the rest a Gaussian
+            of the sub-cut variance ξ·T_c(1 − β²T_c/2W_max); both scale with the path, so the spread over
+            a thick absorber does not depend on ``step``. The mean stays a(E).
+        ionisation_spread: an extra relative Gaussian width of the ionisation loss per step (0: off).
+            Applied per step, its effect over a path shrinks as 1/√steps; prefer ``straggling``.
         v_cut: fractional energy above which radiative losses are sampled one by one.
         scattering_log_length: path (m) fixing Highland's logarithm; default the total iron length.
         p_kill: momentum (GeV) below which a muon stops.
@@ -289,6 +297,7 @@ class Physics:
     energy_loss: str = "stochastic"
     dedx_a: float | None = None
     dedx_b: float = IRON_B
+    straggling: bool = True
     ionisation_spread: float = 0.0
     v_cut: float = 0.01
     scattering_log_length: float | None = None
@@ -471,14 +480,19 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
             if physics.ionisation_spread > 0:
                 spread = torch.randn(len(s.x), generator=gen, device=s.x.device, dtype=s.x.dtype)
                 a = a * (1 + physics.ionisation_spread * spread).clamp_min(0)
-            # radiative losses above v_cut one by one, below it continuously
+            # one uniform picks at most one hard event per step from disjoint intervals: a radiative loss
+            # (u < λ_r), a knock-on electron (λ_r ≤ u < λ_r + λ_δ); a second one accepts the knock-on
             lam = b * grams * math.log(1 / physics.v_cut)
-            u = torch.rand(len(s.x), generator=gen, device=s.x.device, dtype=s.x.dtype)
-            hard = u < lam
+            u = torch.rand(2 if physics.straggling else 1, len(s.x), generator=gen, device=s.x.device,
+                           dtype=s.x.dtype)
+            u0 = u[0]
             # v = v_cut**(u/λ) given u < λ; the clamp keeps exp's argument in [ln v_cut, 0] (no denormals)
-            v = torch.exp(math.log(physics.v_cut) * (u / lam.clamp_min(1e-30)).clamp(max=1.0)) * hard
+            v = torch.exp(math.log(physics.v_cut) * (u0 / lam.clamp_min(1e-30)).clamp(max=1.0)) * (u0 < lam)
             # b·v_cut·X ≈ 1e-5 per step: the first-order solution is exact to ~1e-10
-            e_new = (energy - (a + (b * physics.v_cut) * energy) * grams) * (1 - v)
+            ion = a * grams
+            if physics.straggling:
+                ion = ion - _knock_on(energy, p2, grams, lam, u0, u[1], gen)
+            e_new = (energy - ion - (b * physics.v_cut) * energy * grams) * (1 - v)
         elif b > 0:
             e_new = (energy + a / b) * torch.exp(-b * grams) - a / b
         else:
@@ -500,6 +514,33 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
         tx, ty = tx1 + dthx, ty1 + dthy
         s.pz = torch.copysign(s.p * torch.rsqrt(1 + tx * tx + ty * ty), s.pz)
         s.px, s.py = tx * s.pz, ty * s.pz
+
+
+def _knock_on(energy: Tensor, p2: Tensor, grams: Tensor, lam: Tensor, u0: Tensor, u1: Tensor,
+              gen: torch.Generator) -> Tensor:
+    """Ionisation straggling of one step: ``mean − loss`` ``[n]`` (GeV), zero on average.
+
+    Knock-ons of T_c < T < W_max from (1/T²)(1 − β²T/W_max + T²/2E²) [PDG δ-ray spectrum, spin ½]: T by
+    inverse CDF of 1/T² from the part of ``u0`` above ``lam``, accepted with the bracket (≤ 1) by ``u1``;
+    below T_c a Gaussian of the sub-cut variance. The expected value of both is subtracted, so the
+    mean loss stays a(E)·X, and the variance sums to ∫ξ(W_max(1 − β²/2) + W_max³/6E²) over any steps.
+    """
+    e2 = energy * energy
+    beta2 = p2 / e2
+    xi = (0.5 * K_BETHE * IRON_ZA) * grams / beta2  # GeV
+    r = ELECTRON_MASS / MUON_MASS
+    wmax = (2 * ELECTRON_MASS / MUON_MASS**2) * p2 / (1 + (2 * r / MUON_MASS) * energy + r * r)
+    tcut = torch.minimum(xi * (1 / LAMBDA_DELTA), wmax).clamp_min(1e-9)
+    inv_tc, inv_w = 1 / tcut, 1 / wmax
+    lam_d = (xi * (inv_tc - inv_w)).clamp_min(0)
+    w = ((u0 - lam) / lam_d.clamp_min(1e-30)).clamp(0, 1)
+    t = 1 / (inv_tc - w * (inv_tc - inv_w))
+    accept = (u0 >= lam) & (u0 < lam + lam_d) & (u1 < 1 - beta2 * t * inv_w + t * t / (2 * e2))
+    mean_hard = xi * (torch.log(wmax * inv_tc) - beta2 * (1 - tcut * inv_w) + (wmax * wmax - tcut * tcut) / (4 * e2))
+    var_soft = xi * tcut * (1 - beta2 * tcut * inv_w / 2)
+    z = torch.randn(len(energy), generator=gen, device=energy.device, dtype=energy.dtype)
+    # where, not a product: t is inf (float32) where λ_δ = 0 (air)
+    return mean_hard - torch.where(accept, t, 0.0) - torch.sqrt(var_soft) * z
 
 
 # -- the simulator --------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ MUON_MASS = 0.1056583755  # GeV
 ELECTRON_MASS = 0.51099895e-3  # GeV
 #: Highland's constant (GeV).
 HIGHLAND = 0.0136
+#: K = 4π N_A r_e² m_e c² (GeV cm²/mol) of the Bethe formula [PDG, "Passage of particles through matter"].
+K_BETHE = 0.307075e-3
 
 
 @dataclass(frozen=True)
@@ -121,3 +123,19 @@ class IronIonisation:
 def gamma_cdf(alpha: Tensor, beta: Tensor, t: Tensor) -> Tensor:
     """Fraction of a Gamma(α, β) longitudinal profile deposited before depth ``t`` (radiation lengths)."""
     return torch.special.gammainc(alpha, beta * t.clamp_min(0))
+
+
+def delta_ray_variance(energy: float, za: float = 26 / 55.845, mass: float = MUON_MASS) -> float:
+    """Variance per g/cm² (GeV² cm²/g) of the ionisation loss of a spin-½ particle of ``energy`` (GeV).
+
+    The second moment of the knock-on spectrum [PDG, "Passage of particles through matter", δ rays]
+    d²N/dT dX = (K/2)(Z/A)(1/β²)(1/T²)·(1 − β²T/W_max + T²/2E²) over 0 < T < W_max:
+    (K/2)(Z/A)/β² · [W_max(1 − β²/2) + W_max³/(6E²)]. For GeV muons it is dominated by rare knock-ons near
+    W_max (the Landau tail); Bohr's 0.157·(Z/A)·X MeV² is its non-relativistic limit.
+    """
+    p2 = energy**2 - mass**2
+    beta2 = p2 / energy**2
+    gamma = energy / mass
+    r = ELECTRON_MASS / mass
+    wmax = 2 * ELECTRON_MASS * p2 / mass**2 / (1 + 2 * gamma * r + r * r)
+    return 0.5 * K_BETHE * za / beta2 * (wmax * (1 - beta2 / 2) + wmax**3 / (6 * energy**2))
