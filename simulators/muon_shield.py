@@ -51,6 +51,11 @@ IRON_ZA = IRON.z / IRON.a
 #: Largest mean number of sampled knock-on electrons per step: the cut T_c = ξ/LAMBDA_DELTA (at most
 #: W_max) keeps "at most one hard event per step" accurate to O(λ²) whatever the step length.
 LAMBDA_DELTA = 0.05
+#: Single scatters are sampled above TAIL_CUT·θ0 of the nominal path; below it is the Highland core
+#: (its fit covers the central 98 %, i.e. up to ≈ 2.3·θ0).
+TAIL_CUT = 2.5
+#: Mean squared charge radius of iron in GeV⁻² ((3.74 fm)², de Vries et al., ADNDT 36 (1987); ħc = 0.1973 GeV fm).
+IRON_R2 = (3.74 / 0.1973) ** 2
 #: Iron outside the 6 free magnets in SHiP-2018's mass convention (kg → t).
 SHIP2018_ABSORBER_MASS_T = 257.401
 #: SHiP-2018 soft mass budget W* of the scalarised loss (t).
@@ -275,7 +280,11 @@ class Physics:
     Attributes:
         step: step length along z inside iron (m).
         field: magnetic field on/off.
-        scattering: multiple scattering on/off.
+        scattering: multiple scattering: ``tails`` (default; Highland core plus single large-angle
+            scatters), ``gaussian`` (Highland core only) or ``off``; ``true``/``false`` mean tails/off.
+            ``tails`` adds, above θ_c = 2.5·θ0 of the nominal path (``scattering_log_length``), screened
+            Rutherford scatters (rate ∝ Z(Z+1)) accepted with the nucleus's form factor (Z²·e^{−q²⟨r²⟩/3}),
+            incoherent protons (Z·(1 − F²)·dipole²) and atomic electrons (Z, θ < m_e/m_μ).
         energy_loss: ``stochastic`` (ionisation straggling + hard radiative losses), ``continuous`` or ``off``.
         dedx_a: constant ionisation a (GeV cm²/g) instead of the a(E) table (a test oracle's knob).
         dedx_b: radiative coefficient b (cm²/g).
@@ -293,7 +302,7 @@ class Physics:
 
     step: float = 0.1
     field: bool = True
-    scattering: bool = True
+    scattering: bool | str = "tails"
     energy_loss: str = "stochastic"
     dedx_a: float | None = None
     dedx_b: float = IRON_B
@@ -305,6 +314,10 @@ class Physics:
     world: float = 10.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.scattering, bool):
+            object.__setattr__(self, "scattering", "tails" if self.scattering else "off")
+        if self.scattering not in ("tails", "gaussian", "off"):
+            raise ValueError("physics.scattering must be tails, gaussian or off")
         if self.step <= 0:
             raise ValueError("physics.step must be positive")
         if self.energy_loss not in ("stochastic", "continuous", "off"):
@@ -362,6 +375,7 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
 
     log_len = physics.scattering_log_length or geometry.iron_length() or 1.0
     kappa = 1 + 0.038 * math.log(log_len * 100 / IRON.x0_cm)
+    tail_x0 = log_len * 100 / IRON.x0_cm  # nominal path (X0) whose Highland core the tail cut refers to
     rho = IRON.density
 
     def check() -> None:
@@ -400,7 +414,7 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
             if len(s.x) == 0:
                 break
             dx, dy, gap = el.shape_at(el.z0 + (k + 0.5) * h)
-            _step(s, h, dx, dy, gap, el.yoke_ratio, B, physics, kappa, rho, gen, ionisation)
+            _step(s, h, dx, dy, gap, el.yoke_ratio, B, physics, kappa, rho, gen, ionisation, tail_x0)
             muon_steps += len(s.x)
             if k % CHECK_EVERY == CHECK_EVERY - 1 or k == n_steps - 1:
                 check()
@@ -443,7 +457,7 @@ def field_map(x: Tensor, y: Tensor, dx: float, dy: float, gap: float, r: float,
 
 
 def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: float, physics: Physics,
-          kappa: float, rho: float, gen: torch.Generator, ionisation: IronIonisation) -> None:
+          kappa: float, rho: float, gen: torch.Generator, ionisation: IronIonisation, tail_x0: float = 1.0) -> None:
     """One step of length ``h`` along z through a magnet section of half-sizes ``dx, dy`` (m).
 
     A muon whose energy falls to ``E(p_kill)`` (at least its mass) in the step stops there: ``s.live``
@@ -465,13 +479,18 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
 
     ds = h * s.p / s.pz.abs().clamp_min(1e-6)  # path length of the step
     energy = torch.sqrt(p2 + MUON_MASS**2)
-    if physics.scattering:
+    scatter = physics.scattering != "off"
+    if scatter:
         z4 = torch.randn(4, len(s.x), generator=gen, device=s.x.device, dtype=s.x.dtype)
         theta0 = (HIGHLAND * kappa) * energy / p2 * torch.sqrt(ds * (100 * rho / IRON.x0)) * ironf
         off = ds * theta0
         dthx, dthy = z4[1] * theta0, z4[3] * theta0
         offx = off * (z4[0] * (1 / math.sqrt(12)) + z4[1] * 0.5)
         offy = off * (z4[2] * (1 / math.sqrt(12)) + z4[3] * 0.5)
+        if physics.scattering == "tails":
+            tx_, ty_ = _single_scatter(energy, p2, ds * (100 * rho) * ironf, kappa, tail_x0, gen)
+            dthx, dthy = dthx + tx_, dthy + ty_
+            offx, offy = offx + tx_ * (ds / 2), offy + ty_ * (ds / 2)  # at mid-step
     if physics.energy_loss != "off":
         grams = ds * (100 * rho) * ironf  # g/cm²
         a = physics.dedx_a if physics.dedx_a is not None else ionisation(energy)
@@ -508,12 +527,40 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
     hl = s.live * (h / 2)  # a muon that stopped in this step stays at the step's entrance
     s.x = s.x + (tx0 + tx1) * hl
     s.y = s.y + (ty0 + ty1) * hl
-    if physics.scattering:
+    if scatter:
         s.x = s.x + offx
         s.y = s.y + offy
         tx, ty = tx1 + dthx, ty1 + dthy
         s.pz = torch.copysign(s.p * torch.rsqrt(1 + tx * tx + ty * ty), s.pz)
         s.px, s.py = tx * s.pz, ty * s.pz
+
+
+def _single_scatter(energy: Tensor, p2: Tensor, grams: Tensor, kappa: float, nominal_x0: float,
+                    gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Single large-angle scatters of one step: projected angles ``(θ_x, θ_y)`` ``[n]``, mostly zero.
+
+    Screened Rutherford on the atom, dN/dΩ = χ_c²/(πθ⁴) per step with χ_c² = K·m_e·Z(Z+1)/A·X·E²/p⁴
+    [Molière; PDG constants], above θ_c = TAIL_CUT·θ0(nominal path): the Highland core already holds the
+    scatters below it. Its rate per g/cm² does not depend on p (θ_c ∝ E/p² too). Each candidate is
+    accepted with [Z·F_N² + Z·(1 − F_N²)·G_p² + Z·1(θ < m_e/m_μ)]/(Z(Z+1)) ≤ 1: coherent nucleus with a
+    Gaussian form factor F_N = exp(−q²⟨r²⟩/6), incoherent protons with the dipole G_p = (1 + q²/0.71)^−2,
+    atomic electrons up to the kinematic limit (Butkevich et al., hep-ph/0108016, on what shapes the tail).
+    """
+    z = IRON.z
+    theta_c2 = (TAIL_CUT * HIGHLAND * kappa) ** 2 * nominal_x0 * (energy / p2) ** 2
+    rate = K_BETHE * ELECTRON_MASS * z * (z + 1) / IRON.a / (TAIL_CUT * HIGHLAND * kappa) ** 2 / nominal_x0
+    lam = rate * grams * (1 - theta_c2).clamp_min(0)  # θ ≤ 1 rad
+    u = torch.rand(2, len(energy), generator=gen, device=energy.device, dtype=energy.dtype)
+    w = (u[0] / lam.clamp_min(1e-30)).clamp(max=1.0)
+    inv_c = 1 / theta_c2.clamp_min(1e-30)
+    theta2 = 1 / (inv_c - w * (inv_c - 1))
+    q2 = theta2 * p2  # GeV²
+    f2 = torch.exp(q2 * (-IRON_R2 / 3))
+    accept = (z * f2 + (1 - f2) / (1 + q2 / 0.71) ** 4 + (theta2 < (ELECTRON_MASS / MUON_MASS) ** 2)) / (z + 1)
+    hit = (u[0] < lam) & (u[1] < accept)
+    theta = torch.where(hit, torch.sqrt(theta2), 0.0)
+    phi = (2 * math.pi) * u[1] / accept.clamp_min(1e-30)  # uniform given acceptance
+    return theta * torch.cos(phi), theta * torch.sin(phi)
 
 
 def _knock_on(energy: Tensor, p2: Tensor, grams: Tensor, lam: Tensor, u0: Tensor, u1: Tensor,
