@@ -14,10 +14,11 @@ behind the last element.
 **Transport per step Δz.** Field lookup at the half step, exact momentum kick of a
 uniform transverse field (``Δp_x = −0.2998·q·B_y·Δz``, ``Δp_y = +0.2998·q·B_x·Δz``,
 |p| kept), Highland multiple scattering with the PDG correlated angle/offset
-recipe and a fixed logarithm, ionisation a(E) plus radiative b·E loss with
+recipe and a fixed logarithm plus single large-angle scatters (``scattering:
+tails``), ionisation a(E) with δ-ray straggling plus radiative b(E)·E loss with
 stochastic hard radiative losses (``dN/dv ∝ 1/v`` above ``v_cut``), trapezoidal
-drift. Muons are killed when they stop (``p < p_kill``), turn back, or leave the
-world box.
+drift. A muon that stops (``p ≤ p_kill``) within a step is frozen there at once;
+muons that turn back or leave the world box are dropped. See docs/physics.md.
 
 **Inputs.** ``source: beam_dump`` (default): an importance sample flat in
 ``(p, p_T)`` like SHiP's optimisation sample, each muon carrying the weight
@@ -489,9 +490,11 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
         offx = off * (z4[0] * (1 / math.sqrt(12)) + z4[1] * 0.5)
         offy = off * (z4[2] * (1 / math.sqrt(12)) + z4[3] * 0.5)
         if physics.scattering == "tails":
-            tx_, ty_ = _single_scatter(energy, p2, ds * (100 * rho) * ironf, kappa, tail_x0, gen)
-            dthx, dthy = dthx + tx_, dthy + ty_
-            offx, offy = offx + tx_ * (ds / 2), offy + ty_ * (ds / 2)  # at mid-step
+            idx, tx_, ty_ = _single_scatter(energy, p2, ds * (100 * rho) * ironf, kappa, tail_x0, gen)
+            if len(idx):
+                half = ds[idx] / 2  # the scatter at mid-step
+                dthx, dthy = dthx.index_add(0, idx, tx_), dthy.index_add(0, idx, ty_)
+                offx, offy = offx.index_add(0, idx, tx_ * half), offy.index_add(0, idx, ty_ * half)
     if physics.energy_loss != "off":
         grams = ds * (100 * rho) * ironf  # g/cm²
         if physics.dedx_b is None:
@@ -542,8 +545,8 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
 
 
 def _single_scatter(energy: Tensor, p2: Tensor, grams: Tensor, kappa: float, nominal_x0: float,
-                    gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Single large-angle scatters of one step: projected angles ``(θ_x, θ_y)`` ``[n]``, mostly zero.
+                    gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """Single large-angle scatters of one step: ``(idx [k], θ_x [k], θ_y [k])`` for the k muons hit.
 
     Screened Rutherford on the atom, dN/dΩ = χ_c²/(πθ⁴) per step with χ_c² = K·m_e·Z(Z+1)/A·X·E²/p⁴
     [Molière; PDG constants], above θ_c = TAIL_CUT·θ0(nominal path): the Highland core already holds the
@@ -556,17 +559,21 @@ def _single_scatter(energy: Tensor, p2: Tensor, grams: Tensor, kappa: float, nom
     theta_c2 = (TAIL_CUT * HIGHLAND * kappa) ** 2 * nominal_x0 * (energy / p2) ** 2
     rate = K_BETHE * ELECTRON_MASS * z * (z + 1) / IRON.a / (TAIL_CUT * HIGHLAND * kappa) ** 2 / nominal_x0
     lam = rate * grams * (1 - theta_c2).clamp_min(0)  # θ ≤ 1 rad
-    u = torch.rand(2, len(energy), generator=gen, device=energy.device, dtype=energy.dtype)
-    w = (u[0] / lam.clamp_min(1e-30)).clamp(max=1.0)
-    inv_c = 1 / theta_c2.clamp_min(1e-30)
+    u = torch.rand(len(energy), generator=gen, device=energy.device, dtype=energy.dtype)
+    # λ ~ 1e-5–1e-3 per step: the candidates are few, so work on them alone
+    idx = (u < lam).nonzero().squeeze(1)
+    if len(idx) == 0:
+        return idx, energy.new_zeros(0), energy.new_zeros(0)
+    w = u[idx] / lam[idx]
+    inv_c = 1 / theta_c2[idx]
     theta2 = 1 / (inv_c - w * (inv_c - 1))
-    q2 = theta2 * p2  # GeV²
+    q2 = theta2 * p2[idx]  # GeV²
     f2 = torch.exp(q2 * (-IRON_R2 / 3))
     accept = (z * f2 + (1 - f2) / (1 + q2 / 0.71) ** 4 + (theta2 < (ELECTRON_MASS / MUON_MASS) ** 2)) / (z + 1)
-    hit = (u[0] < lam) & (u[1] < accept)
-    theta = torch.where(hit, torch.sqrt(theta2), 0.0)
-    phi = (2 * math.pi) * u[1] / accept.clamp_min(1e-30)  # uniform given acceptance
-    return theta * torch.cos(phi), theta * torch.sin(phi)
+    u1 = torch.rand(len(idx), generator=gen, device=energy.device, dtype=energy.dtype)
+    theta = torch.where(u1 < accept, torch.sqrt(theta2), 0.0)
+    phi = (2 * math.pi) * u1 / accept  # uniform given acceptance
+    return idx, theta * torch.cos(phi), theta * torch.sin(phi)
 
 
 def _knock_on(energy: Tensor, p2: Tensor, grams: Tensor, lam: Tensor, u0: Tensor, u1: Tensor,
