@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,8 +45,8 @@ def beam(p: float, n: int = 1) -> Muons:
                  torch.ones(n, dtype=F64))
 
 
-def run(muons: Muons, geometry: Geometry, seed: int = 0, **physics: object) -> dict[str, torch.Tensor]:
-    phys = Physics(**{"world": 1e3, "p_kill": 0.01, **physics})  # type: ignore[arg-type]
+def run(muons: Muons, geometry: Geometry, seed: int = 0, **physics: Any) -> dict[str, torch.Tensor]:
+    phys = Physics(**{"world": 1e3, "p_kill": 0.01, **physics})
     return transport(muons, geometry, phys, torch.Generator().manual_seed(seed), ION)
 
 
@@ -59,7 +60,7 @@ def csda_m(p: float) -> float:
     return float(np.trapezoid(1 / ((a + b * es) * IRON.density * 100), es))
 
 
-def stopping_depth(p: float, upper: float, **physics: object) -> float:
+def stopping_depth(p: float, upper: float, **physics: Any) -> float:
     """Thickness (m) of iron that just stops a muon of ``p`` with continuous loss (bisection, 10 cm steps)."""
     lo, hi = 0.0, upper
     for _ in range(14):
@@ -101,8 +102,8 @@ def main() -> None:
 
     # b(E) and the 100 GeV range
     _, bb = ION.both(torch.tensor([10.0, 100.0], dtype=F64))
-    for e, tab, val in ((10, 3.5, bb[0].item()), (100, 5.6, bb[1].item())):
-        row(f"b(E) of Fe at {e} GeV", f"{tab}e-6 cm²/g (PDG muon tables, Groom et al. 2001; ≈ 5 %)",
+    for e_gev, tab, val in ((10, 3.5, bb[0].item()), (100, 5.6, bb[1].item())):
+        row(f"b(E) of Fe at {e_gev} GeV", f"{tab}e-6 cm²/g (PDG muon tables, Groom et al. 2001; ≈ 5 %)",
             f"{val * 1e6:.2f}e-6", f"{val * 1e6 / tab - 1:+.1%}", "10 %")
     rng = csda_m(100.0)
     sim_r = stopping_depth(100.0, 2 * rng)
