@@ -14,10 +14,11 @@ behind the last element.
 **Transport per step Δz.** Field lookup at the half step, exact momentum kick of a
 uniform transverse field (``Δp_x = −0.2998·q·B_y·Δz``, ``Δp_y = +0.2998·q·B_x·Δz``,
 |p| kept), Highland multiple scattering with the PDG correlated angle/offset
-recipe and a fixed logarithm, ionisation a(E) plus radiative b·E loss with
+recipe and a fixed logarithm plus single large-angle scatters (``scattering:
+tails``), ionisation a(E) with δ-ray straggling plus radiative b(E)·E loss with
 stochastic hard radiative losses (``dN/dv ∝ 1/v`` above ``v_cut``), trapezoidal
-drift. Muons are killed when they stop (``p < p_kill``), turn back, or leave the
-world box.
+drift. A muon that stops (``p ≤ p_kill``) within a step is frozen there at once;
+muons that turn back or leave the world box are dropped. See docs/physics.md.
 
 **Inputs.** ``source: beam_dump`` (default): an importance sample flat in
 ``(p, p_T)`` like SHiP's optimisation sample, each muon carrying the weight
@@ -44,9 +45,18 @@ import torch
 from torch import Tensor
 
 from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_generator, resolve_device, run_in_chunks
-from simulators.physics import C_LIGHT, HIGHLAND, IRON_B, MATERIALS, MUON_MASS, IronIonisation
+from simulators.physics import C_LIGHT, ELECTRON_MASS, HIGHLAND, K_BETHE, MATERIALS, MUON_MASS, IronIonisation
 
 IRON = MATERIALS["Fe"]
+IRON_ZA = IRON.z / IRON.a
+#: Largest mean number of sampled knock-on electrons per step: the cut T_c = ξ/LAMBDA_DELTA (at most
+#: W_max) keeps "at most one hard event per step" accurate to O(λ²) whatever the step length.
+LAMBDA_DELTA = 0.05
+#: Single scatters are sampled above TAIL_CUT·θ0 of the nominal path; below it is the Highland core
+#: (its fit covers the central 98 %, i.e. up to ≈ 2.3·θ0).
+TAIL_CUT = 2.5
+#: Mean squared charge radius of iron in GeV⁻² ((3.74 fm)², de Vries et al., ADNDT 36 (1987); ħc = 0.1973 GeV fm).
+IRON_R2 = (3.74 / 0.1973) ** 2
 #: Iron outside the 6 free magnets in SHiP-2018's mass convention (kg → t).
 SHIP2018_ABSORBER_MASS_T = 257.401
 #: SHiP-2018 soft mass budget W* of the scalarised loss (t).
@@ -271,12 +281,21 @@ class Physics:
     Attributes:
         step: step length along z inside iron (m).
         field: magnetic field on/off.
-        scattering: multiple scattering on/off.
-        energy_loss: ``stochastic`` (ionisation spread + hard radiative losses), ``continuous`` or ``off``.
+        scattering: multiple scattering: ``tails`` (default; Highland core plus single large-angle
+            scatters), ``gaussian`` (Highland core only) or ``off``; ``true``/``false`` mean tails/off.
+            ``tails`` adds, above θ_c = 2.5·θ0 of the nominal path (``scattering_log_length``), screened
+            Rutherford scatters (rate ∝ Z(Z+1)) accepted with the nucleus's form factor (Z²·e^{−q²⟨r²⟩/3}),
+            incoherent protons (Z·(1 − F²)·dipole²) and atomic electrons (Z, θ < m_e/m_μ).
+        energy_loss: ``stochastic`` (ionisation straggling + hard radiative losses), ``continuous`` or ``off``.
         dedx_a: constant ionisation a (GeV cm²/g) instead of the a(E) table (a test oracle's knob).
-        dedx_b: radiative coefficient b (cm²/g).
-        ionisation_spread: relative Gaussian width of the ionisation loss per step (0: off; for thick
-            iron steps the straggling is dominated by the sampled radiative losses).
+        dedx_b: constant radiative coefficient b (cm²/g) instead of the b(E) table (``None``, the default:
+            b(E) of iron after the PDG muon tables, ≈ 3.5e-6 at 10 GeV rising to 7e-6 at 1 TeV).
+        straggling: ionisation straggling in ``stochastic`` mode: knock-on electrons above
+            T_c = min(W_max, ξ/0.05) sampled one by one from the spin-½ δ-ray spectrum, the rest a Gaussian
+            of the sub-cut variance ξ·T_c(1 − β²T_c/2W_max); both scale with the path, so the spread over
+            a thick absorber does not depend on ``step``. The mean stays a(E).
+        ionisation_spread: an extra relative Gaussian width of the ionisation loss per step (0: off).
+            Applied per step, its effect over a path shrinks as 1/√steps; prefer ``straggling``.
         v_cut: fractional energy above which radiative losses are sampled one by one.
         scattering_log_length: path (m) fixing Highland's logarithm; default the total iron length.
         p_kill: momentum (GeV) below which a muon stops.
@@ -285,10 +304,11 @@ class Physics:
 
     step: float = 0.1
     field: bool = True
-    scattering: bool = True
+    scattering: bool | str = "tails"
     energy_loss: str = "stochastic"
     dedx_a: float | None = None
-    dedx_b: float = IRON_B
+    dedx_b: float | None = None
+    straggling: bool = True
     ionisation_spread: float = 0.0
     v_cut: float = 0.01
     scattering_log_length: float | None = None
@@ -296,14 +316,23 @@ class Physics:
     world: float = 10.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.scattering, bool):
+            object.__setattr__(self, "scattering", "tails" if self.scattering else "off")
+        if self.scattering not in ("tails", "gaussian", "off"):
+            raise ValueError("physics.scattering must be tails, gaussian or off")
         if self.step <= 0:
             raise ValueError("physics.step must be positive")
         if self.energy_loss not in ("stochastic", "continuous", "off"):
             raise ValueError("physics.energy_loss must be stochastic, continuous or off")
         if not 0 < self.v_cut < 1:
             raise ValueError("physics.v_cut must lie in (0, 1)")
-        if self.dedx_b < 0 or (self.dedx_a is not None and self.dedx_a < 0) or self.p_kill < 0 or self.world <= 0:
+        if (self.dedx_b is not None and self.dedx_b < 0) or (self.dedx_a is not None and self.dedx_a < 0) or self.p_kill < 0 or self.world <= 0:
             raise ValueError("physics: dedx_a, dedx_b and p_kill must be non-negative and world positive")
+
+    @property
+    def stop_energy(self) -> float:
+        """Energy (GeV) at or below which a muon stops within its step: E(p_kill), at least the mass."""
+        return math.hypot(self.p_kill, MUON_MASS)
 
 
 @dataclass
@@ -316,13 +345,15 @@ class _State:
     p: Tensor
     q: Tensor
     idx: Tensor  # position of each muon of the working set in the call's arrays
+    #: 1 while the muon moves, 0 once it has stopped in a step: every later step leaves it where it stopped
+    live: Tensor
 
 
-#: Steps between kill checks; a stopped muon keeps being stepped until then, harmlessly.
+#: Steps between kill checks (world box, turned back); a muon that stops in a step is frozen at once (``live``).
 CHECK_EVERY = 8
 #: Fraction of dead muons in the working set that triggers a compaction (indexing is costly).
 COMPACT_FRACTION = 0.1
-_STATE = ("x", "y", "px", "py", "pz", "p", "q")
+_STATE = ("x", "y", "px", "py", "pz", "p", "q", "live")
 
 
 def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Generator,
@@ -339,18 +370,19 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
     alive_out = torch.zeros(n, device=dev, dtype=torch.bool)
     p0 = torch.sqrt(muons.px**2 + muons.py**2 + muons.pz**2)
     s = _State(muons.x.clone(), muons.y.clone(), muons.px.clone(), muons.py.clone(), muons.pz.clone(), p0,
-               muons.charge.clone(), torch.arange(n, device=dev))
+               muons.charge.clone(), torch.arange(n, device=dev), torch.ones(n, device=dev, dtype=dt))
     dead = torch.zeros(n, device=dev, dtype=torch.bool)
     stop_x, stop_y = torch.zeros_like(s.x), torch.zeros_like(s.y)
     muon_steps = 0
 
     log_len = physics.scattering_log_length or geometry.iron_length() or 1.0
     kappa = 1 + 0.038 * math.log(log_len * 100 / IRON.x0_cm)
+    tail_x0 = log_len * 100 / IRON.x0_cm  # nominal path (X0) whose Highland core the tail cut refers to
     rho = IRON.density
 
     def check() -> None:
         nonlocal dead, stop_x, stop_y
-        lost = (s.p <= physics.p_kill) | (s.pz <= 0) | (s.x.abs() >= physics.world) | (s.y.abs() >= physics.world)
+        lost = (s.live == 0) | (s.p <= physics.p_kill) | (s.pz <= 0) | (s.x.abs() >= physics.world) | (s.y.abs() >= physics.world)
         lost |= ~torch.isfinite(s.x + s.y)
         new = lost & ~dead
         stop_x, stop_y = torch.where(new, s.x, stop_x), torch.where(new, s.y, stop_y)
@@ -384,7 +416,7 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
             if len(s.x) == 0:
                 break
             dx, dy, gap = el.shape_at(el.z0 + (k + 0.5) * h)
-            _step(s, h, dx, dy, gap, el.yoke_ratio, B, physics, kappa, rho, gen, ionisation)
+            _step(s, h, dx, dy, gap, el.yoke_ratio, B, physics, kappa, rho, gen, ionisation, tail_x0)
             muon_steps += len(s.x)
             if k % CHECK_EVERY == CHECK_EVERY - 1 or k == n_steps - 1:
                 check()
@@ -427,14 +459,19 @@ def field_map(x: Tensor, y: Tensor, dx: float, dy: float, gap: float, r: float,
 
 
 def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: float, physics: Physics,
-          kappa: float, rho: float, gen: torch.Generator, ionisation: IronIonisation) -> None:
-    """One step of length ``h`` along z through a magnet section of half-sizes ``dx, dy`` (m)."""
+          kappa: float, rho: float, gen: torch.Generator, ionisation: IronIonisation, tail_x0: float = 1.0) -> None:
+    """One step of length ``h`` along z through a magnet section of half-sizes ``dx, dy`` (m).
+
+    A muon whose energy falls to ``E(p_kill)`` (at least its mass) in the step stops there: ``s.live``
+    becomes 0 and masks its kick, scattering, loss and drift in every later step, so it cannot come back.
+    """
+    live = s.live
     tx0, ty0 = s.px / s.pz, s.py / s.pz
     xm, ym = s.x + tx0 * (h / 2), s.y + ty0 * (h / 2)
     bx, by, iron = field_map(xm, ym, dx, dy, gap, r, B)
-    ironf = iron.to(s.x.dtype)
+    ironf = iron.to(s.x.dtype) * live
     if B != 0:
-        k = C_LIGHT * h * s.q
+        k = (C_LIGHT * h) * s.q * live
         s.px = s.px - k * by
         if bx is not None:
             s.py = s.py + k * bx
@@ -444,46 +481,126 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
 
     ds = h * s.p / s.pz.abs().clamp_min(1e-6)  # path length of the step
     energy = torch.sqrt(p2 + MUON_MASS**2)
-    if physics.scattering:
+    scatter = physics.scattering != "off"
+    if scatter:
         z4 = torch.randn(4, len(s.x), generator=gen, device=s.x.device, dtype=s.x.dtype)
         theta0 = (HIGHLAND * kappa) * energy / p2 * torch.sqrt(ds * (100 * rho / IRON.x0)) * ironf
         off = ds * theta0
         dthx, dthy = z4[1] * theta0, z4[3] * theta0
         offx = off * (z4[0] * (1 / math.sqrt(12)) + z4[1] * 0.5)
         offy = off * (z4[2] * (1 / math.sqrt(12)) + z4[3] * 0.5)
+        if physics.scattering == "tails":
+            idx, tx_, ty_ = _single_scatter(energy, p2, ds * (100 * rho) * ironf, kappa, tail_x0, gen)
+            if len(idx):
+                half = ds[idx] / 2  # the scatter at mid-step
+                dthx, dthy = dthx.index_add(0, idx, tx_), dthy.index_add(0, idx, ty_)
+                offx, offy = offx.index_add(0, idx, tx_ * half), offy.index_add(0, idx, ty_ * half)
     if physics.energy_loss != "off":
         grams = ds * (100 * rho) * ironf  # g/cm²
-        a = physics.dedx_a if physics.dedx_a is not None else ionisation(energy)
-        b = physics.dedx_b
+        if physics.dedx_b is None:
+            a, b = ionisation.both(energy)
+            if physics.dedx_a is not None:
+                a = physics.dedx_a
+        else:
+            a = physics.dedx_a if physics.dedx_a is not None else ionisation(energy)
+            b = physics.dedx_b
         if physics.energy_loss == "stochastic":
             if physics.ionisation_spread > 0:
                 spread = torch.randn(len(s.x), generator=gen, device=s.x.device, dtype=s.x.dtype)
                 a = a * (1 + physics.ionisation_spread * spread).clamp_min(0)
-            # radiative losses above v_cut one by one, below it continuously
+            # one uniform picks at most one hard event per step from disjoint intervals: a radiative loss
+            # (u < λ_r), a knock-on electron (λ_r ≤ u < λ_r + λ_δ); a second one accepts the knock-on
             lam = b * grams * math.log(1 / physics.v_cut)
-            u = torch.rand(len(s.x), generator=gen, device=s.x.device, dtype=s.x.dtype)
-            hard = u < lam
+            u = torch.rand(2 if physics.straggling else 1, len(s.x), generator=gen, device=s.x.device,
+                           dtype=s.x.dtype)
+            u0 = u[0]
             # v = v_cut**(u/λ) given u < λ; the clamp keeps exp's argument in [ln v_cut, 0] (no denormals)
-            v = torch.exp(math.log(physics.v_cut) * (u / lam.clamp_min(1e-30)).clamp(max=1.0)) * hard
+            v = torch.exp(math.log(physics.v_cut) * (u0 / lam.clamp_min(1e-30)).clamp(max=1.0)) * (u0 < lam)
             # b·v_cut·X ≈ 1e-5 per step: the first-order solution is exact to ~1e-10
-            e_new = (energy - (a + (b * physics.v_cut) * energy) * grams) * (1 - v)
-        elif b > 0:
+            ion = a * grams
+            if physics.straggling:
+                ion = ion - _knock_on(energy, p2, grams, lam, u0, u[1], gen)
+            e_new = (energy - ion - (b * physics.v_cut) * energy * grams) * (1 - v)
+        elif physics.dedx_b != 0:
             e_new = (energy + a / b) * torch.exp(-b * grams) - a / b
         else:
             e_new = energy - a * grams
-        p_new = torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(1e-6))  # > 0: stopped muons stay finite
+        # a loss beyond E + m would give e_new < −m and a positive e_new² − m²: stop instead, for good
+        s.live = live * (e_new > physics.stop_energy)
+        e_new = e_new.clamp_min(MUON_MASS)
+        p_new = torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(1e-12))  # > 0: stopped muons stay finite
         scale = p_new / s.p
         s.px, s.py, s.pz, s.p = s.px * scale, s.py * scale, s.pz * scale, p_new
 
     tx1, ty1 = s.px / s.pz, s.py / s.pz
-    s.x = s.x + (tx0 + tx1) * (h / 2)
-    s.y = s.y + (ty0 + ty1) * (h / 2)
-    if physics.scattering:
+    hl = s.live * (h / 2)  # a muon that stopped in this step stays at the step's entrance
+    s.x = s.x + (tx0 + tx1) * hl
+    s.y = s.y + (ty0 + ty1) * hl
+    if scatter:
         s.x = s.x + offx
         s.y = s.y + offy
         tx, ty = tx1 + dthx, ty1 + dthy
         s.pz = torch.copysign(s.p * torch.rsqrt(1 + tx * tx + ty * ty), s.pz)
         s.px, s.py = tx * s.pz, ty * s.pz
+
+
+def _single_scatter(energy: Tensor, p2: Tensor, grams: Tensor, kappa: float, nominal_x0: float,
+                    gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """Single large-angle scatters of one step: ``(idx [k], θ_x [k], θ_y [k])`` for the k muons hit.
+
+    Screened Rutherford on the atom, dN/dΩ = χ_c²/(πθ⁴) per step with χ_c² = K·m_e·Z(Z+1)/A·X·E²/p⁴
+    [Molière; PDG constants], above θ_c = TAIL_CUT·θ0(nominal path): the Highland core already holds the
+    scatters below it. Its rate per g/cm² does not depend on p (θ_c ∝ E/p² too). Each candidate is
+    accepted with [Z·F_N² + Z·(1 − F_N²)·G_p² + Z·1(θ < m_e/m_μ)]/(Z(Z+1)) ≤ 1: coherent nucleus with a
+    Gaussian form factor F_N = exp(−q²⟨r²⟩/6), incoherent protons with the dipole G_p = (1 + q²/0.71)^−2,
+    atomic electrons up to the kinematic limit (Butkevich et al., hep-ph/0108016, on what shapes the tail).
+    """
+    z = IRON.z
+    theta_c2 = (TAIL_CUT * HIGHLAND * kappa) ** 2 * nominal_x0 * (energy / p2) ** 2
+    rate = K_BETHE * ELECTRON_MASS * z * (z + 1) / IRON.a / (TAIL_CUT * HIGHLAND * kappa) ** 2 / nominal_x0
+    lam = rate * grams * (1 - theta_c2).clamp_min(0)  # θ ≤ 1 rad
+    u = torch.rand(len(energy), generator=gen, device=energy.device, dtype=energy.dtype)
+    # λ ~ 1e-5–1e-3 per step: the candidates are few, so work on them alone
+    idx = (u < lam).nonzero().squeeze(1)
+    if len(idx) == 0:
+        return idx, energy.new_zeros(0), energy.new_zeros(0)
+    w = u[idx] / lam[idx]
+    inv_c = 1 / theta_c2[idx]
+    theta2 = 1 / (inv_c - w * (inv_c - 1))
+    q2 = theta2 * p2[idx]  # GeV²
+    f2 = torch.exp(q2 * (-IRON_R2 / 3))
+    accept = (z * f2 + (1 - f2) / (1 + q2 / 0.71) ** 4 + (theta2 < (ELECTRON_MASS / MUON_MASS) ** 2)) / (z + 1)
+    u1 = torch.rand(len(idx), generator=gen, device=energy.device, dtype=energy.dtype)
+    theta = torch.where(u1 < accept, torch.sqrt(theta2), 0.0)
+    phi = (2 * math.pi) * u1 / accept  # uniform given acceptance
+    return idx, theta * torch.cos(phi), theta * torch.sin(phi)
+
+
+def _knock_on(energy: Tensor, p2: Tensor, grams: Tensor, lam: Tensor, u0: Tensor, u1: Tensor,
+              gen: torch.Generator) -> Tensor:
+    """Ionisation straggling of one step: ``mean − loss`` ``[n]`` (GeV), zero on average.
+
+    Knock-ons of T_c < T < W_max from (1/T²)(1 − β²T/W_max + T²/2E²) [PDG δ-ray spectrum, spin ½]: T by
+    inverse CDF of 1/T² from the part of ``u0`` above ``lam``, accepted with the bracket (≤ 1) by ``u1``;
+    below T_c a Gaussian of the sub-cut variance. The expected value of both is subtracted, so the
+    mean loss stays a(E)·X, and the variance sums to ∫ξ(W_max(1 − β²/2) + W_max³/6E²) over any steps.
+    """
+    e2 = energy * energy
+    beta2 = p2 / e2
+    xi = (0.5 * K_BETHE * IRON_ZA) * grams / beta2  # GeV
+    r = ELECTRON_MASS / MUON_MASS
+    wmax = (2 * ELECTRON_MASS / MUON_MASS**2) * p2 / (1 + (2 * r / MUON_MASS) * energy + r * r)
+    tcut = torch.minimum(xi * (1 / LAMBDA_DELTA), wmax).clamp_min(1e-9)
+    inv_tc, inv_w = 1 / tcut, 1 / wmax
+    lam_d = (xi * (inv_tc - inv_w)).clamp_min(0)
+    w = ((u0 - lam) / lam_d.clamp_min(1e-30)).clamp(0, 1)
+    t = 1 / (inv_tc - w * (inv_tc - inv_w))
+    accept = (u0 >= lam) & (u0 < lam + lam_d) & (u1 < 1 - beta2 * t * inv_w + t * t / (2 * e2))
+    mean_hard = xi * (torch.log(wmax * inv_tc) - beta2 * (1 - tcut * inv_w) + (wmax * wmax - tcut * tcut) / (4 * e2))
+    var_soft = xi * tcut * (1 - beta2 * tcut * inv_w / 2)
+    z = torch.randn(len(energy), generator=gen, device=energy.device, dtype=energy.dtype)
+    # where, not a product: t is inf (float32) where λ_δ = 0 (air)
+    return mean_hard - torch.where(accept, t, 0.0) - torch.sqrt(var_soft) * z
 
 
 # -- the simulator --------------------------------------------------------------------------------

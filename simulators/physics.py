@@ -21,6 +21,8 @@ MUON_MASS = 0.1056583755  # GeV
 ELECTRON_MASS = 0.51099895e-3  # GeV
 #: Highland's constant (GeV).
 HIGHLAND = 0.0136
+#: K = 4π N_A r_e² m_e c² (GeV cm²/mol) of the Bethe formula [PDG, "Passage of particles through matter"].
+K_BETHE = 0.307075e-3
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,15 @@ MATERIALS: dict[str, Material] = {
 #: Muon ionisation loss a(E) in iron, MeV cm²/g (Bethe with the PDG Fe Sternheimer parameters).
 IRON_A_TABLE_E = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 347.0, 1000.0)
 IRON_A_TABLE = (1.47, 1.56, 1.75, 1.93, 2.05, 2.16, 2.26, 2.34)
-#: Radiative loss coefficient b of muons in iron (g⁻¹ cm²); E_μc = a/b ≈ 347 GeV.
+#: Radiative loss coefficient b of muons in iron at E_μc (g⁻¹ cm²): a(347 GeV)/347 GeV [PDG E_μc = 347 GeV].
 IRON_B = 6.5e-6
+#: b(E) = b_brems + b_pair + b_nucl of muons in iron (10⁻⁶ g⁻¹ cm²) at IRON_B_TABLE_E (GeV), linear in ln E
+#: between the points. Shape after the PDG muon tables (Groom, Mokhov, Striganov, ADNDT 78 (2001) 183;
+#: pdg.lbl.gov AtomicNuclearProperties MUE/muE_iron_Fe) and the PDG figure of b(E) in iron: ≈ 3.5 at
+#: 10 GeV rising to ≈ 7 at 1 TeV (pair ≈ ½, bremsstrahlung ≈ 40 %, photonuclear ≈ 10 %), anchored at
+#: b(347 GeV) = a/E_μc. Read off to ≈ 5 %: re-check the digits against muE_iron_Fe.txt before tightening.
+IRON_B_TABLE_E = (1.0, 3.0, 10.0, 30.0, 100.0, 347.0, 1000.0, 10000.0)
+IRON_B_TABLE = (1.4, 2.5, 3.5, 4.5, 5.6, 6.5, 7.2, 8.0)
 
 
 def highland_theta0(p: Tensor | float, beta: Tensor | float, x_over_x0: Tensor | float,
@@ -94,30 +103,61 @@ def csda_range(e0: float, a: float, b: float) -> float:
 
 
 class IronIonisation:
-    """a(E) of muons in iron, linear in ln E between the table points (clamped outside).
+    """a(E) and b(E) of muons in iron, linear in ln E between the table points (clamped outside).
 
-    Evaluated by a lookup on a uniform ln E grid so that it costs a few elementwise ops.
+    Evaluated by a lookup on a uniform ln E grid (0.3 GeV–10 TeV) so that it costs a few elementwise ops;
+    ``both`` shares the index between a and b.
     """
 
-    def __init__(self, points: int = 256) -> None:
-        self.lo, self.hi = math.log(IRON_A_TABLE_E[0]), math.log(IRON_A_TABLE_E[-1])
+    def __init__(self, points: int = 512) -> None:
+        self.lo, self.hi = math.log(IRON_A_TABLE_E[0]), math.log(IRON_B_TABLE_E[-1])
         grid = np.linspace(self.lo, self.hi, points)
         self.step = (self.hi - self.lo) / (points - 1)
-        self.values = np.interp(grid, np.log(IRON_A_TABLE_E), IRON_A_TABLE) * 1e-3  # GeV cm²/g
+        self.values = np.stack([np.interp(grid, np.log(IRON_A_TABLE_E), IRON_A_TABLE) * 1e-3,  # GeV cm²/g
+                                np.interp(grid, np.log(IRON_B_TABLE_E), IRON_B_TABLE) * 1e-6])  # cm²/g
         self._cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
-    def __call__(self, energy: Tensor) -> Tensor:
-        """``energy`` [...] in GeV → a(E) [...] in GeV cm²/g."""
+    def _lookup(self, energy: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         key = (energy.device, energy.dtype)
         if key not in self._cache:
             self._cache[key] = torch.as_tensor(self.values, device=energy.device, dtype=energy.dtype)
         table = self._cache[key]
-        u = torch.nan_to_num((torch.log(energy) - self.lo) / self.step).clamp(0, len(table) - 1.000001)
+        u = torch.nan_to_num((torch.log(energy) - self.lo) / self.step).clamp(0, table.shape[1] - 1.000001)
         i = u.long()
-        f = u - i
-        return torch.lerp(table[i], table[i + 1], f)
+        return table, i, u - i
+
+    def __call__(self, energy: Tensor) -> Tensor:
+        """``energy`` [...] in GeV → a(E) [...] in GeV cm²/g."""
+        table, i, f = self._lookup(energy)
+        return torch.lerp(table[0][i], table[0][i + 1], f)
+
+    def both(self, energy: Tensor) -> tuple[Tensor, Tensor]:
+        """``energy`` [...] in GeV → (a(E) in GeV cm²/g, b(E) in cm²/g), each [...]."""
+        table, i, f = self._lookup(energy)
+        ab = torch.lerp(table[:, i], table[:, i + 1], f)
+        return ab[0], ab[1]
+
+    def radiative(self, energy: Tensor) -> Tensor:
+        """``energy`` [...] in GeV → b(E) [...] in cm²/g."""
+        return self.both(energy)[1]
 
 
 def gamma_cdf(alpha: Tensor, beta: Tensor, t: Tensor) -> Tensor:
     """Fraction of a Gamma(α, β) longitudinal profile deposited before depth ``t`` (radiation lengths)."""
     return torch.special.gammainc(alpha, beta * t.clamp_min(0))
+
+
+def delta_ray_variance(energy: float, za: float = 26 / 55.845, mass: float = MUON_MASS) -> float:
+    """Variance per g/cm² (GeV² cm²/g) of the ionisation loss of a spin-½ particle of ``energy`` (GeV).
+
+    The second moment of the knock-on spectrum [PDG, "Passage of particles through matter", δ rays]
+    d²N/dT dX = (K/2)(Z/A)(1/β²)(1/T²)·(1 − β²T/W_max + T²/2E²) over 0 < T < W_max:
+    (K/2)(Z/A)/β² · [W_max(1 − β²/2) + W_max³/(6E²)]. For GeV muons it is dominated by rare knock-ons near
+    W_max (the Landau tail); Bohr's 0.157·(Z/A)·X MeV² is its non-relativistic limit.
+    """
+    p2 = energy**2 - mass**2
+    beta2 = p2 / energy**2
+    gamma = energy / mass
+    r = ELECTRON_MASS / mass
+    wmax = 2 * ELECTRON_MASS * p2 / mass**2 / (1 + 2 * gamma * r + r * r)
+    return 0.5 * K_BETHE * za / beta2 * (wmax * (1 - beta2 / 2) + wmax**3 / (6 * energy**2))
