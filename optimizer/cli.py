@@ -57,17 +57,42 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _check_budget(args.budget)
     study, text = load_study(args.study)
-    prepare(study, args.study)  # every check before the campaign directory is created
+    if args.initial_design is not None:
+        study, text = _with_initial_design(study, text, args)
     if args.budget is not None and args.budget < study.budget.initial_design:
         raise DetoptError(f"--budget: {args.budget} is below budget.initial_design ({study.budget.initial_design})")
-    study = _with_overrides(study, args)
+    if args.budget is not None:
+        study = study.model_copy(update={"budget": study.budget.model_copy(update={"calls": args.budget})})
     out = Path(args.output or study.output or Path("runs") / study.name)
+    if args.dry_run:  # checks and times, writes nothing (no campaign directory)
+        from optimizer.dryrun import dry_run, print_dry_run
+
+        study = _with_overrides(study, args)
+        print_dry_run(study, dry_run(study, args.study), out)
+        return 0
+    prepare(study, args.study)  # every check before the campaign directory is created
+    study = _with_overrides(study, args)
     check_output_dir(out)
     camp = Campaign(out)
     with camp.lock():  # held from the first write to the last
         camp.initialise(study, text, source=args.study, budget=args.budget)
         summary = run_campaign(camp, study, source=args.study, reporter=_reporter(args))
     return _interrupted(camp.root) if summary.stopped == "interrupted" else 0
+
+
+def _with_initial_design(study: Any, text: str, args: argparse.Namespace) -> tuple[Any, str]:
+    """The study with ``--initial-design N`` (0 ≤ N ≤ the budget), and the text stored with the campaign:
+    the initial design is part of the study's fingerprint, so the stored study says what was run."""
+    import yaml
+
+    n, calls = args.initial_design, args.budget if args.budget is not None else study.budget.calls
+    if n < 0 or n > calls:
+        raise DetoptError(f"--initial-design: {n} is outside 0 ... the budget ({calls} calls)")
+    study = study.model_copy(update={"budget": study.budget.model_copy(update={"initial_design": n})})
+    data = yaml.safe_load(text)
+    data.setdefault("budget", {})["initial_design"] = n
+    text = f"# {args.study} with --initial-design {n}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return study, text
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -414,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="start a campaign from a study YAML", description="Start a campaign from a study YAML.")
     sp.add_argument("study", help="study YAML file")
     sp.add_argument("--output", help="campaign directory (default: the study's output, else runs/NAME)")
+    sp.add_argument("--initial-design", type=int, metavar="N",
+                    help="initial-design calls (overrides budget.initial_design; 0 ≤ N ≤ the budget)")
+    sp.add_argument("--dry-run", action="store_true",
+                    help="check the study, time one call and one strategy decision, estimate the campaign's "
+                         "wall time; writes nothing")
     common(sp)
     sp.set_defaults(func=cmd_run)
 
