@@ -29,9 +29,10 @@ from optimizer.constraints import quantity_oracle
 from optimizer.errors import CampaignError, InfrastructureError, StudyError
 from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
 from optimizer.metrics import evaluate_metric, is_feasible
-from optimizer.progress import NullReporter, Reporter
+from optimizer.progress import CHOOSING, COMPILING, FITTING, NullReporter, Reporter
 from optimizer.records import (  # noqa: F401 - re-exported
-    META_FILE, STRATEGY_STATE, STUDY_FILE, CampaignView, best_so_far, build_history, charged, is_lost_for_good,
+    META_FILE, STRATEGY_STATE, STUDY_FILE, CampaignView, best_so_far, build_history, charged, finished_calls,
+    is_lost_for_good,
 )
 from optimizer.space import SearchSpace
 from optimizer.storage import CallRecord, CampaignLock, JournalStorage, replay
@@ -365,6 +366,12 @@ class CampaignSummary:
     best: dict[str, tuple[float, int] | None]
     wall_s: float
     stopped: str  # "budget" | "strategy" | "lost" | "interrupted" (errors are raised, not returned)
+    finished: int = 0  # finished calls charged to the budget (`optimizer.records.finished_calls`)
+    budget: int = 0
+
+
+#: Strategies built on BoTorch: their first acquisition optimisation in a process compiles kernels.
+BOTORCH_STRATEGIES = frozenset({"gp", "turbo"})
 
 
 # -- the loop ----------------------------------------------------------------------------
@@ -416,6 +423,21 @@ def run_campaign(
         storage.append({"event": "campaign", "action": "resume" if resumed else "start", "budget": budget,
                         "fingerprint": study.fingerprint(), "detopt": __version__})
         strategy_done = False
+        models = type(strategy).tell is not Strategy.tell  # a fit worth announcing
+        first_ask = [study.strategy.name in BOTORCH_STRATEGIES]
+
+        @contextlib.contextmanager
+        def phase(what: str) -> Iterator[None]:
+            t = time.perf_counter()
+            reporter.phase(what)
+            try:
+                yield
+            finally:
+                reporter.phase_done(what, time.perf_counter() - t)
+
+        def tell() -> None:
+            with phase(FITTING) if models else contextlib.nullcontext():
+                strategy.tell(history())
 
         def n_issued() -> int:  # charged to the budget: calls lost for good are replaced
             return sum(1 for r in records.values() if charged(r))
@@ -464,7 +486,9 @@ def run_campaign(
                 return
             while n < free and n_issued() < budget and not strategy_done and not too_many_lost():
                 pending = np.array([r.unit for r in in_flight.values()], dtype=float).reshape(-1, space.dim)
-                points = np.asarray(strategy.ask(history(), pending, 1), dtype=float).reshape(-1, space.dim)
+                with phase(COMPILING if first_ask[0] else CHOOSING):
+                    first_ask[0] = False
+                    points = np.asarray(strategy.ask(history(), pending, 1), dtype=float).reshape(-1, space.dim)
                 if len(points) == 0:
                     strategy_done = not in_flight
                     return
@@ -528,9 +552,10 @@ def run_campaign(
         restore_strategy(campaign, strategy)
         executor_ = executor or make_executor(study, Path(source).resolve().parent)
         reporter.start(study, budget, records)
+        reporter.workers(int(getattr(executor_, "slots", executor_.capacity)))
         stopped = ""  # set when the loop ends; a "finished" event is written only then
         try:
-            strategy.tell(history())
+            tell()
             save_strategy(campaign, strategy)
             while True:
                 free = executor_.capacity - executor_.in_flight()
@@ -545,7 +570,7 @@ def run_campaign(
                 # no refit while the unfinished initial design keeps the strategy from proposing (ask refits)
                 if outcomes and not (not strategy.refit_during_initial_design and (n_issued() < min(n_init, budget) or
                                      any(r.origin == "initial" and not r.done for r in records.values()))):
-                    strategy.tell(history())
+                    tell()
                     save_strategy(campaign, strategy)
         except KeyboardInterrupt:
             stopped = "interrupted"
@@ -577,6 +602,8 @@ def run_campaign(
             best=best_so_far(study, records.values()),
             wall_s=time.time() - t0,
             stopped=stopped,
+            finished=finished_calls(records.values()),
+            budget=budget,
         )
         reporter.end(summary)
         return summary

@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with camp.lock():  # held from the first write to the last
         camp.initialise(study, text, source=args.study, budget=args.budget)
         summary = run_campaign(camp, study, source=args.study, reporter=_reporter(args))
-    return _interrupted(camp.root) if summary.stopped == "interrupted" else 0
+    return _interrupted(camp.root, summary) if summary.stopped == "interrupted" else 0
 
 
 def _with_initial_design(study: Any, text: str, args: argparse.Namespace) -> tuple[Any, str]:
@@ -110,11 +110,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if args.budget is not None:
             camp.set_budget(args.budget)
         summary = run_campaign(camp, study, source=source, reporter=_reporter(args))
-    return _interrupted(camp.root) if summary.stopped == "interrupted" else 0
+    return _interrupted(camp.root, summary) if summary.stopped == "interrupted" else 0
 
 
-def _interrupted(root: Any = "DIR") -> int:
-    print(f"interrupted; recorded calls are kept; continue with: optimize resume {root}", file=sys.stderr)
+def _interrupted(root: Any = "DIR", summary: Any = None) -> int:
+    # the count is the progress bar's: finished calls charged to the budget
+    done = f" ({summary.finished} of {summary.budget} calls finished)" if summary is not None else ""
+    print(f"interrupted; recorded calls are kept; continue with: optimize resume {root}{done}", file=sys.stderr)
     return EXIT_SIGNAL_BASE + int(_last_signal)
 
 
@@ -163,7 +165,7 @@ def _table(title: str, cols: list[str], cells: list[list[str]], essential: int, 
 def cmd_status(args: argparse.Namespace) -> int:
     from optimizer.diagnostics import registered_simulator
     from optimizer.executors import build_simulator
-    from optimizer.records import CampaignView, best_so_far, charged, is_lost_for_good
+    from optimizer.records import CampaignView, best_so_far, charged, finished_calls, is_lost_for_good
     from optimizer.results import call_rows, column_units
 
     camp = CampaignView.open(args.dir)
@@ -175,9 +177,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in records.values():
         counts[r.status] = counts.get(r.status, 0) + 1
     issued = sum(charged(r) for r in records.values())  # calls lost to worker deaths are not charged
+    finished = finished_calls(records.values())  # the progress bar's count
     lost = sum(is_lost_for_good(r) for r in records.values())
     summary: dict[str, Any] = {
-        "study": study.name, "directory": str(camp.root), "budget": budget, "issued": issued, "lost": lost,
+        "study": study.name, "directory": str(camp.root), "budget": budget, "issued": issued, "finished": finished, "lost": lost,
         "status_counts": counts, "units": column_units(study),
         "best": {k: (None if v is None else {"value": v[0], "call": v[1], "params": records[v[1]].params})
                  for k, v in best.items()},
@@ -230,7 +233,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     cols += [f"param.{p}" for p in shown_params] + ["duration_s", "error"]
     shown = rows if args.all else rows[max(len(rows) - args.last, 0):]
     cells = [[_fmt(row.get(c))[:MAX_ERROR_CHARS] for c in cols] for row in shown]
-    title = f"{study.name}: {issued}/{budget} calls issued ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})"
+    unfinished = f", {issued - finished} in flight or to re-run" if issued > finished else ""
+    title = (f"{study.name}: {finished}/{budget} calls finished{unfinished} "
+             f"({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})")
     table, dropped = _table(title, [c.split(".", 1)[-1] for c in cols], cells, 4 + len(study.objectives), con.width)
     con.print(table)
     legend = [f"{k} [{u}]" for k, u in units.items() if u]

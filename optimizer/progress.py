@@ -23,6 +23,50 @@ class CampaignSummary(Protocol):
     best: Best
     wall_s: float
     stopped: str
+    finished: int
+    budget: int
+
+
+#: Phases of the strategy's work between calls, named by the loop (``Reporter.phase``).
+FITTING = "fitting surrogate"
+CHOOSING = "choosing designs"
+#: BoTorch's first acquisition optimisation compiles kernels (minutes on a CPU); later ones reuse them.
+COMPILING = "choosing designs (compiling kernels, once)"
+
+
+def format_duration(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+class Eta:
+    """Remaining wall time from measured call durations and decision times:
+    median call duration × remaining calls / workers + remaining decisions × mean decision time."""
+
+    def __init__(self) -> None:
+        self.workers = 1
+        self.decision_s = 0.0  # strategy time (fits, proposals) measured in this run
+        self.decided = 0  # calls the strategy chose in this run
+
+    def estimate(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> float | None:
+        """Seconds left, or None before any call has a measured duration."""
+        from statistics import median
+
+        from optimizer.records import finished_calls
+
+        durations = [r.duration for r in records.values() if r.duration is not None]
+        if not durations:
+            return None
+        left = max(0, budget - finished_calls(records.values()))
+        initial = [r for r in records.values() if r.origin == "initial"]
+        # initial-design calls not yet issued or not finished need no decision
+        initial_left = max(0, min(study.budget.initial_design, budget) - len(initial)) + sum(not r.done for r in initial)
+        decisions = max(0, left - initial_left)
+        per_decision = self.decision_s / self.decided if self.decided else 0.0
+        return median(durations) * left / max(1, self.workers) + per_decision * decisions
 
 
 def format_best(best: Best, study: StudyConfig | None = None) -> str:
@@ -61,11 +105,32 @@ class Reporter:
 
     def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None: ...
 
+    def workers(self, n: int) -> None:
+        """``n`` calls run at once (for the ETA)."""
+
+    def phase(self, what: str) -> None:
+        """The strategy started ``what`` (:data:`FITTING`, :data:`CHOOSING`, :data:`COMPILING`)."""
+
+    def phase_done(self, what: str, seconds: float) -> None:
+        """... and finished it after ``seconds``."""
+
     def submitted(self, rec: CallRecord) -> None: ...
 
     def finished(self, rec: CallRecord, best: Best) -> None: ...
 
     def end(self, summary: CampaignSummary) -> None: ...
+
+
+def end_lines(summary: CampaignSummary, best: str) -> list[str]:
+    """The end-of-run lines: what ran, what it found, and what to run next."""
+    failed = f", {summary.failed} failed" if summary.failed else ""
+    more = ", baselines included" if summary.completed + summary.failed > summary.finished else ""
+    head = (f"{summary.stopped}: {summary.finished}/{summary.budget} calls finished ({summary.completed} completed"
+            f"{failed}{more}) in {format_duration(summary.wall_s)}; {best}")
+    if summary.stopped == "interrupted":
+        return [head, f"results so far in {summary.root} (optimize status {summary.root})"]
+    return [head, f"results in {summary.root}; next: optimize report {summary.root} (figures, report.html), "
+                  f"optimize status {summary.root}"]
 
 
 NullReporter = Reporter
@@ -78,6 +143,26 @@ class LineReporter(Reporter):
         self.stream = stream or sys.stderr
         self.study: StudyConfig | None = None
         self.records: dict[int, CallRecord] = {}
+        self.budget = 0
+        self.eta = Eta()
+        self._phases_said: set[str] = set()
+
+    def workers(self, n: int) -> None:
+        self.eta.workers = n
+
+    def phase(self, what: str) -> None:
+        if what not in self._phases_said:  # a log says each phase once; a long first one is then explained
+            self._phases_said.add(what)
+            self._say(f"[detopt] {what} ...")
+
+    def phase_done(self, what: str, seconds: float) -> None:
+        self.eta.decision_s += seconds
+
+    def _eta(self) -> str:
+        if self.study is None:
+            return "-"
+        left = self.eta.estimate(self.study, self.budget, self.records)
+        return "-" if left is None else f"~{format_duration(left)}"
 
     def _best(self, best: Best, short: bool = False) -> str:
         if self.study is not None and len(self.study.objectives) > 1:
@@ -88,26 +173,34 @@ class LineReporter(Reporter):
         print(text, file=self.stream, flush=True)
 
     def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None:
-        self.study, self.records = study, records  # the campaign's live records
+        self.study, self.records, self.budget = study, records, budget  # the campaign's live records
         done = sum(r.done for r in records.values())
         verb = f"resuming ({done} calls recorded)" if records else "starting"
         self._say(f"[detopt] {study.name}: {verb}; budget {budget} calls, strategy {study.strategy.name}, "
                   f"backend {study.execution.backend}")
 
+    def submitted(self, rec: CallRecord) -> None:
+        if rec.origin == "strategy" and rec.attempts == 1:
+            self.eta.decided += 1
+
+    def _count(self) -> str:
+        from optimizer.records import finished_calls
+
+        return f"{finished_calls(self.records.values())}/{self.budget}"
+
     def finished(self, rec: CallRecord, best: Best) -> None:
         what = rec.status if rec.status != "retry" else f"failed ({rec.failure_kind}), will retry"
         extra = f" error: {rec.error.splitlines()[0]}" if rec.error and rec.status != "completed" else ""
-        self._say(f"[detopt] call {rec.call_id} ({rec.origin}) {what}; best: {self._best(best, short=True)}{extra}")
+        self._say(f"[detopt] call {rec.call_id} ({rec.origin}) {what} [{self._count()}, ETA {self._eta()}]; "
+                  f"best: {self._best(best, short=True)}{extra}")
 
     @property
     def _multi(self) -> bool:
         return self.study is not None and len(self.study.objectives) > 1
 
     def end(self, summary: CampaignSummary) -> None:
-        self._say(
-            f"[detopt] {summary.stopped}: {summary.completed} completed, {summary.failed} failed "
-            f"in {summary.wall_s:.1f} s; {'' if self._multi else 'best: '}{self._best(summary.best)}; results in {summary.root}"
-        )
+        for line in end_lines(summary, f"{'' if self._multi else 'best: '}{self._best(summary.best)}"):
+            self._say(f"[detopt] {line}")
 
 
 class RichReporter(LineReporter):
@@ -122,7 +215,8 @@ class RichReporter(LineReporter):
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("in flight {task.fields[inflight]}"), TextColumn("best {task.fields[best]}"),
-            TimeElapsedColumn(), console=self.console, transient=False,
+            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), TextColumn("{task.fields[phase]}"),
+            console=self.console, transient=False,
         )
         self.task: Any = None
         self.inflight = 0
@@ -131,12 +225,24 @@ class RichReporter(LineReporter):
         self.console.print(text, markup=False, highlight=False)
 
     def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None:
+        from optimizer.records import finished_calls
+
         super().start(study, budget, records)
-        done = sum(r.done and r.origin != "baseline" for r in records.values())
         self.progress.start()
-        self.task = self.progress.add_task(study.name, total=budget, completed=done, inflight=0, best="-")
+        self.task = self.progress.add_task(study.name, total=budget, completed=finished_calls(records.values()),
+                                           inflight=0, best="-", eta="-", phase="")
+
+    def phase(self, what: str) -> None:  # shown live beside the bar, not logged
+        if self.task is not None:
+            self.progress.update(self.task, phase=what + " ...")
+
+    def phase_done(self, what: str, seconds: float) -> None:
+        super().phase_done(what, seconds)
+        if self.task is not None:
+            self.progress.update(self.task, phase="")
 
     def submitted(self, rec: CallRecord) -> None:
+        super().submitted(rec)
         self.inflight += 1
         self.progress.update(self.task, inflight=self.inflight)
 
@@ -145,8 +251,11 @@ class RichReporter(LineReporter):
         if rec.status not in ("completed", "retry"):
             self.progress.console.print(f"call {rec.call_id} {rec.status}: {(rec.error or '').splitlines()[0] if rec.error else ''}",
                                         markup=False, highlight=False)
-        advance = 1 if rec.done and rec.origin != "baseline" else 0
-        self.progress.update(self.task, advance=advance, inflight=self.inflight, best=self._best(best, short=True))
+        from optimizer.records import finished_calls
+
+        # the same count as the end, Ctrl-C and status lines: finished calls charged to the budget
+        self.progress.update(self.task, completed=finished_calls(self.records.values()), inflight=self.inflight,
+                             best=self._best(best, short=True), eta=self._eta())
 
     def end(self, summary: CampaignSummary) -> None:
         self.progress.stop()

@@ -100,6 +100,12 @@ def charged(rec: CallRecord) -> bool:
     return rec.origin != "baseline" and not is_lost_for_good(rec)
 
 
+def finished_calls(records: Iterable[CallRecord]) -> int:
+    """Calls finished and charged to the budget: the one count the progress bar, the end and Ctrl-C lines
+    and ``optimize status`` show against the budget (baselines and calls lost for good are not in it)."""
+    return sum(1 for r in records if r.done and charged(r))
+
+
 def best_so_far(study: StudyConfig, records: Iterable[CallRecord]) -> dict[str, tuple[float, int] | None]:
     """Per objective: (best value, call id) among completed feasible calls."""
     out: dict[str, tuple[float, int] | None] = {}
