@@ -309,13 +309,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from optimizer.records import CampaignView
-    from optimizer.report import write_report
+    from optimizer.report import SURROGATE_BY_DEFAULT, write_report
 
     camp = CampaignView.open(args.dir)
     out = Path(args.output or camp.root / "report")
     if out.exists() and not out.is_dir():
         raise DetoptError(f"--output: {out} exists and is not a folder")
-    paths, facts = write_report(camp, out, "svg" if args.format == "svg" else "png", surrogate=not args.no_surrogate)
+    surrogate = True if args.surrogate else False if args.no_surrogate else None
+    if surrogate or (surrogate is None and camp.study().strategy.name in SURROGATE_BY_DEFAULT):
+        from optimizer.diagnostics import surrogate_cost
+
+        cost = surrogate_cost(camp.study(), camp.records(), camp.storage)
+        if cost is not None:
+            print(f"fitting a surrogate for the held-out check: ~{cost:.0f} s (--no-surrogate skips it)", flush=True)
+    paths, facts = write_report(camp, out, "svg" if args.format == "svg" else "png", surrogate=surrogate)
     for k, v in facts.items():
         print(f"{k}: {v}")
     for p in paths:
@@ -479,8 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--output", help="folder for the figures (default DIR/report)")
     sp.add_argument("--format", choices=["html", "png", "svg"], default="html",
                     help="figure files beside report.html: png (html, the default, also means png) or svg")
-    sp.add_argument("--no-surrogate", action="store_true",
-                    help="skip the surrogate views and the held-out check (they refit a model)")
+    which = sp.add_mutually_exclusive_group()
+    which.add_argument("--surrogate", action="store_true",
+                       help="draw the surrogate views and the held-out check for any strategy (on by default for "
+                            "WU-GO campaigns only: for the others a WU-GO model is fitted, minutes on large campaigns)")
+    which.add_argument("--no-surrogate", action="store_true",
+                       help="skip the surrogate views and the held-out check (they refit a model)")
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("retarget", help="re-optimise a new objective on the stored calls, without new calls",

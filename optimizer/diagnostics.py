@@ -96,6 +96,51 @@ def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: An
     return ReportModel(strat, history, space, origin)
 
 
+#: Gradient steps timed to estimate a surrogate fit's cost (its full fit takes ``steps`` of the same size).
+PROBE_STEPS = 10
+
+
+def surrogate_cost(study: StudyConfig, records: dict[int, CallRecord], storage: Any) -> float | None:
+    """Estimated seconds of the report's surrogate fits (the report model unless the campaign saved it, and
+    the held-out refit): a few gradient steps of a fresh surrogate on the journal's samples are timed and
+    scaled to the full fit. ``None`` when nothing would be fitted or the surrogate has no step count."""
+    import time
+
+    from optimizer.records import STRATEGY_STATE, build_history
+    from optimizer.strategies.wugo import WUGOStrategy, stack_common
+
+    history = build_history(study, records, storage)
+    if len(history) < 2 or all(o.statistic == "quantity" for o in study.objectives.values()):
+        return None
+    if unavailable_offline(study, storage.root):  # no model would be fitted
+        return None
+    own = study.strategy.name == "wugo"
+    strat = WUGOStrategy(SearchSpace(study.parameters), study, study.seed, **(dict(study.strategy.options) if own else {}))
+    t0 = time.perf_counter()
+    data = stack_common([torch.as_tensor(np.asarray(history.samples(i)), dtype=torch.float64) for i in range(len(history))],
+                        torch.Generator().manual_seed(study.seed))
+    load_s = time.perf_counter() - t0
+    full = getattr(strat.new_surrogate(data.shape[-1]), "steps", None)
+    if not isinstance(full, int) or full <= 0:
+        return None
+    theta = torch.as_tensor(history.theta, dtype=torch.float32)
+
+    def fit_s(steps: int) -> float:
+        probe = strat.new_surrogate(data.shape[-1])
+        probe.steps = steps
+        t0 = time.perf_counter()
+        with one_thread():
+            probe.fit(theta, data)
+        return time.perf_counter() - t0
+
+    fit_s(1)  # one-time start-up costs (first use of torch's kernels) are not a per-step cost
+    short, long = fit_s(PROBE_STEPS), fit_s(3 * PROBE_STEPS)
+    per_step = max(long - short, 0.0) / (2 * PROBE_STEPS)
+    fixed = max(short - per_step * PROBE_STEPS, 0.0)
+    fits = 1 if own and (storage.root / STRATEGY_STATE).exists() else 2
+    return fits * (load_s + fixed + per_step * full)
+
+
 def registered_simulator(study: StudyConfig) -> bool:
     """Whether the study's simulator is one of detopt's own (``module:attr`` names a user's module)."""
     from simulators import SIMULATORS

@@ -574,14 +574,23 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
     return facts
 
 
-def write_report(campaign: Any, out: Path, ext: str = "png", surrogate: bool = True) -> tuple[list[Path], dict[str, str]]:
+#: Strategies whose campaigns get the surrogate figures by default: the report's WU-GO model is theirs (for the
+#: others it is fitted for the report, minutes on a large campaign, so it is drawn on request).
+SURROGATE_BY_DEFAULT = frozenset({"wugo"})
+
+
+def write_report(campaign: Any, out: Path, ext: str = "png", surrogate: bool | None = True) -> tuple[list[Path], dict[str, str]]:
     """Every figure of a campaign plus ``report.html``; returns the paths and the text summary.
 
-    ``surrogate=False`` skips the surrogate figures (they refit a model: seconds to minutes).
+    ``surrogate=False`` skips the surrogate figures (they refit a model: seconds to minutes); ``None`` draws
+    them for WU-GO campaigns only, and says so in the summary for the others.
     """
     from optimizer.diagnostics import held_out, report_model
 
     study, records = campaign.study(), campaign.records()
+    skipped = surrogate is None and study.strategy.name not in SURROGATE_BY_DEFAULT
+    if surrogate is None:
+        surrogate = not skipped
     paths = [convergence_plot(study, records, out / f"convergence.{ext}")]
     if len(study.objectives) > 1:
         paths += [pareto_plot(study, records, out / f"pareto.{ext}"), hypervolume_plot(study, records, out / f"hypervolume.{ext}")]
@@ -603,5 +612,8 @@ def write_report(campaign: Any, out: Path, ext: str = "png", surrogate: bool = T
         reason = unavailable_offline(study, campaign.root)
         if reason:
             facts["surrogate views"] = f"not drawn: {reason}"
+    if skipped:
+        facts["surrogate check"] = (f"off for a {study.strategy.name} campaign (it fits a WU-GO surrogate for the "
+                                    "report); `optimize report --surrogate` draws it")
     paths.append(html_report(study, records, paths, out / "report.html", facts))
     return paths, facts

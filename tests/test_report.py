@@ -4,6 +4,7 @@ embeds them, and the design table's numbers are the journal's."""
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_report_of_a_two_objective_campaign_with_failed_calls(write_study, tmp_p
     camp = Campaign.open(root)
     study, recs = camp.study(), camp.records()
     assert any(r.status == "failed" for r in recs.values()) and any(r.status == "completed" for r in recs.values())
-    assert main(["report", str(root)]) == 0
+    assert main(["report", str(root), "--surrogate"]) == 0
     # the cost quantity comes from the study's own module, which a report never imports: no surrogate views
     page = _check_figures(root, tuple(f for f in FIGURES_MO if not f.startswith("surrogate")))
     assert "surrogate views" in page and "never imports" in page
@@ -59,18 +60,39 @@ def test_report_of_a_two_objective_campaign_with_failed_calls(write_study, tmp_p
     assert f"{r.params['x1']:.6g}" in page and "baseline expert" in page
 
 
-def test_report_of_a_single_objective_campaign(write_study, tmp_path: Path) -> None:
+def test_report_of_a_single_objective_campaign(write_study, tmp_path: Path, capsys) -> None:
     root = tmp_path / "so"
     assert main(["run", str(write_study(base_study(budget={"calls": 10, "initial_design": 4}))), "--output", str(root),
                  "-q"]) == 0
-    assert main(["report", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(root)]) == 0  # a sobol campaign: no WU-GO model is fitted unless asked for
+    out = capsys.readouterr().out
+    assert "fitting a surrogate" not in out and "surrogate check: off for a sobol campaign" in out
+    page = _check_figures(root, tuple(f for f in FIGURES_SO if not f.startswith("surrogate")))
+    assert not (root / "report" / "surrogate_check.png").exists() and "optimize report --surrogate" in page
+    assert main(["report", str(root), "--surrogate"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^fitting a surrogate for the held-out check: ~\d+ s", out, re.M)
     page = _check_figures(root, FIGURES_SO)
     assert "knee of the front" not in page and "device-hours" in page and "surrogate check" in page
-    assert main(["report", str(root), "--format", "svg", "--output", str(root / "svg")]) == 0
+    assert main(["report", str(root), "--format", "svg", "--output", str(root / "svg"), "--surrogate"]) == 0
     page = (root / "svg" / "report.html").read_text()
     for name in FIGURES_SO:
         svg = (root / "svg" / f"{name}.svg").read_bytes()
         assert b"<svg" in svg[:1000] and base64.b64encode(svg).decode() in page
+
+
+def test_report_of_a_wugo_campaign_draws_the_surrogate_check_by_default(write_study, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "w"
+    data = base_study(strategy={"name": "wugo", "options": {"surrogate_options": {"steps": 100, "refit_steps": 20}}},
+                      budget={"calls": 7, "initial_design": 7})  # the check needs 7 calls; short fits
+    assert main(["run", str(write_study(data)), "--output", str(root), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(root)]) == 0
+    assert "fitting a surrogate for the held-out check: ~" in capsys.readouterr().out
+    assert (root / "report" / "surrogate_check.png").exists()
+    with pytest.raises(SystemExit):  # one or the other
+        main(["report", str(root), "--surrogate", "--no-surrogate"])
 
 
 def test_knee_point_is_the_front_member_nearest_the_ideal_point() -> None:
