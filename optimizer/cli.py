@@ -316,6 +316,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise DetoptError(f"--output: {out} exists and is not a folder")
     surrogate = True if args.surrogate else False if args.no_surrogate else None
+    if args.watch is not None:
+        from optimizer.watch import watch
+
+        if not math.isfinite(args.watch) or args.watch <= 0:
+            raise DetoptError(f"--watch: {args.watch:g} is not a positive number of seconds")
+
+        def render() -> None:  # a fresh view each time: the journal grew
+            view = CampaignView.open(args.dir)  # no surrogate refit per update unless asked for (--surrogate)
+            write_report(view, out, "svg" if args.format == "svg" else "png", surrogate=bool(surrogate))
+
+        watch(camp.storage.path, out / "report.html", render, args.watch, max_updates=args.max_updates)
+        return 0
     if surrogate or (surrogate is None and camp.study().strategy.name in SURROGATE_BY_DEFAULT):
         from optimizer.diagnostics import surrogate_cost
 
@@ -492,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "WU-GO campaigns only: for the others a WU-GO model is fitted, minutes on large campaigns)")
     which.add_argument("--no-surrogate", action="store_true",
                        help="skip the surrogate views and the held-out check (they refit a model)")
+    sp.add_argument("--watch", nargs="?", type=float, const=10.0, metavar="SECONDS",
+                    help="keep the report live: re-write it whenever the journal grows, polling every SECONDS "
+                         "(default 10; the page refreshes itself; surrogate views only with --surrogate); Ctrl-C stops")
+    sp.add_argument("--max-updates", type=_positive_int, help=argparse.SUPPRESS)  # ends a --watch (tests)
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("retarget", help="re-optimise a new objective on the stored calls, without new calls",
