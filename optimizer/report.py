@@ -28,6 +28,8 @@ CAPTIONS = {
                   "designs) and the baselines",
     "surrogate": "the surrogate's mean, its Wasserstein uncertainty σ_W and the acquisition over the domain; "
                  "the red mark is its minimum",
+    "importance": "per objective, how fast it changes along each parameter: 1 / the lengthscale of a GP fitted on the "
+                  "completed feasible calls (unit cube), normalised to sum 1; indicative only with fewer calls than parameters",
     "surrogate_check": "a surrogate refitted without these calls: generated vs simulated outputs, with W1 beside "
                        "the split-half noise floor and the nearest stored call",
 }
@@ -424,6 +426,35 @@ def holdout_plot(study: StudyConfig, held: list[Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def importance_plot(study: StudyConfig, imp: Any, path: Path) -> Path:
+    """Horizontal bars per objective (``imp``: :class:`optimizer.importance.Importances`), parameters sorted by
+    their largest importance, the top ``MAX_BARS``."""
+    from optimizer.importance import MAX_BARS
+
+    plt = _pyplot()
+    score = np.max(np.stack(list(imp.values.values())), axis=0)
+    order = list(np.argsort(-score)[:MAX_BARS])
+    rest = [i for i in range(len(imp.parameters)) if i not in order]
+    labels = [f"{imp.parameters[i]}" + (f" [{study.parameters[imp.parameters[i]].unit}]"
+                                        if study.parameters[imp.parameters[i]].unit else "") for i in order]
+    if rest:
+        labels.append(f"{len(rest)} others (sum)")
+    m = len(imp.values)
+    height = 0.8 / m
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * len(labels) * max(1, m * 0.7)))
+    pos = np.arange(len(labels))
+    for j, (name, v) in enumerate(imp.values.items()):
+        vals = [v[i] for i in order] + ([float(v[rest].sum())] if rest else [])
+        ax.barh(pos + j * height, vals, height=height, label=metric_label(study, name))
+    ax.set_yticks(pos + height * (m - 1) / 2, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("importance (1 / GP lengthscale, normalised to sum 1)")
+    ax.set_title(f"{study.name}: parameter importance from {imp.calls} completed calls", loc="left")
+    if m > 1:
+        ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
 def knee_point(study: StudyConfig, records: dict[int, CallRecord]) -> int | None:
     """Call of the Pareto front closest to the ideal point (see :func:`optimizer.pareto.knee_call`)."""
     from optimizer.pareto import knee_call
@@ -596,6 +627,11 @@ def write_report(campaign: Any, out: Path, ext: str = "png", surrogate: bool | N
         paths += [pareto_plot(study, records, out / f"pareto.{ext}"), hypervolume_plot(study, records, out / f"hypervolume.{ext}")]
     paths += [cost_plot(study, records, out / f"cost.{ext}"), timeline_plot(records, out / f"timeline.{ext}"),
               parallel_coordinates_plot(study, records, out / f"parameters.{ext}")]
+    from optimizer.importance import parameter_importances
+
+    imp = parameter_importances(study, records)
+    if imp is not None:
+        paths.append(importance_plot(study, imp, out / f"importance.{ext}"))
     held: list[Any] = []
     if surrogate:
         model = report_model(study, records, campaign.storage)
@@ -612,6 +648,10 @@ def write_report(campaign: Any, out: Path, ext: str = "png", surrogate: bool | N
         reason = unavailable_offline(study, campaign.root)
         if reason:
             facts["surrogate views"] = f"not drawn: {reason}"
+    if imp is not None:
+        for name, v in imp.values.items():
+            top = np.argsort(-v)[:5]
+            facts[f"most important parameters for {name}"] = ", ".join(f"{imp.parameters[i]} {v[i]:.0%}" for i in top)
     if skipped:
         facts["surrogate check"] = (f"off for a {study.strategy.name} campaign (it fits a WU-GO surrogate for the "
                                     "report); `optimize report --surrogate` draws it")
