@@ -63,7 +63,7 @@ def test_dry_run_times_a_model_decision(write_study, tmp_path, capsys) -> None:
                  "--initial-design", "2", "--budget", "4"]) == 0
     text = capsys.readouterr().out
     assert "at the centre of the space" in text
-    assert "one gp decision on 4 stand-in results" in text and "+ 2 decisions ×" in text
+    assert "two gp decisions on 4 stand-in results" in text and "+ 2 decisions ×" in text
     assert not out.exists()
 
 
