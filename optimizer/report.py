@@ -561,9 +561,11 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
     for r in records.values():
         if r.origin != "baseline":
             counts[r.status] = counts.get(r.status, 0) + 1
-    issued = sum(counts.values())
+    from optimizer.records import finished_calls
+
     baselines = sum(1 for r in records.values() if r.origin == "baseline")
-    calls = f"{issued}" + (f" of a budget of {budget}" if budget else "") + ": " + \
+    # the progress bar's and `optimize status`'s count: finished calls charged to the budget
+    calls = f"{finished_calls(records.values())}" + (f" of a budget of {budget}" if budget else "") + " finished: " + \
         ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     if baselines:
         calls += f"; plus {baselines} baseline design{'s' if baselines > 1 else ''}"

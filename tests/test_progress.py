@@ -110,6 +110,10 @@ def test_interrupt_lines_count_the_calls_as_the_bar_and_say_resume(write_study, 
     capsys.readouterr()
     assert main(["status", str(out)]) == 0
     assert "t: 3/6 calls finished, 1 in flight or to re-run" in capsys.readouterr().out
+    from optimizer.report import summary_facts
+
+    view = Campaign.open(out)
+    assert summary_facts(view.study(), view.records(), 6)["calls"].startswith("3 of a budget of 6 finished: ")
 
 
 def _rec(cid: int, origin: str, dur: float | None, status: str = "completed") -> CallRecord:

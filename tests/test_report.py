@@ -152,4 +152,4 @@ def test_surrogate_views_and_held_out_check_on_a_known_conditional_distribution(
     paths, facts = write_report(camp, root / "report")
     assert {p.name for p in paths} >= {"surrogate.png", "surrogate_check.png", "report.html"}
     assert f"median W1 of y {np.median([c.w1 for c in held]):.3g}" in facts["surrogate check"]
-    assert facts["calls"].startswith("14 of a budget of 14: 14 completed")
+    assert facts["calls"].startswith("14 of a budget of 14 finished: 14 completed")
