@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from optimizer.space import SearchSpace
 from optimizer.storage import CallRecord
@@ -52,6 +51,8 @@ class HeldOut:
 @contextmanager
 def one_thread() -> Iterator[None]:
     """Small surrogate networks gain nothing from more threads, and lose badly when a shared node is busy."""
+    import torch  # deferred: `optimize status` reads this module's light helpers without torch
+
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -64,6 +65,8 @@ def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: An
     """The campaign's own WU-GO model (saved state, refitted if calls arrived since), or, for other
     strategies, a default WU-GO model fitted on the journal. ``None`` when the study has no objective
     computed from samples or fewer than two calls completed."""
+    import torch
+
     from optimizer.records import STRATEGY_STATE, build_history
     from optimizer.strategies.wugo import WUGOStrategy
 
@@ -104,6 +107,8 @@ def surrogate_cost(study: StudyConfig, records: dict[int, CallRecord], storage: 
     """Estimated seconds of the report's surrogate fits (the report model unless the campaign saved it, and
     the held-out refit): a few gradient steps of a fresh surrogate on the journal's samples are timed and
     scaled to the full fit. ``None`` when nothing would be fitted or the surrogate has no step count."""
+    import torch
+
     import time
 
     from optimizer.records import STRATEGY_STATE, build_history
@@ -189,6 +194,8 @@ def held_out(model: ReportModel, study: StudyConfig, calls: int = 4, generated: 
 
     Needs at least ``calls + 3`` completed calls; returns ``[]`` otherwise.
     """
+    import torch
+
     import ot
 
     from optimizer.strategies.wugo import stack_common
