@@ -258,6 +258,20 @@ def test_status_does_not_import_the_driver(campaign_dir: Path) -> None:
     assert heavy(loaded_after(code)) in ([], ["torch"])
 
 
+def test_status_of_a_user_module_campaign_imports_nothing_heavy(tmp_path: Path) -> None:
+    """No benchmark optimum to look up: `status` needs neither torch (the diagnostics' helpers) nor the module."""
+    (tmp_path / "mysim.py").write_text("import numpy as np\n\ndef f(params, n, seed):\n"
+                                       "    return np.random.default_rng(seed).normal(params['x1'], 0.1, (n, 1))\n")
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(base_study(simulator={"name": "mysim:f", "samples_per_call": 10},
+                                               strategy={"name": "sobol"}), sort_keys=False))
+    out = tmp_path / "camp"
+    subprocess.run([sys.executable, "-m", "optimizer.cli", "run", str(study), "--output", str(out), "-q"],
+                   cwd=ROOT, check=True, capture_output=True, timeout=300)
+    code = QUIET_MAIN.format(argv=["status", str(out)]) + "\nassert 'mysim' not in sys.modules"
+    assert heavy(loaded_after(code)) == []
+
+
 # -- every public name still where it was -------------------------------------------------------
 def test_public_names_still_importable() -> None:
     import optimizer
