@@ -71,6 +71,29 @@ def stopping_depth(p: float, upper: float, **physics: Any) -> float:
     return lo
 
 
+def calorimeter_rows(n: int) -> None:
+    """Longitudinal 95 % containment and shower maximum of the average profile (tests/test_calorimeter.py)."""
+    from simulators.calorimeter import SamplingCalorimeter, effective_medium
+
+    cell = {"t_abs": 2.0, "t_act": 1e-3}  # nearly homogeneous absorber
+    for absorber in ("Pb", "W", "Fe", "Cu"):
+        sim = SamplingCalorimeter(absorber=absorber, lateral=False)
+        med = effective_medium(sim.absorber, sim.active, **cell)
+        layers = int(round(80 / med.layer_x0))
+        edges = np.arange(layers + 1) * med.layer_x0
+        for e in (10.0, 100.0):
+            dep = sim.layer_energies({**cell, "n_layers": layers}, torch.full((n,), e, dtype=F64), seed=7)["deposited"]
+            prof = dep.mean(0).numpy() / e
+            t95 = float(np.interp(0.95, np.concatenate([[0.0], np.cumsum(prof)]), edges))
+            t_max = math.log(e * 1000 / med.critical_energy) - 0.5
+            rule = t_max + 0.08 * med.z + 9.6
+            row(f"calorimeter t95, {absorber}, {e:g} GeV e⁻", f"{rule:.2f} X0 (t_max + 0.08Z + 9.6, PDG)", f"{t95:.2f}",
+                f"{t95 / rule - 1:+.1%}", "8 %")
+            peak = float(((edges[1:] + edges[:-1]) / 2)[np.argmax(prof)])
+            row(f"calorimeter shower maximum, {absorber}, {e:g} GeV e⁻", f"{t_max:.2f} X0 (ln(E/E_c) − 0.5, PDG)",
+                f"{peak:.2f}", f"{peak - t_max:+.2f} X0", "0.4 X0 + ½ layer")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000, help="muons per statistical check")
@@ -146,6 +169,8 @@ def main() -> None:
         else:
             expected, tol = "≈ Gaussian: form factor cuts 3θ0 ≫ 0.09 GeV/p", "< 0.5 %"
         row(f"P(|θ_plane| > 3θ0), {L * 100:g} cm Fe, {mode}", expected, f"{tail:.3%}", "", tol)
+
+    calorimeter_rows(4000)
 
     print("| check | expected (source) | simulated | difference | tolerance |")
     print("|---|---|---|---|---|")
