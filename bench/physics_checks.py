@@ -71,6 +71,29 @@ def stopping_depth(p: float, upper: float, **physics: Any) -> float:
     return lo
 
 
+def field_rows() -> None:
+    """``physics.field: saturating``: the B–H fit and the core field of thin and thick yokes (test_muon_shield.py)."""
+    from simulators.muon_shield import bh_curve, coil_ampere_turns, saturated_field
+
+    b6 = bh_curve(6000.0)
+    row("B–H fit of low-carbon steel at H = 6 kA/m", "1.70 T (AISI 1010 operating point the fit is set to)",
+        f"{b6:.4f} T", f"{b6 - 1.7:+.1e} T", "1e-3 T")
+    dx, dy, gap = 0.5, 0.5, 0.1
+    thin = saturated_field(1.7, dx, dy, gap, 0.5, 1e6)
+    row("core B, return yoke ½ the core width, NI = 1e6 A, design 1.7 T",
+        "< 1.7 T: yoke B = 2·B_core must stay on the B–H curve (flux conservation)", f"{thin:.3f} T",
+        f"{thin - 1.7:+.3f} T", "< 1.4 T")
+    for r in (1.0, 1.5):
+        el = Element(0.0, 1.0, (dx, dx), (dy, dy), (gap, gap), 1.7, r)
+        b = saturated_field(1.7, dx, dy, gap, r, coil_ampere_turns(el))
+        row(f"core B, yoke ratio {r:g}, coil of 3 A/mm² in a 10 cm gap", "1.7 T (the ideal field)", f"{b:.4f} T",
+            f"{b - 1.7:+.1e} T", "1e-12 T")
+    el = Element(0.0, 1.0, (dx, dx), (dy, dy), (0.005, 0.005), 1.7, 1.0)
+    b = saturated_field(1.7, dx, dy, 0.005, 1.0, coil_ampere_turns(el))
+    row("core B, yoke ratio 1, coil of 3 A/mm² in a 5 mm gap", "< 1.7 T (NI = 9 kA cannot drive the iron)",
+        f"{b:.3f} T", f"{b - 1.7:+.3f} T", "< 1.7 T")
+
+
 def calorimeter_rows(n: int) -> None:
     """Longitudinal 95 % containment and shower maximum of the average profile (tests/test_calorimeter.py)."""
     from simulators.calorimeter import SamplingCalorimeter, effective_medium
@@ -170,6 +193,7 @@ def main() -> None:
             expected, tol = "≈ Gaussian: form factor cuts 3θ0 ≫ 0.09 GeV/p", "< 0.5 %"
         row(f"P(|θ_plane| > 3θ0), {L * 100:g} cm Fe, {mode}", expected, f"{tail:.3%}", "", tol)
 
+    field_rows()
     calorimeter_rows(4000)
 
     print("| check | expected (source) | simulated | difference | tolerance |")

@@ -57,6 +57,18 @@ LAMBDA_DELTA = 0.05
 TAIL_CUT = 2.5
 #: Mean squared charge radius of iron in GeV⁻² ((3.74 fm)², de Vries et al., ADNDT 36 (1987); ħc = 0.1973 GeV fm).
 IRON_R2 = (3.74 / 0.1973) ** 2
+#: Vacuum permeability (T·m/A).
+MU0 = 4e-7 * math.pi
+#: Fröhlich–Kennelly B–H curve of low-carbon steel, B = μ0·H + BH_SAT·H/(BH_A + H) (T, A/m). BH_SAT: the
+#: saturation polarisation of low-carbon steel, ≈ 2.0–2.1 T (pure iron 2.15 T); BH_A set so that B(6 kA/m) =
+#: 1.70 T, the usual operating point of AISI 1010 in warm magnets. The form is soft below the knee (≈ 0.9 T at
+#: 1 kA/m where 1010 gives ≈ 1.3 T) and has not been compared point by point with a measured 1010 table;
+#: the shield runs at 1.6–1.9 T, where it is meant to hold.
+BH_SAT, BH_A = 2.03, 1200.0
+#: Default coil current density (A/m²) and copper filling factor of the coil window (the coil-gap cross-section
+#: gap·2dY on each side): 3 A/mm², typical of water-cooled warm magnets; filling factor 0.6 as in the SHiP
+#: shield studies (lfpc/MuonsAndMatter, data/materials).
+COIL_CURRENT_DENSITY, COIL_FILL = 3e6, 0.6
 #: Iron outside the 6 free magnets in SHiP-2018's mass convention (kg → t).
 SHIP2018_ABSORBER_MASS_T = 257.401
 #: SHiP-2018 soft mass budget W* of the scalarised loss (t).
@@ -273,6 +285,55 @@ def _muons(x, y, px, py, pz, charge, weight, dtype) -> Muons:  # noqa: ANN001
 SOURCES = {"beam_dump": BeamDumpSource, "uniform": UniformSource, "file": FileSource}
 
 
+# -- saturating fields -----------------------------------------------------------------------------
+def bh_curve(h: float) -> float:
+    """B (T) of low-carbon steel at H (A/m): Fröhlich–Kennelly, B = μ0·H + B_s·H/(a + H)."""
+    return MU0 * h + BH_SAT * h / (BH_A + h)
+
+
+def bh_inverse(b: float) -> float:
+    """H (A/m) at which the B–H curve reaches ``b`` ≥ 0 (T): the positive root of μ0H² + (μ0a + B_s − b)H − ab = 0."""
+    c = MU0 * BH_A + BH_SAT - b
+    return (-c + math.sqrt(c * c + 4 * MU0 * BH_A * b)) / (2 * MU0)
+
+
+def coil_ampere_turns(element: Element, current_density: float = COIL_CURRENT_DENSITY,
+                      fill: float = COIL_FILL) -> float:
+    """Ampere-turns (A) a coil of ``current_density`` (A/m²) and filling ``fill`` fits in one coil gap, gap·2dY.
+
+    The smaller of the two faces bounds it: the conductors run the full length of the magnet.
+    """
+    return current_density * fill * min(g * 2 * h for g, h in zip(element.gap, element.dy))
+
+
+def saturated_field(b_ideal: float, dx: float, dy: float, gap: float, r: float, ampere_turns: float) -> float:
+    """Core field (T, sign of ``b_ideal``) a magnet section can carry; lengths in m, ``ampere_turns`` in A.
+
+    One side's magnetic circuit, per unit length in z: flux Φ = B_core·dX through the core, then r·dX-wide top,
+    return and bottom yokes (B = Φ/(r·dX), flux conservation). Ampère along the mean path:
+    H(B_core)·l_core + H(Φ/(r·dX))·(l_yoke + l_top) = NI, with l_core = l_yoke = 2dY + r·dX (legs to the top
+    yoke's centre line) and l_top = dX + 2·gap + r·dX (top and bottom, centre line to centre line), H from the
+    B–H curve. The coil is set for ``b_ideal``; the field is b_ideal where the circuit can carry it, else the B
+    at which the circuit uses all the ampere-turns (bisection). Fringe and leakage fields are neglected.
+    ``r = 0`` (a plain block, no return path modelled) keeps ``b_ideal``.
+    """
+    target = abs(b_ideal)
+    if target == 0 or r <= 0:
+        return b_ideal
+    l_leg, l_top = 2 * dy + r * dx, dx + 2 * gap + r * dx
+
+    def mmf(b: float) -> float:
+        return bh_inverse(b) * l_leg + bh_inverse(b / r) * (l_leg + l_top)
+
+    if mmf(target) <= ampere_turns:
+        return b_ideal
+    lo, hi = 0.0, target
+    for _ in range(50):  # 50 halvings: 1e-15 T
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mmf(mid) <= ampere_turns else (lo, mid)
+    return math.copysign(lo, b_ideal)
+
+
 # -- transport ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Physics:
@@ -280,7 +341,12 @@ class Physics:
 
     Attributes:
         step: step length along z inside iron (m).
-        field: magnetic field on/off.
+        field: ``ideal`` (default; ``true``): the design field wherever there is iron; ``saturating``: the
+            field each magnet section's iron and coil can carry (:func:`saturated_field`: B–H curve of
+            low-carbon steel, flux conservation through the yokes, ampere-turns of the coil), at most the
+            design field; ``off`` (``false``): no field.
+        ampere_turns: ampere-turns per coil side (A) for ``saturating``; ``None``: what the coil window
+            gap·2dY holds at ``coil_current_density`` (A/m²) and a filling factor 0.6.
         scattering: multiple scattering: ``tails`` (default; Highland core plus single large-angle
             scatters), ``gaussian`` (Highland core only) or ``off``; ``true``/``false`` mean tails/off.
             ``tails`` adds, above θ_c = 2.5·θ0 of the nominal path (``scattering_log_length``), screened
@@ -303,7 +369,9 @@ class Physics:
     """
 
     step: float = 0.1
-    field: bool = True
+    field: bool | str = "ideal"
+    ampere_turns: float | None = None
+    coil_current_density: float = COIL_CURRENT_DENSITY
     scattering: bool | str = "tails"
     energy_loss: str = "stochastic"
     dedx_a: float | None = None
@@ -316,6 +384,12 @@ class Physics:
     world: float = 10.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.field, bool):
+            object.__setattr__(self, "field", "ideal" if self.field else "off")
+        if self.field not in ("ideal", "saturating", "off"):
+            raise ValueError("physics.field must be ideal, saturating or off")
+        if (self.ampere_turns is not None and self.ampere_turns < 0) or self.coil_current_density < 0:
+            raise ValueError("physics: ampere_turns and coil_current_density must be non-negative")
         if isinstance(self.scattering, bool):
             object.__setattr__(self, "scattering", "tails" if self.scattering else "off")
         if self.scattering not in ("tails", "gaussian", "off"):
@@ -411,11 +485,16 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
             z = el.z0
         n_steps = max(1, math.ceil(2 * el.dz / physics.step - 1e-9))
         h = 2 * el.dz / n_steps
-        B = el.field if physics.field else 0.0
+        B = el.field if physics.field != "off" else 0.0
+        if physics.field == "saturating":
+            ni = physics.ampere_turns if physics.ampere_turns is not None else coil_ampere_turns(
+                el, physics.coil_current_density)
         for k in range(n_steps):
             if len(s.x) == 0:
                 break
             dx, dy, gap = el.shape_at(el.z0 + (k + 0.5) * h)
+            if physics.field == "saturating":
+                B = saturated_field(el.field, dx, dy, gap, el.yoke_ratio, ni)
             _step(s, h, dx, dy, gap, el.yoke_ratio, B, physics, kappa, rho, gen, ionisation, tail_x0)
             muon_steps += len(s.x)
             if k % CHECK_EVERY == CHECK_EVERY - 1 or k == n_steps - 1:

@@ -18,7 +18,11 @@ from simulators.muon_shield import (
     Muons,
     Physics,
     UniformSource,
+    bh_curve,
+    bh_inverse,
+    coil_ampere_turns,
     field_map,
+    saturated_field,
     ship2018_free,
     transport,
 )
@@ -93,6 +97,49 @@ def test_flux_conservation_in_return_and_top_yokes() -> None:
     assert by[0].item() == B and by[1].item() == 0 and by[6].item() == 0
     assert by[2].item() * (r * dx) == pytest.approx(-B * dx)
     assert bx[3].abs().item() == pytest.approx(B / r) and bx[4].item() == -bx[5].item() != 0
+
+
+def test_bh_curve_fit_and_its_inverse() -> None:
+    """Fröhlich–Kennelly fit of low-carbon steel: B(6 kA/m) = 1.70 T (the 1010 operating point it is set to,
+    1e-3), saturation above 2 T (B(50 kA/m) in [1.95, 2.1] T), and H(B(H)) = H (1e-9)."""
+    assert bh_curve(6000.0) == pytest.approx(1.70, abs=1e-3)
+    assert 1.95 < bh_curve(5e4) < 2.1 and bh_curve(1e3) < bh_curve(6e3) < bh_curve(1e4)
+    for h in (10.0, 1e3, 6e3, 1e5, 1e6):
+        assert bh_inverse(bh_curve(h)) == pytest.approx(h, rel=1e-9)
+
+
+def test_saturating_field_thin_and_thick_yokes() -> None:
+    """Flux conservation with the B–H curve: a return yoke half as wide as the core must carry 2·B_core, so the
+    core field stays well below 1.7 T (< 1.4 T) even with ample ampere-turns (1e6 A); yokes as wide as the core
+    or wider carry the full 1.7 T (to 1e-12) with the coil the gap holds; a 5 mm coil gap cannot drive the iron
+    (< 1.7 T); ``ideal`` keeps 1.7 T in all of them. A muon through the thin-yoke core bends by
+    asin(0.2998·B_sat·L/p) (1e-3)."""
+    dx, dy, gap = 0.5, 0.5, 0.1
+    thin = saturated_field(1.7, dx, dy, gap, 0.5, 1e6)
+    assert 0.5 < thin < 1.4
+    assert saturated_field(-1.7, dx, dy, gap, 0.5, 1e6) == -thin
+    for r in (1.0, 1.5):
+        el = Element(0.0, 1.0, (dx, dx), (dy, dy), (gap, gap), 1.7, r)
+        assert saturated_field(1.7, dx, dy, gap, r, coil_ampere_turns(el)) == pytest.approx(1.7, abs=1e-12)
+    narrow = Element(0.0, 1.0, (dx, dx), (dy, dy), (0.005, 0.005), 1.7, 1.0)
+    assert saturated_field(1.7, dx, dy, 0.005, 1.0, coil_ampere_turns(narrow)) < 1.7
+
+    p, L = 20.0, 2.0
+    geo = Geometry((Element(0.0, L / 2, (dx, dx), (dy, dy), (gap, gap), 1.7, 0.5),), L)
+    b_sat = saturated_field(1.7, dx, dy, gap, 0.5, 1e6)
+    for field, b in (("saturating", b_sat), ("ideal", 1.7)):
+        res = run(beam(p), geo, step=0.01, scattering=False, energy_loss="off", field=field, ampere_turns=1e6)
+        assert math.atan2(-res["px"].item(), res["pz"].item()) == pytest.approx(math.asin(C_LIGHT * b * L / p), rel=1e-3)
+    with pytest.raises(ValueError, match="physics.field"):
+        Physics(field="fem")
+
+
+def test_saturating_field_keeps_the_new_baseline_at_full_field() -> None:
+    """The SHiP-2018 new baseline's coils (3 A/mm², filling 0.6, in the coil gaps) drive every section to its
+    design field (1.6 / 1.7 T), so ``saturating`` reproduces ``ideal`` there exactly (same seed, same hits)."""
+    a = MuonShield(device="cpu", physics={"field": "saturating"}).simulate({}, 2000, 3).samples
+    b = MuonShield(device="cpu").simulate({}, 2000, 3).samples
+    np.testing.assert_array_equal(a, b)
 
 
 # -- multiple scattering -----------------------------------------------------------------------------
