@@ -71,6 +71,27 @@ def stopping_depth(p: float, upper: float, **physics: Any) -> float:
     return lo
 
 
+def deflection_rows(n: int) -> None:
+    """p_T kicks of hard radiative losses against Van Ginneken's angles (test_muon_shield.py)."""
+    from simulators.muon_shield import radiative_rms_angle
+
+    e0, b, v_cut = 100.0, 1e-3, 0.01
+    grams = 10 * IRON.density
+    r = run(beam(e0, 4 * n), block(0.1), seed=3, step=0.1, field=False, scattering=False, straggling=False,
+            dedx_a=0.0, dedx_b=b, v_cut=v_cut)
+    e_in = math.hypot(e0, MUON_MASS)
+    v = 1 - torch.sqrt(r["px"] ** 2 + r["py"] ** 2 + r["pz"] ** 2 + MUON_MASS**2) / (e_in * (1 - b * v_cut * grams))
+    hard = (v > 1e-6) & (v < 0.5) & r["alive"]
+    th2 = ((r["px"] ** 2 + r["py"] ** 2) / r["pz"] ** 2)[hard]
+    vv = v[hard]
+    exp = sum(f * radiative_rms_angle(torch.full_like(vv, e_in), vv, torch.full_like(vv, k)) ** 2
+              for k, f in enumerate((0.4, 0.5, 0.1)))
+    ratio = th2.sum().item() / exp.sum().item()
+    row(f"Σθ² of {int(hard.sum())} hard radiative losses, 100 GeV, 0.01 < v < 0.5",
+        f"{exp.sum().item():.3g} rad² (Van Ginneken 1986, shares 0.4/0.5/0.1)", f"{th2.sum().item():.3g}",
+        f"{ratio - 1:+.1%}", "8 % (3 seeds pooled)")
+
+
 def field_rows() -> None:
     """``physics.field: saturating``: the B–H fit and the core field of thin and thick yokes (test_muon_shield.py)."""
     from simulators.muon_shield import bh_curve, coil_ampere_turns, saturated_field
@@ -193,6 +214,7 @@ def main() -> None:
             expected, tol = "≈ Gaussian: form factor cuts 3θ0 ≫ 0.09 GeV/p", "< 0.5 %"
         row(f"P(|θ_plane| > 3θ0), {L * 100:g} cm Fe, {mode}", expected, f"{tail:.3%}", "", tol)
 
+    deflection_rows(n)
     field_rows()
     calorimeter_rows(4000)
 
