@@ -84,8 +84,8 @@ def deflection_rows(n: int) -> None:
     hard = (v > 1e-6) & (v < 0.5) & r["alive"]
     th2 = ((r["px"] ** 2 + r["py"] ** 2) / r["pz"] ** 2)[hard]
     vv = v[hard]
-    exp = sum(f * radiative_rms_angle(torch.full_like(vv, e_in), vv, torch.full_like(vv, k)) ** 2
-              for k, f in enumerate((0.4, 0.5, 0.1)))
+    exp = torch.stack([f * radiative_rms_angle(torch.full_like(vv, e_in), vv, torch.full_like(vv, k)) ** 2
+                       for k, f in enumerate((0.4, 0.5, 0.1))]).sum(0)
     ratio = th2.sum().item() / exp.sum().item()
     row(f"Σθ² of {int(hard.sum())} hard radiative losses, 100 GeV, 0.01 < v < 0.5",
         f"{exp.sum().item():.3g} rad² (Van Ginneken 1986, shares 0.4/0.5/0.1)", f"{th2.sum().item():.3g}",

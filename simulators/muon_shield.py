@@ -17,7 +17,9 @@ uniform transverse field (``Δp_x = −0.2998·q·B_y·Δz``, ``Δp_y = +0.2998�
 recipe and a fixed logarithm plus single large-angle scatters (``scattering:
 tails``), ionisation a(E) with δ-ray straggling plus radiative b(E)·E loss with
 stochastic hard radiative losses (``dN/dv ∝ 1/v`` above ``v_cut``), trapezoidal
-drift. A muon that stops (``p ≤ p_kill``) within a step is frozen there at once;
+drift; each hard radiative loss also kicks the direction (Van Ginneken's angles). The field is the
+design field (``field: ideal``) or what each section's iron and coil can carry (``saturating``: B–H
+curve, flux conservation, ampere-turns). A muon that stops (``p ≤ p_kill``) within a step is frozen there at once;
 muons that turn back or leave the world box are dropped. See docs/physics.md.
 
 **Inputs.** ``source: beam_dump`` (default): an importance sample flat in
