@@ -555,6 +555,7 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
             params = ", ".join(f"{p}={r.params[p]:.4g}" for p in list(study.parameters)[:6])
             more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
             facts[f"best {name}"] = f"{b[0]:.6g}{err}{unit} at call {b[1]} ({params}{more})"
+            facts.update(_recommended_fact(study, records, name, unit))
     else:
         from optimizer.pareto import format_hypervolume, hypervolume_summary, pareto_calls
         from optimizer.progress import format_front
@@ -572,6 +573,25 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
         facts["surrogate check"] = (f"{len(held)} calls left out of a refit: median W1 of {held[0].column} "
                                     f"{w:.3g} (split-half noise floor {floor:.3g}, nearest stored call {near:.3g})")
     return facts
+
+
+def _recommended_fact(study: StudyConfig, records: dict[int, CallRecord], name: str, unit: str) -> dict[str, str]:
+    """``recommended NAME``: the model's best evaluated design (:mod:`optimizer.recommend`), and its confirmation."""
+    from optimizer.recommend import recommend
+
+    rec = recommend(study, records.values(), name)
+    if rec is None:
+        return {}
+    params = ", ".join(f"{p}={rec.params[p]:.4g}" for p in list(study.parameters)[:6])
+    more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
+    why = f"; {rec.reason}" if rec.reason else ""
+    out = {f"recommended {name}": f"{rec.mean:.6g} ± {rec.std:.2g}{unit} at call {rec.call} ({rec.method}{why}; "
+                                  f"observed {rec.observed:.6g} ± {rec.observed_sem:.2g}; {params}{more})"}
+    if rec.confirmation:
+        c = rec.confirmation
+        out[f"confirmed {name}"] = (f"{c['value']:.6g} ± {c['sem']:.2g}{unit} from {len(c['calls'])} confirmation "
+                                    f"call(s) of call {rec.call}, {c['particles']} particles")
+    return out
 
 
 def write_report(campaign: Any, out: Path, ext: str = "png", surrogate: bool = True) -> tuple[list[Path], dict[str, str]]:
