@@ -38,6 +38,15 @@ class RecommendationFallbackWarning(DetoptFallbackWarning):
     """The recommendation fell back to the best observed call (too few calls, or the GP fit failed)."""
 
 
+class ConfirmSkippedWarning(DetoptFallbackWarning):
+    """``budget.confirm`` was asked for but there is no feasible completed call to confirm."""
+
+
+def confirm_label(call: int) -> str:
+    """The label of a confirmation call of call ``call`` (how its confirmations are found again)."""
+    return f"confirms call {call}"
+
+
 @dataclass
 class Recommendation:
     """The reported design of one objective.
@@ -105,9 +114,9 @@ def _candidates(records: Iterable[CallRecord], name: str) -> list[CallRecord]:
             if r.status == "completed" and r.feasible and r.origin != "confirm" and np.isfinite(r.metrics.get(name, np.nan))]
 
 
-def _confirmation(records: Iterable[CallRecord], name: str, call: int, params: dict[str, float]) -> dict[str, Any] | None:
-    """Pooled value ± s.e. of the completed confirmation calls of ``params`` (inverse-variance weights)."""
-    conf = [r for r in records if r.origin == "confirm" and r.status == "completed" and r.params == params]
+def _confirmation(records: Iterable[CallRecord], name: str, call: int) -> dict[str, Any] | None:
+    """Pooled value ± s.e. of the completed confirmation calls of call ``call`` (inverse-variance weights)."""
+    conf = [r for r in records if r.origin == "confirm" and r.status == "completed" and r.label == confirm_label(call)]
     if not conf:
         return None
     v = np.array([r.metrics[name] for r in conf])
@@ -159,11 +168,11 @@ def recommend(study: StudyConfig, records: Iterable[CallRecord], name: str | Non
                 r = recs[i]
                 return Recommendation(name, r.call_id, r.params, float(mean[i]), float(std[i]), float(y[i]),
                                       float(sem[i]), MODEL_METHOD,
-                                      confirmation=_confirmation(records, name, r.call_id, r.params), model=gp)
+                                      confirmation=_confirmation(records, name, r.call_id), model=gp)
             reason = "the GP's posterior mean is not finite"
     warnings.warn(f"recommendation of {name}: best observed call instead of the model's ({reason})",
                   RecommendationFallbackWarning, stacklevel=2)
     i = int(np.argmin(sign * y))
     r = recs[i]
     return Recommendation(name, r.call_id, r.params, float(y[i]), float(sem[i]), float(y[i]), float(sem[i]),
-                          OBSERVED_METHOD, reason=reason, confirmation=_confirmation(records, name, r.call_id, r.params))
+                          OBSERVED_METHOD, reason=reason, confirmation=_confirmation(records, name, r.call_id))

@@ -528,14 +528,17 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
 
     counts: dict[str, int] = {}
     for r in records.values():
-        if r.origin != "baseline":
+        if r.origin not in ("baseline", "confirm"):
             counts[r.status] = counts.get(r.status, 0) + 1
     issued = sum(counts.values())
     baselines = sum(1 for r in records.values() if r.origin == "baseline")
+    confirms = [r for r in records.values() if r.origin == "confirm"]
     calls = f"{issued}" + (f" of a budget of {budget}" if budget else "") + ": " + \
         ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     if baselines:
         calls += f"; plus {baselines} baseline design{'s' if baselines > 1 else ''}"
+    if confirms:
+        calls += f"; plus {len(confirms)} confirmation call(s) of {confirms[0].n_samples} particles (budget.confirm)"
     if not any(r.status == "completed" for r in records.values()):
         calls += "; no completed calls, so the figures are empty"
     _, wall = spend_trace(records)

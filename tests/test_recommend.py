@@ -140,3 +140,70 @@ def test_report_summary_quotes_the_recommendation(lucky_campaign: Path) -> None:
     facts = summary_facts(camp.study(), camp.records(), 8)
     assert "at call 8" in facts["best f"]  # the lucky one
     assert "at call 3 (model-based: posterior mean at evaluated designs" in facts["recommended f"]
+
+
+def test_confirm_resimulates_the_recommended_design_after_the_budget(write_study, tmp_path: Path) -> None:
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.records import CampaignView, charged
+    from optimizer.recommend import recommend
+    from optimizer.report import summary_facts
+    from optimizer.study import load_study
+
+    p = write_study(lucky_study(budget={"calls": len(LISTED), "initial_design": 0, "confirm": 2}))
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / "c", study, text, source=str(p))
+    run_campaign(camp, study)
+    records = CampaignView.open(camp.root).records()
+    conf = [r for r in records.values() if r.origin == "confirm"]
+    assert len(conf) == 2 and len(records) == len(LISTED) + 2
+    assert sum(charged(r) for r in records.values()) == len(LISTED)  # not charged to budget.calls
+    assert all(r.status == "completed" and r.n_samples == 10 * 100 and r.params["x"] == pytest.approx(0.3) for r in conf)
+    assert len({r.seed for r in conf}) == 2  # two independent re-simulations
+    rec = recommend(study, records.values())
+    assert rec.call == 3 and rec.confirmation["calls"] == [r.call_id for r in conf]
+    v, s = np.array([r.metrics["f"] for r in conf]), np.array([r.sems["f"] for r in conf])
+    w = 1 / s**2
+    assert rec.confirmation["value"] == pytest.approx((w * v).sum() / w.sum())
+    assert rec.confirmation["sem"] == pytest.approx(w.sum() ** -0.5)
+    assert rec.confirmation["particles"] == 2000
+    facts = summary_facts(study, records, len(LISTED))
+    assert "plus 2 confirmation call(s) of 1000 particles" in facts["calls"] and "confirmed f" in facts
+    out = subprocess.run([sys.executable, "-m", "optimizer.cli", "status", str(camp.root)],
+                         capture_output=True, text=True, check=True).stdout
+    assert f"{len(LISTED)}/{len(LISTED)} calls issued" in out and "confirmed f:" in out and "2000 particles" in out
+    # a resume of the finished campaign confirms nothing more
+    run_campaign(Campaign.open(camp.root), study)
+    assert sum(r.origin == "confirm" for r in CampaignView.open(camp.root).records().values()) == 2
+
+
+@pytest.mark.parametrize("budget, match", [
+    ({"calls": 4, "confirm": -1}, "budget.confirm: .*greater than or equal to 0"),
+    ({"calls": 4, "confirm": 1, "confirm_samples": 0}, "budget.confirm_samples: .*greater than or equal to 1"),
+    ({"calls": 4, "confirm_samples": 50}, "budget.confirm_samples: is only used with budget.confirm > 0"),
+])
+def test_bad_confirm_fields_are_one_line_errors(write_study, budget, match) -> None:
+    p = write_study(lucky_study(budget=budget))
+    res = subprocess.run([sys.executable, "-m", "optimizer.cli", "run", str(p)], capture_output=True, text=True)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.stderr.startswith("error: ") and __import__("re").search(match, res.stderr), res.stderr
+
+
+def test_confirm_needs_a_single_objective(write_study) -> None:
+    from optimizer.errors import StudyError
+    from optimizer.study import load_study
+
+    data = lucky_study(budget={"calls": 4, "confirm": 1})
+    data["simulator"] = {"name": "sims_for_tests:two_outputs", "samples_per_call": 10}
+    data["parameters"] = {"x1": {"low": 0, "high": 1}}
+    data["strategy"] = {"name": "sobol"}
+    data["objectives"] = {"a": {"statistic": "mean", "output": "y0"}, "b": {"statistic": "mean", "output": "y1"}}
+    with pytest.raises(StudyError, match="budget.confirm: confirms the recommended design of one objective"):
+        load_study(write_study(data))
+
+
+def test_confirm_fields_leave_the_fingerprint_alone() -> None:
+    from optimizer.study import validate_study
+
+    a = validate_study(lucky_study())
+    b = validate_study(lucky_study(budget={"calls": len(LISTED), "confirm": 3, "confirm_samples": 5000}))
+    assert a.fingerprint() == b.fingerprint() and b.confirm_samples == 5000 and a.confirm_samples == 1000
