@@ -139,7 +139,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from optimizer.diagnostics import registered_simulator
     from optimizer.executors import build_simulator
     from optimizer.records import CampaignView, best_so_far, charged, is_lost_for_good
-    from optimizer.results import call_rows, column_units
+    from optimizer.results import call_rows, column_units, compute_hours, particles
 
     camp = CampaignView.open(args.dir)
     study = camp.study()
@@ -154,6 +154,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = {
         "study": study.name, "directory": str(camp.root), "budget": budget, "issued": issued, "lost": lost,
         "status_counts": counts, "units": column_units(study),
+        "particles": sum(particles(r) for r in records.values()),
+        "device_hours": sum(compute_hours(r) for r in records.values()),
         "best": {k: (None if v is None else {"value": v[0], "call": v[1], "params": records[v[1]].params})
                  for k, v in best.items()},
     }
@@ -219,6 +221,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if len(shown) < len(rows):
         say(f"({len(rows) - len(shown)} earlier calls hidden; --all shows every call"
             + ("; every Pareto-front member is in the table below" if front else "") + ")")
+    say(f"particles simulated: {summary['particles']:,} (every finished attempt, baselines and confirmations "
+        f"included); device-hours: {summary['device_hours']:.3g} as recorded")
     if lost:
         say(f"({lost} calls lost to worker or node deaths after every re-run; not charged to the budget)")
     if dropped:

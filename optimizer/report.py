@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.results import best_trace, finished_in_order, metric_label, spend_trace
+from optimizer.results import best_trace, finished_in_order, metric_label, particle_trace, spend_trace
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
@@ -210,7 +210,7 @@ def _time_axis(hours: np.ndarray) -> tuple[np.ndarray, str]:
 
 def cost_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
     """What the campaign spent for its progress: best objective (hypervolume with several objectives)
-    vs simulator calls, vs cumulative device-hours and vs wall-clock time."""
+    vs simulator calls, vs particles simulated, vs cumulative device-hours and vs wall-clock time."""
     plt = _pyplot()
 
     if len(study.objectives) > 1:
@@ -223,8 +223,9 @@ def cost_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) ->
         calls, y = best_trace(study, records, name, order="finish")
         label = f"best {metric_label(study, name)} ({study.objectives[name].direction})"
     compute, wall = (_time_axis(t) for t in spend_trace(records))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4), sharey=True)
     for ax, (x, xlabel) in zip(axes, [(calls, "simulator calls finished"),
+                                      (particle_trace(records), "particles simulated"),
                                       (compute[0], f"compute ({compute[1]} of simulator devices, as recorded)"),
                                       (wall[0], f"wall clock ({wall[1]} since the first call)")]):
         ax.step(x, y, where="post", color="C0")

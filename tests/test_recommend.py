@@ -207,3 +207,37 @@ def test_confirm_fields_leave_the_fingerprint_alone() -> None:
     a = validate_study(lucky_study())
     b = validate_study(lucky_study(budget={"calls": len(LISTED), "confirm": 3, "confirm_samples": 5000}))
     assert a.fingerprint() == b.fingerprint() and b.confirm_samples == 5000 and a.confirm_samples == 1000
+
+
+def test_particles_simulated_equal_the_journal(write_study, tmp_path: Path, monkeypatch) -> None:
+    """status: particles from the journal's `submitted` events (one per attempt), device-hours from the
+    recorded run times; the report's cost figure has a particles axis with the same cumulative count."""
+    import optimizer.report as report
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.records import CampaignView
+    from optimizer.study import load_study
+
+    p = write_study(lucky_study(budget={"calls": 4, "initial_design": 0, "confirm": 1, "confirm_samples": 700}))
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / "c", study, text, source=str(p))
+    run_campaign(camp, study)
+    events = [json.loads(line) for line in (camp.root / "journal.jsonl").read_text().splitlines()]
+    expected = sum(e["n_samples"] for e in events if e["event"] == "submitted")
+    assert expected == 4 * 100 + 700
+    hours = sum((e["finished"] - e["started"]) / 3600 for e in events if e["event"] == "completed")
+    res = subprocess.run([sys.executable, "-m", "optimizer.cli", "status", str(camp.root), "--json"],
+                         capture_output=True, text=True, check=True)
+    summary = json.loads(res.stdout)
+    assert summary["particles"] == expected and summary["device_hours"] == pytest.approx(hours, rel=1e-9, abs=1e-15)
+    text_out = subprocess.run([sys.executable, "-m", "optimizer.cli", "status", str(camp.root)],
+                              capture_output=True, text=True, check=True).stdout
+    assert f"particles simulated: {expected:,}" in text_out and "device-hours:" in text_out
+
+    drawn: list = []
+    real = report._save
+    monkeypatch.setattr(report, "_save", lambda fig, path: drawn.append(fig) or real(fig, path))
+    view = CampaignView.open(camp.root)
+    report.cost_plot(study, view.records(), tmp_path / "cost.png")
+    axes = drawn[0].axes
+    assert axes[1].get_xlabel() == "particles simulated"
+    assert axes[1].lines[0].get_xdata()[-1] == expected
