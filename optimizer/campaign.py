@@ -553,6 +553,10 @@ def run_campaign(
         restore_strategy(campaign, strategy)
         executor_ = executor or make_executor(study, Path(source).resolve().parent)
         reporter.start(study, budget, records)
+        chosen = strategy.choice()
+        if chosen is not None:
+            storage.append({"event": "strategy_chosen", "strategy": chosen[0], "reason": chosen[1]})
+            reporter.note(f"strategy {study.strategy.name} chose {chosen[0]}: {chosen[1]}")
         stopped = ""  # set when the loop ends; a "finished" event is written only then
         try:
             strategy.tell(history())
