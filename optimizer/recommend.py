@@ -89,7 +89,7 @@ def fit_gp(X: np.ndarray, y: np.ndarray, sem: np.ndarray) -> Any:
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
-    from gpytorch.mlls import ExactMarginalLogLikelihood
+    from gpytorch.mlls import ExactMarginalLogLikelihood  # type: ignore[import-untyped]
 
     from optimizer.strategies.gp import _quiet_known_warnings
 
