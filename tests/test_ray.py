@@ -25,13 +25,28 @@ pytestmark = pytest.mark.ray
 
 class TestRayExecutor(ExecutorConformance):
     @pytest.fixture
-    def executor(self, ray_cluster):
+    def make_executor(self, ray_cluster):
         from optimizer.executors.ray_backend import RayExecutor
 
-        study = validate_study(base_study(simulator={"name": "three_hump_camel"}, execution={"backend": "ray"}))
-        ex = RayExecutor(study.simulator, study.execution)
+        built: list[RayExecutor] = []
+
+        def make(simulator, execution):
+            built.append(RayExecutor(simulator, execution))
+            return built[-1]
+
+        yield make
+        for ex in built:
+            ex.close()
+
+
+def test_ray_executor_capacity(ray_cluster) -> None:
+    from optimizer.executors.ray_backend import RayExecutor
+
+    study = validate_study(base_study(simulator={"name": "three_hump_camel"}, execution={"backend": "ray"}))
+    ex = RayExecutor(study.simulator, study.execution)
+    try:
         assert (ex.slots, ex.capacity) == (2, 3)  # two CPUs, one per call, and one call queued ahead
-        yield ex
+    finally:
         ex.close()
 
 

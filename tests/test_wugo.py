@@ -26,12 +26,12 @@ def make(**options):
 
 class TestWUGOConformance(StrategyConformance):
     @pytest.fixture(params=["w2", "w1", "energy"])
-    def strategy(self, request):
-        return make(distance=request.param)[0]
+    def make_strategy(self, request):
+        return lambda space, study, seed: WUGOStrategy(space, study, seed, **{**FAST, "distance": request.param})
 
     @pytest.fixture
-    def space(self):
-        return make()[1]
+    def study(self):
+        return validate_study(base_study(strategy={"name": "wugo"}, budget={"calls": 30, "initial_design": 4}))
 
 
 def test_batch_is_distinct_and_spread_by_pseudo_observations() -> None:
