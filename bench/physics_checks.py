@@ -71,6 +71,73 @@ def stopping_depth(p: float, upper: float, **physics: Any) -> float:
     return lo
 
 
+def deflection_rows(n: int) -> None:
+    """p_T kicks of hard radiative losses against Van Ginneken's angles (test_muon_shield.py)."""
+    from simulators.muon_shield import radiative_rms_angle
+
+    e0, b, v_cut = 100.0, 1e-3, 0.01
+    grams = 10 * IRON.density
+    r = run(beam(e0, 4 * n), block(0.1), seed=3, step=0.1, field=False, scattering=False, straggling=False,
+            dedx_a=0.0, dedx_b=b, v_cut=v_cut)
+    e_in = math.hypot(e0, MUON_MASS)
+    v = 1 - torch.sqrt(r["px"] ** 2 + r["py"] ** 2 + r["pz"] ** 2 + MUON_MASS**2) / (e_in * (1 - b * v_cut * grams))
+    hard = (v > 1e-6) & (v < 0.5) & r["alive"]
+    th2 = ((r["px"] ** 2 + r["py"] ** 2) / r["pz"] ** 2)[hard]
+    vv = v[hard]
+    exp = torch.stack([f * radiative_rms_angle(torch.full_like(vv, e_in), vv, torch.full_like(vv, k)) ** 2
+                       for k, f in enumerate((0.4, 0.5, 0.1))]).sum(0)
+    ratio = th2.sum().item() / exp.sum().item()
+    row(f"Σθ² of {int(hard.sum())} hard radiative losses, 100 GeV, 0.01 < v < 0.5",
+        f"{exp.sum().item():.3g} rad² (Van Ginneken 1986, shares 0.4/0.5/0.1)", f"{th2.sum().item():.3g}",
+        f"{ratio - 1:+.1%}", "8 % (3 seeds pooled)")
+
+
+def field_rows() -> None:
+    """``physics.field: saturating``: the B–H fit and the core field of thin and thick yokes (test_muon_shield.py)."""
+    from simulators.muon_shield import bh_curve, coil_ampere_turns, saturated_field
+
+    b6 = bh_curve(6000.0)
+    row("B–H fit of low-carbon steel at H = 6 kA/m", "1.70 T (AISI 1010 operating point the fit is set to)",
+        f"{b6:.4f} T", f"{b6 - 1.7:+.1e} T", "1e-3 T")
+    dx, dy, gap = 0.5, 0.5, 0.1
+    thin = saturated_field(1.7, dx, dy, gap, 0.5, 1e6)
+    row("core B, return yoke ½ the core width, NI = 1e6 A, design 1.7 T",
+        "< 1.7 T: yoke B = 2·B_core must stay on the B–H curve (flux conservation)", f"{thin:.3f} T",
+        f"{thin - 1.7:+.3f} T", "< 1.4 T")
+    for r in (1.0, 1.5):
+        el = Element(0.0, 1.0, (dx, dx), (dy, dy), (gap, gap), 1.7, r)
+        b = saturated_field(1.7, dx, dy, gap, r, coil_ampere_turns(el))
+        row(f"core B, yoke ratio {r:g}, coil of 3 A/mm² in a 10 cm gap", "1.7 T (the ideal field)", f"{b:.4f} T",
+            f"{b - 1.7:+.1e} T", "1e-12 T")
+    el = Element(0.0, 1.0, (dx, dx), (dy, dy), (0.005, 0.005), 1.7, 1.0)
+    b = saturated_field(1.7, dx, dy, 0.005, 1.0, coil_ampere_turns(el))
+    row("core B, yoke ratio 1, coil of 3 A/mm² in a 5 mm gap", "< 1.7 T (NI = 9 kA cannot drive the iron)",
+        f"{b:.3f} T", f"{b - 1.7:+.3f} T", "< 1.7 T")
+
+
+def calorimeter_rows(n: int) -> None:
+    """Longitudinal 95 % containment and shower maximum of the average profile (tests/test_calorimeter.py)."""
+    from simulators.calorimeter import SamplingCalorimeter, effective_medium
+
+    cell = {"t_abs": 2.0, "t_act": 1e-3}  # nearly homogeneous absorber
+    for absorber in ("Pb", "W", "Fe", "Cu"):
+        sim = SamplingCalorimeter(absorber=absorber, lateral=False)
+        med = effective_medium(sim.absorber, sim.active, **cell)
+        layers = int(round(80 / med.layer_x0))
+        edges = np.arange(layers + 1) * med.layer_x0
+        for e in (10.0, 100.0):
+            dep = sim.layer_energies({**cell, "n_layers": layers}, torch.full((n,), e, dtype=F64), seed=7)["deposited"]
+            prof = dep.mean(0).numpy() / e
+            t95 = float(np.interp(0.95, np.concatenate([[0.0], np.cumsum(prof)]), edges))
+            t_max = math.log(e * 1000 / med.critical_energy) - 0.5
+            rule = t_max + 0.08 * med.z + 9.6
+            row(f"calorimeter t95, {absorber}, {e:g} GeV e⁻", f"{rule:.2f} X0 (t_max + 0.08Z + 9.6, PDG)", f"{t95:.2f}",
+                f"{t95 / rule - 1:+.1%}", "8 %")
+            peak = float(((edges[1:] + edges[:-1]) / 2)[np.argmax(prof)])
+            row(f"calorimeter shower maximum, {absorber}, {e:g} GeV e⁻", f"{t_max:.2f} X0 (ln(E/E_c) − 0.5, PDG)",
+                f"{peak:.2f}", f"{peak - t_max:+.2f} X0", "0.4 X0 + ½ layer")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000, help="muons per statistical check")
@@ -146,6 +213,10 @@ def main() -> None:
         else:
             expected, tol = "≈ Gaussian: form factor cuts 3θ0 ≫ 0.09 GeV/p", "< 0.5 %"
         row(f"P(|θ_plane| > 3θ0), {L * 100:g} cm Fe, {mode}", expected, f"{tail:.3%}", "", tol)
+
+    deflection_rows(n)
+    field_rows()
+    calorimeter_rows(4000)
 
     print("| check | expected (source) | simulated | difference | tolerance |")
     print("|---|---|---|---|---|")

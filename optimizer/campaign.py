@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from optimizer.errors import CampaignError, InfrastructureError, StudyError
 from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import CHOOSING, COMPILING, FITTING, NullReporter, Reporter
+from optimizer.recommend import ConfirmSkippedWarning, confirm_label, recommend
 from optimizer.records import (  # noqa: F401 - re-exported
     META_FILE, STRATEGY_STATE, STUDY_FILE, CampaignView, best_so_far, build_history, charged, finished_calls,
     is_lost_for_good,
@@ -451,13 +453,15 @@ def run_campaign(
         def history() -> History:
             return build_history(study, records, storage)
 
-        def new_call(origin: str, unit: np.ndarray, label: str | None = None) -> CallRecord:
-            params = space.to_params(space.from_unit(unit))
+        def new_call(origin: str, unit: np.ndarray, label: str | None = None, n_samples: int | None = None,
+                     params: dict[str, float] | None = None) -> CallRecord:
+            params = params or space.to_params(space.from_unit(unit))
             cid = max(records, default=0) + 1
             rec = CallRecord(
                 call_id=cid, origin=origin, label=label, params=params,
                 unit=space.to_unit(space.from_params(params)).tolist(),
-                seed=call_seed(study.seed, cid), n_samples=study.simulator.samples_per_call, resources=exec_res,
+                seed=call_seed(study.seed, cid), n_samples=n_samples or study.simulator.samples_per_call,
+                resources=exec_res,
             )
             records[cid] = rec
             return rec
@@ -494,6 +498,27 @@ def run_campaign(
                     return
                 n += 1
                 yield new_call("strategy", points[0])
+            if n < free and not in_flight and not rerun and not baselines and (n_issued() >= budget or strategy_done):
+                yield from confirmations(free - n)
+
+        def confirmations(free: int) -> Iterator[CallRecord]:
+            """``budget.confirm`` calls re-simulating the recommended design with ``confirm_samples`` particles."""
+            done = [r for r in records.values() if r.origin == "confirm"]
+            left = min(free, study.budget.confirm - len(done))
+            if left <= 0:
+                return
+            if done:  # the design chosen when confirmation began
+                params, label = done[0].params, done[0].label
+            else:
+                rec = recommend(study, records.values())
+                if rec is None:
+                    warnings.warn("budget.confirm: no feasible completed call to confirm", ConfirmSkippedWarning,
+                                  stacklevel=2)
+                    return
+                params, label = rec.params, confirm_label(rec.call)
+            for _ in range(left):
+                yield new_call("confirm", np.zeros(space.dim), label=label, n_samples=study.confirm_samples,
+                               params=params)
 
         def submit(rec: CallRecord) -> None:
             rec.attempts += 1
@@ -553,6 +578,10 @@ def run_campaign(
         executor_ = executor or make_executor(study, Path(source).resolve().parent)
         reporter.start(study, budget, records)
         reporter.workers(int(getattr(executor_, "slots", executor_.capacity)))
+        chosen = strategy.choice()
+        if chosen is not None:
+            storage.append({"event": "strategy_chosen", "strategy": chosen[0], "reason": chosen[1]})
+            reporter.note(f"strategy {study.strategy.name} chose {chosen[0]}: {chosen[1]}")
         stopped = ""  # set when the loop ends; a "finished" event is written only then
         try:
             tell()

@@ -166,7 +166,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from optimizer.diagnostics import registered_simulator
     from optimizer.executors import build_simulator
     from optimizer.records import CampaignView, best_so_far, charged, finished_calls, is_lost_for_good
-    from optimizer.results import call_rows, column_units
+    from optimizer.results import call_rows, column_units, compute_hours, particles
 
     camp = CampaignView.open(args.dir)
     study = camp.study()
@@ -182,9 +182,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = {
         "study": study.name, "directory": str(camp.root), "budget": budget, "issued": issued, "finished": finished, "lost": lost,
         "status_counts": counts, "units": column_units(study),
+        "particles": sum(particles(r) for r in records.values()),
+        "device_hours": sum(compute_hours(r) for r in records.values()),
         "best": {k: (None if v is None else {"value": v[0], "call": v[1], "params": records[v[1]].params})
                  for k, v in best.items()},
     }
+    if len(study.objectives) == 1:  # several objectives report a Pareto front instead
+        from optimizer.recommend import recommend
+
+        recs = {k: recommend(study, records.values(), k) for k in study.objectives}
+        summary["recommended"] = {k: None if r is None else r.as_dict() for k, r in recs.items()}
     front: list[Any] = []
     if len(study.objectives) > 1:
         from dataclasses import asdict
@@ -244,6 +251,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if len(shown) < len(rows):
         say(f"({len(rows) - len(shown)} earlier calls hidden; --all shows every call"
             + ("; every Pareto-front member is in the table below" if front else "") + ")")
+    say(f"particles simulated: {summary['particles']:,} (every finished attempt, baselines and confirmations "
+        f"included); device-hours: {summary['device_hours']:.3g} as recorded")
     if lost:
         say(f"({lost} calls lost to worker or node deaths after every re-run; not charged to the budget)")
     if dropped:
@@ -286,10 +295,28 @@ def cmd_status(args: argparse.Namespace) -> int:
                                    for k, v in b["params"].items())
                 unit = f" {units[name]}" if units[name] else ""
                 say(f"best {name} ({study.objectives[name].direction}): {_fmt(b['value'])}{unit} at call {b['call']} ({params})")
+                for line in _recommended_lines(study, name, summary["recommended"].get(name), unit):
+                    say(line)
     if "distance_to_optimum" in summary:
         say(f"closest evaluated design to a known optimum: {summary['distance_to_optimum']:.4g} "
             f"(optimum value {summary['optimum_value']:.6g})")
     return 0
+
+
+def _recommended_lines(study: Any, name: str, rec: dict[str, Any] | None, unit: str) -> list[str]:
+    """The recommended design of ``name`` (``Recommendation.as_dict``) and its confirmation, as status lines."""
+    if rec is None:
+        return []
+    params = ", ".join(f"{k}={_fmt(v)}{study.parameters[k].unit and ' ' + study.parameters[k].unit}"
+                       for k, v in rec["params"].items())
+    why = f"; {rec['reason']}" if rec.get("reason") else ""
+    lines = [f"recommended {name} ({rec['method']}{why}): {_fmt(rec['mean'])} ± {_fmt(rec['std'])}{unit} at call "
+             f"{rec['call']} (observed {_fmt(rec['observed'])} ± {_fmt(rec['observed_sem'])}; {params})"]
+    c = rec.get("confirmation")
+    if c:
+        lines.append(f"confirmed {name}: {_fmt(c['value'])} ± {_fmt(c['sem'])}{unit} from {len(c['calls'])} "
+                     f"confirmation call(s), {c['particles']} particles (calls {', '.join(map(str, c['calls']))})")
+    return lines
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -116,6 +116,9 @@ class Reporter:
 
     def submitted(self, rec: CallRecord) -> None: ...
 
+    def note(self, text: str) -> None:
+        """One line about the campaign (e.g. which strategy ``auto`` chose)."""
+
     def finished(self, rec: CallRecord, best: Best) -> None: ...
 
     def end(self, summary: CampaignSummary) -> None: ...
@@ -171,6 +174,9 @@ class LineReporter(Reporter):
 
     def _say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
+
+    def note(self, text: str) -> None:
+        self._say(f"[detopt] {text}")
 
     def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None:
         self.study, self.records, self.budget = study, records, budget  # the campaign's live records

@@ -96,8 +96,9 @@ def is_lost_for_good(rec: CallRecord) -> bool:
 
 def charged(rec: CallRecord) -> bool:
     """Whether a call counts against the budget: issued by the initial design or the strategy, and not
-    lost for good to worker deaths (the README's failure table: lost calls are never charged)."""
-    return rec.origin != "baseline" and not is_lost_for_good(rec)
+    lost for good to worker deaths (the README's failure table: lost calls are never charged). Confirmation
+    calls (``budget.confirm``) come after the budget and are not charged either."""
+    return rec.origin not in ("baseline", "confirm") and not is_lost_for_good(rec)
 
 
 def finished_calls(records: Iterable[CallRecord]) -> int:
@@ -177,6 +178,6 @@ def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: S
         failed_theta=matrix([unit(r) for r in bad], d),
         # the strategies' stream position: calls lost for good count here (their replacement is a new design),
         # though not against the budget (see `optimizer.campaign.charged`)
-        n_issued=sum(1 for r in records.values() if r.origin != "baseline"),
+        n_issued=sum(1 for r in records.values() if r.origin not in ("baseline", "confirm")),
         _load=lambda i: storage.load_samples(refs[i]),  # type: ignore[arg-type]
     )

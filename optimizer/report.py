@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.results import best_trace, finished_in_order, metric_label, spend_trace
+from optimizer.results import best_trace, finished_in_order, metric_label, particle_trace, spend_trace
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig
 
@@ -212,7 +212,7 @@ def _time_axis(hours: np.ndarray) -> tuple[np.ndarray, str]:
 
 def cost_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
     """What the campaign spent for its progress: best objective (hypervolume with several objectives)
-    vs simulator calls, vs cumulative device-hours and vs wall-clock time."""
+    vs simulator calls, vs particles simulated, vs cumulative device-hours and vs wall-clock time."""
     plt = _pyplot()
 
     if len(study.objectives) > 1:
@@ -225,8 +225,9 @@ def cost_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) ->
         calls, y = best_trace(study, records, name, order="finish")
         label = f"best {metric_label(study, name)} ({study.objectives[name].direction})"
     compute, wall = (_time_axis(t) for t in spend_trace(records))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4), sharey=True)
     for ax, (x, xlabel) in zip(axes, [(calls, "simulator calls finished"),
+                                      (particle_trace(records), "particles simulated"),
                                       (compute[0], f"compute ({compute[1]} of simulator devices, as recorded)"),
                                       (wall[0], f"wall clock ({wall[1]} since the first call)")]):
         ax.step(x, y, where="post", color="C0")
@@ -559,16 +560,19 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
 
     counts: dict[str, int] = {}
     for r in records.values():
-        if r.origin != "baseline":
+        if r.origin not in ("baseline", "confirm"):
             counts[r.status] = counts.get(r.status, 0) + 1
     from optimizer.records import finished_calls
 
     baselines = sum(1 for r in records.values() if r.origin == "baseline")
+    confirms = [r for r in records.values() if r.origin == "confirm"]
     # the progress bar's and `optimize status`'s count: finished calls charged to the budget
     calls = f"{finished_calls(records.values())}" + (f" of a budget of {budget}" if budget else "") + " finished: " + \
         ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     if baselines:
         calls += f"; plus {baselines} baseline design{'s' if baselines > 1 else ''}"
+    if confirms:
+        calls += f"; plus {len(confirms)} confirmation call(s) of {confirms[0].n_samples} particles (budget.confirm)"
     if not any(r.status == "completed" for r in records.values()):
         calls += "; no completed calls, so the figures are empty"
     _, wall = spend_trace(records)
@@ -588,6 +592,7 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
             params = ", ".join(f"{p}={r.params[p]:.4g}" for p in list(study.parameters)[:6])
             more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
             facts[f"best {name}"] = f"{b[0]:.6g}{err}{unit} at call {b[1]} ({params}{more})"
+            facts.update(_recommended_fact(study, records, name, unit))
     else:
         from optimizer.pareto import format_hypervolume, hypervolume_summary, pareto_calls
         from optimizer.progress import format_front
@@ -605,6 +610,25 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
         facts["surrogate check"] = (f"{len(held)} calls left out of a refit: median W1 of {held[0].column} "
                                     f"{w:.3g} (split-half noise floor {floor:.3g}, nearest stored call {near:.3g})")
     return facts
+
+
+def _recommended_fact(study: StudyConfig, records: dict[int, CallRecord], name: str, unit: str) -> dict[str, str]:
+    """``recommended NAME``: the model's best evaluated design (:mod:`optimizer.recommend`), and its confirmation."""
+    from optimizer.recommend import recommend
+
+    rec = recommend(study, records.values(), name)
+    if rec is None:
+        return {}
+    params = ", ".join(f"{p}={rec.params[p]:.4g}" for p in list(study.parameters)[:6])
+    more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
+    why = f"; {rec.reason}" if rec.reason else ""
+    out = {f"recommended {name}": f"{rec.mean:.6g} ± {rec.std:.2g}{unit} at call {rec.call} ({rec.method}{why}; "
+                                  f"observed {rec.observed:.6g} ± {rec.observed_sem:.2g}; {params}{more})"}
+    if rec.confirmation:
+        c = rec.confirmation
+        out[f"confirmed {name}"] = (f"{c['value']:.6g} ± {c['sem']:.2g}{unit} from {len(c['calls'])} confirmation "
+                                    f"call(s) of call {rec.call}, {c['particles']} particles")
+    return out
 
 
 #: Strategies whose campaigns get the surrogate figures by default: the report's WU-GO model is theirs (for the

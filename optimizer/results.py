@@ -105,6 +105,18 @@ def compute_hours(record: CallRecord) -> float:
     return (record.duration or 0.0) * float(units) / 3600
 
 
+def particles(record: CallRecord) -> int:
+    """Particles one call simulated: its ``n_samples`` (from the ``submitted`` event) × its finished attempts
+    (a failed attempt simulated too; an attempt still in flight has not finished yet)."""
+    return record.n_samples * max(0, record.attempts - (record.status == "submitted"))
+
+
+def particle_trace(records: dict[int, CallRecord]) -> np.ndarray:
+    """``[T]`` cumulative particles simulated after each finished non-baseline call (the order of
+    :func:`finished_in_order`, as :func:`spend_trace`)."""
+    return np.cumsum([particles(r) for r in finished_in_order(records)], dtype=float)
+
+
 def spend_trace(records: dict[int, CallRecord]) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative compute (device-hours) and wall-clock hours since the first submission, after each
     finished non-baseline call (the order of :func:`finished_in_order`).

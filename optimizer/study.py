@@ -200,14 +200,24 @@ class StrategySpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+#: Default particles of a confirmation call, as a multiple of ``samples_per_call``: its s.e. is ~1/√10 of a call's.
+CONFIRM_FACTOR = 10
+
+
 class Budget(_Strict):
     calls: int = Field(ge=1, description="simulator calls, initial design included, baselines excluded")
     initial_design: int = Field(default=0, ge=0)
+    #: Calls after the budget that re-simulate the recommended design (origin "confirm", not charged to ``calls``).
+    confirm: int = Field(default=0, ge=0)
+    #: Particles of each confirmation call; default: CONFIRM_FACTOR × ``simulator.samples_per_call``.
+    confirm_samples: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> Budget:
         if self.initial_design > self.calls:
             raise _PathError(("initial_design",), f"{self.initial_design} exceeds calls ({self.calls})")
+        if self.confirm_samples is not None and not self.confirm:
+            raise _PathError(("confirm_samples",), "is only used with budget.confirm > 0")
         return self
 
 
@@ -282,6 +292,9 @@ class StudyConfig(_Strict):
         clash = set(self.objectives) & set(self.constraints)
         if clash:
             raise ValueError(f"names used both as objective and constraint: {sorted(clash)}")
+        if self.budget.confirm and len(self.objectives) > 1:
+            raise _PathError(("budget", "confirm"), f"confirms the recommended design of one objective; "
+                             f"the study has {len(self.objectives)} (a Pareto front has no single design)")
         names: dict[str, int] = {}
         for i, base in enumerate(self.baselines):
             # a resumed campaign knows which baselines ran by their names
@@ -302,6 +315,11 @@ class StudyConfig(_Strict):
                     )
         return self
 
+    @property
+    def confirm_samples(self) -> int:
+        """Particles of each ``budget.confirm`` call."""
+        return self.budget.confirm_samples or CONFIRM_FACTOR * self.simulator.samples_per_call
+
     def fingerprint(self) -> str:
         """Hash of what defines the optimisation problem and its random streams.
 
@@ -314,6 +332,8 @@ class StudyConfig(_Strict):
     def science_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude={"execution", "output", "description"})
         data["budget"].pop("calls")
+        # confirmation calls come after the optimisation and draw no strategy stream: like calls, not the problem
+        data["budget"].pop("confirm"), data["budget"].pop("confirm_samples")
         for group in ("objectives", "constraints"):  # unit and label only present results: same problem
             for metric in data[group].values():
                 metric.pop("unit"), metric.pop("label")

@@ -8,9 +8,10 @@ torch over showers and layers (CPU or CUDA):
    critical energy and Molière radius; sampling frequency F_S = X0,eff/(d_abs + d_act);
    e/mip ratio ê = 1/(1 + 0.007·(Z_abs − Z_act)); mip sampling fraction f_samp.
 2. **Longitudinal profile** per shower: a Gamma distribution in depth (radiation
-   lengths) with correlated log-normal fluctuations of T (the peak) and α, using
-   GFlash's sampling-calorimeter means and widths; the energy of layer i is the
-   Gamma-CDF difference over its depth.
+   lengths) with correlated log-normal fluctuations of T (the peak) and α of
+   GFlash's sampling-calorimeter widths, around medians that meet the PDG rules:
+   T = ln(E/E_c) − 0.5 and a 95 % depth t_max + 0.08·Z + 9.6 (:func:`profile_means`);
+   the energy of layer i is the Gamma-CDF difference over its depth.
 3. **Lateral containment** per layer from GFlash's two-component radial profile
    (core + tail, in Molière radii) within the transverse half-width.
 4. **Sampling fluctuations**: each layer's visible energy is θ·Poisson(mean/θ) with
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import special
 from torch import Tensor
 
 from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_generator, resolve_device, run_in_chunks
@@ -75,6 +77,47 @@ def effective_medium(absorber: Material, active: Material, t_abs: float, t_act: 
     return Medium(z, x0_mm, ec, moliere_mm, fs, e_hat, f_samp, a_samp, (t_abs + t_act) / x0_mm)
 
 
+#: Shower maximum of electron showers, t_max = ln(E/E_c) + C_E (X0) [PDG, "Passage of particles through
+#: matter", EM cascades: C_e = −0.5 for electrons, +0.5 for photons].
+C_E = -0.5
+#: 95 % longitudinal containment t95 = t_max + T95_PER_Z·Z + T95_CONST (X0) [PDG, same section].
+T95_PER_Z, T95_CONST = 0.08, 9.6
+#: Geant4 GFlash clamps of the individual showers' T (X0) and α.
+T_MIN, ALPHA_MIN = 1.0, 1.1
+#: Depth (in units of the shower's T) beyond which the radial profile keeps its shape. GFlash's R_T grows as
+#: e^{0.36τ} without bound, an extrapolation where its own Gamma profile has almost no energy; with the PDG-rule
+#: tail, τ up to 4–5 carries a few % of the energy, and the unbounded R_T would hold only 87 % within 1 R_M and
+#: 97 % within 3.5 R_M. Frozen at τ = 2 the PDG lateral rules (≈ 90 %, ≈ 99 %) hold (0.92, 0.99 at 20 GeV, Pb).
+TAU_LATERAL_MAX = 2.0
+#: g(α) = Q95(α)/(α − 1), Q95 the 0.95 quantile of a unit-rate Gamma(α): the ratio t95/t_max of a Gamma profile,
+#: decreasing from ∞ (α → 1) to 1 (α → ∞); tabulated once and inverted by interpolation.
+_ALPHA_GRID = np.geomspace(1.02, 400.0, 4000)
+_G_GRID = special.gammaincinv(_ALPHA_GRID, 0.95) / (_ALPHA_GRID - 1)
+
+
+def _interp(x: Tensor, xp: np.ndarray, fp: np.ndarray) -> Tensor:
+    """Piecewise-linear interpolation of (xp ascending, fp) at ``x`` [...] in torch, clamped at the ends."""
+    xt = torch.as_tensor(xp, dtype=x.dtype, device=x.device)
+    ft = torch.as_tensor(fp, dtype=x.dtype, device=x.device)
+    xc = x.clamp(xt[0], xt[-1])
+    i = torch.searchsorted(xt, xc.contiguous()).clamp(1, len(xp) - 1)
+    w = (xc - xt[i - 1]) / (xt[i] - xt[i - 1])
+    return torch.lerp(ft[i - 1], ft[i], w)
+
+
+def profile_means(ln_y: Tensor, z: float) -> tuple[Tensor, Tensor]:
+    """Median (T, α) of the Gamma profile of electron showers of ``ln(E/E_c)`` ``ln_y`` [n] in a medium of ``z``.
+
+    T = t_max = ln y + C_E; α such that the profile's 95 % depth is the PDG rule t_max + 0.08·Z + 9.6:
+    Q95(α)/(α − 1) = t95/t_max, so β = (α − 1)/T. GFlash's own means (T = ln y − 0.812 − 0.55/F_S − …,
+    α = 0.81 + (0.458 + 2.26/Z)·ln y − …) put the maximum 0.5–0.8 X0 earlier and the 95 % depth 13–32 % shallower.
+    """
+    t_max = (ln_y + C_E).clamp_min(T_MIN)
+    ratio = (t_max + T95_PER_Z * z + T95_CONST) / t_max
+    alpha = _interp(ratio, _G_GRID[::-1].copy(), _ALPHA_GRID[::-1].copy())
+    return t_max, alpha.clamp_min(ALPHA_MIN)
+
+
 def longitudinal_fractions(alpha: Tensor, beta: Tensor, edges: Tensor) -> Tensor:
     """Energy fractions between depth ``edges`` ``[L+1]`` (X0) of Gamma profiles ``alpha, beta`` ``[n]`` → ``[n, L]``."""
     cdf = gamma_cdf(alpha[:, None], beta[:, None], edges[None, :])
@@ -89,6 +132,7 @@ def lateral_containment(radius: Tensor | float, tau: Tensor, log_e: Tensor, med:
         log_e: ln(E/GeV), ``[n, 1]``.
     """
     z, e_hat, fs = med.z, med.e_over_mip, med.sampling_frequency
+    tau = tau.clamp(max=TAU_LATERAL_MAX)
     rc = 0.0251 + 0.00319 * log_e + (0.1162 - 0.000381 * z) * tau
     rt = (0.659 - 0.00309 * z) * (torch.exp(-2.59 * (tau - 0.645)) + torch.exp((0.3585 + 0.0412 * log_e) * (tau - 0.645)))
     p3 = 1.313 - 0.0686 * log_e
@@ -216,19 +260,15 @@ class SamplingCalorimeter(Simulator):
         n, dev = len(e), e.device
         f64 = torch.float64
         ln_y = torch.log(e * 1000 / med.critical_energy).clamp_min(1.0)
-        z = med.z
-        # GFlash: homogeneous means corrected for sampling, then correlated log-normal fluctuations
-        t_hom = (ln_y - 0.812).clamp_min(0.1)  # exp⟨ln T⟩
-        a_hom = 0.81 + (0.458 + 2.26 / z) * ln_y
-        t_mean = (t_hom - 0.55 / med.sampling_frequency - 0.69 * (1 - med.e_over_mip)).clamp_min(0.5)
-        a_mean = (a_hom - 0.476 / med.sampling_frequency).clamp_min(1.05)
+        t_mean, a_mean = profile_means(ln_y, med.z)
+        # GFlash's sampling-calorimeter fluctuations: correlated log-normal T and α around those means
         s_t = _sigma(-2.5 + 1.25 * ln_y)
         s_a = _sigma(-0.82 + 0.79 * ln_y)
         rho = (0.784 - 0.023 * ln_y).clamp(-1, 1)
         r = torch.randn(2, n, generator=gen, device=dev, dtype=f64)
         c1, c2 = torch.sqrt((1 + rho) / 2), torch.sqrt((1 - rho) / 2)
-        t_shower = torch.exp(torch.log(t_mean) + s_t * (c1 * r[0] + c2 * r[1])).clamp_min(1.0)
-        alpha = torch.exp(torch.log(a_mean) + s_a * (c1 * r[0] - c2 * r[1])).clamp_min(1.1)
+        t_shower = torch.exp(torch.log(t_mean) + s_t * (c1 * r[0] + c2 * r[1])).clamp_min(T_MIN)
+        alpha = torch.exp(torch.log(a_mean) + s_a * (c1 * r[0] - c2 * r[1])).clamp_min(ALPHA_MIN)
         beta = (alpha - 1) / t_shower
 
         edges = torch.arange(layers + 1, device=dev, dtype=f64) * med.layer_x0

@@ -17,7 +17,9 @@ uniform transverse field (``Δp_x = −0.2998·q·B_y·Δz``, ``Δp_y = +0.2998�
 recipe and a fixed logarithm plus single large-angle scatters (``scattering:
 tails``), ionisation a(E) with δ-ray straggling plus radiative b(E)·E loss with
 stochastic hard radiative losses (``dN/dv ∝ 1/v`` above ``v_cut``), trapezoidal
-drift. A muon that stops (``p ≤ p_kill``) within a step is frozen there at once;
+drift; each hard radiative loss also kicks the direction (Van Ginneken's angles). The field is the
+design field (``field: ideal``) or what each section's iron and coil can carry (``saturating``: B–H
+curve, flux conservation, ampere-turns). A muon that stops (``p ≤ p_kill``) within a step is frozen there at once;
 muons that turn back or leave the world box are dropped. See docs/physics.md.
 
 **Inputs.** ``source: beam_dump`` (default): an importance sample flat in
@@ -57,6 +59,18 @@ LAMBDA_DELTA = 0.05
 TAIL_CUT = 2.5
 #: Mean squared charge radius of iron in GeV⁻² ((3.74 fm)², de Vries et al., ADNDT 36 (1987); ħc = 0.1973 GeV fm).
 IRON_R2 = (3.74 / 0.1973) ** 2
+#: Vacuum permeability (T·m/A).
+MU0 = 4e-7 * math.pi
+#: Fröhlich–Kennelly B–H curve of low-carbon steel, B = μ0·H + BH_SAT·H/(BH_A + H) (T, A/m). BH_SAT: the
+#: saturation polarisation of low-carbon steel, ≈ 2.0–2.1 T (pure iron 2.15 T); BH_A set so that B(6 kA/m) =
+#: 1.70 T, the usual operating point of AISI 1010 in warm magnets. The form is soft below the knee (≈ 0.9 T at
+#: 1 kA/m where 1010 gives ≈ 1.3 T) and has not been compared point by point with a measured 1010 table;
+#: the shield runs at 1.6–1.9 T, where it is meant to hold.
+BH_SAT, BH_A = 2.03, 1200.0
+#: Default coil current density (A/m²) and copper filling factor of the coil window (the coil-gap cross-section
+#: gap·2dY on each side): 3 A/mm², typical of water-cooled warm magnets; filling factor 0.6 as in the SHiP
+#: shield studies (lfpc/MuonsAndMatter, data/materials).
+COIL_CURRENT_DENSITY, COIL_FILL = 3e6, 0.6
 #: Iron outside the 6 free magnets in SHiP-2018's mass convention (kg → t).
 SHIP2018_ABSORBER_MASS_T = 257.401
 #: SHiP-2018 soft mass budget W* of the scalarised loss (t).
@@ -273,6 +287,55 @@ def _muons(x, y, px, py, pz, charge, weight, dtype) -> Muons:  # noqa: ANN001
 SOURCES = {"beam_dump": BeamDumpSource, "uniform": UniformSource, "file": FileSource}
 
 
+# -- saturating fields -----------------------------------------------------------------------------
+def bh_curve(h: float) -> float:
+    """B (T) of low-carbon steel at H (A/m): Fröhlich–Kennelly, B = μ0·H + B_s·H/(a + H)."""
+    return MU0 * h + BH_SAT * h / (BH_A + h)
+
+
+def bh_inverse(b: float) -> float:
+    """H (A/m) at which the B–H curve reaches ``b`` ≥ 0 (T): the positive root of μ0H² + (μ0a + B_s − b)H − ab = 0."""
+    c = MU0 * BH_A + BH_SAT - b
+    return (-c + math.sqrt(c * c + 4 * MU0 * BH_A * b)) / (2 * MU0)
+
+
+def coil_ampere_turns(element: Element, current_density: float = COIL_CURRENT_DENSITY,
+                      fill: float = COIL_FILL) -> float:
+    """Ampere-turns (A) a coil of ``current_density`` (A/m²) and filling ``fill`` fits in one coil gap, gap·2dY.
+
+    The smaller of the two faces bounds it: the conductors run the full length of the magnet.
+    """
+    return current_density * fill * min(g * 2 * h for g, h in zip(element.gap, element.dy))
+
+
+def saturated_field(b_ideal: float, dx: float, dy: float, gap: float, r: float, ampere_turns: float) -> float:
+    """Core field (T, sign of ``b_ideal``) a magnet section can carry; lengths in m, ``ampere_turns`` in A.
+
+    One side's magnetic circuit, per unit length in z: flux Φ = B_core·dX through the core, then r·dX-wide top,
+    return and bottom yokes (B = Φ/(r·dX), flux conservation). Ampère along the mean path:
+    H(B_core)·l_core + H(Φ/(r·dX))·(l_yoke + l_top) = NI, with l_core = l_yoke = 2dY + r·dX (legs to the top
+    yoke's centre line) and l_top = dX + 2·gap + r·dX (top and bottom, centre line to centre line), H from the
+    B–H curve. The coil is set for ``b_ideal``; the field is b_ideal where the circuit can carry it, else the B
+    at which the circuit uses all the ampere-turns (bisection). Fringe and leakage fields are neglected.
+    ``r = 0`` (a plain block, no return path modelled) keeps ``b_ideal``.
+    """
+    target = abs(b_ideal)
+    if target == 0 or r <= 0:
+        return b_ideal
+    l_leg, l_top = 2 * dy + r * dx, dx + 2 * gap + r * dx
+
+    def mmf(b: float) -> float:
+        return bh_inverse(b) * l_leg + bh_inverse(b / r) * (l_leg + l_top)
+
+    if mmf(target) <= ampere_turns:
+        return b_ideal
+    lo, hi = 0.0, target
+    for _ in range(50):  # 50 halvings: 1e-15 T
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mmf(mid) <= ampere_turns else (lo, mid)
+    return math.copysign(lo, b_ideal)
+
+
 # -- transport ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Physics:
@@ -280,7 +343,12 @@ class Physics:
 
     Attributes:
         step: step length along z inside iron (m).
-        field: magnetic field on/off.
+        field: ``ideal`` (default; ``true``): the design field wherever there is iron; ``saturating``: the
+            field each magnet section's iron and coil can carry (:func:`saturated_field`: B–H curve of
+            low-carbon steel, flux conservation through the yokes, ampere-turns of the coil), at most the
+            design field; ``off`` (``false``): no field.
+        ampere_turns: ampere-turns per coil side (A) for ``saturating``; ``None``: what the coil window
+            gap·2dY holds at ``coil_current_density`` (A/m²) and a filling factor 0.6.
         scattering: multiple scattering: ``tails`` (default; Highland core plus single large-angle
             scatters), ``gaussian`` (Highland core only) or ``off``; ``true``/``false`` mean tails/off.
             ``tails`` adds, above θ_c = 2.5·θ0 of the nominal path (``scattering_log_length``), screened
@@ -294,6 +362,9 @@ class Physics:
             T_c = min(W_max, ξ/0.05) sampled one by one from the spin-½ δ-ray spectrum, the rest a Gaussian
             of the sub-cut variance ξ·T_c(1 − β²T_c/2W_max); both scale with the path, so the spread over
             a thick absorber does not depend on ``step``. The mean stays a(E).
+        radiative_deflection: in ``stochastic`` mode, each hard radiative loss also kicks the muon's direction
+            by Van Ginneken's angle for its process (:func:`radiative_deflection`; ≈ m_μ/E·f(v) for
+            bremsstrahlung and pairs, ≈ 0.4 GeV/E for photonuclear events).
         ionisation_spread: an extra relative Gaussian width of the ionisation loss per step (0: off).
             Applied per step, its effect over a path shrinks as 1/√steps; prefer ``straggling``.
         v_cut: fractional energy above which radiative losses are sampled one by one.
@@ -303,12 +374,15 @@ class Physics:
     """
 
     step: float = 0.1
-    field: bool = True
+    field: bool | str = "ideal"
+    ampere_turns: float | None = None
+    coil_current_density: float = COIL_CURRENT_DENSITY
     scattering: bool | str = "tails"
     energy_loss: str = "stochastic"
     dedx_a: float | None = None
     dedx_b: float | None = None
     straggling: bool = True
+    radiative_deflection: bool = True
     ionisation_spread: float = 0.0
     v_cut: float = 0.01
     scattering_log_length: float | None = None
@@ -316,6 +390,12 @@ class Physics:
     world: float = 10.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.field, bool):
+            object.__setattr__(self, "field", "ideal" if self.field else "off")
+        if self.field not in ("ideal", "saturating", "off"):
+            raise ValueError("physics.field must be ideal, saturating or off")
+        if (self.ampere_turns is not None and self.ampere_turns < 0) or self.coil_current_density < 0:
+            raise ValueError("physics: ampere_turns and coil_current_density must be non-negative")
         if isinstance(self.scattering, bool):
             object.__setattr__(self, "scattering", "tails" if self.scattering else "off")
         if self.scattering not in ("tails", "gaussian", "off"):
@@ -411,11 +491,16 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
             z = el.z0
         n_steps = max(1, math.ceil(2 * el.dz / physics.step - 1e-9))
         h = 2 * el.dz / n_steps
-        B = el.field if physics.field else 0.0
+        B = el.field if physics.field != "off" else 0.0
+        if physics.field == "saturating":
+            ni = physics.ampere_turns if physics.ampere_turns is not None else coil_ampere_turns(
+                el, physics.coil_current_density)
         for k in range(n_steps):
             if len(s.x) == 0:
                 break
             dx, dy, gap = el.shape_at(el.z0 + (k + 0.5) * h)
+            if physics.field == "saturating":
+                B = saturated_field(el.field, dx, dy, gap, el.yoke_ratio, ni)
             _step(s, h, dx, dy, gap, el.yoke_ratio, B, physics, kappa, rho, gen, ionisation, tail_x0)
             muon_steps += len(s.x)
             if k % CHECK_EVERY == CHECK_EVERY - 1 or k == n_steps - 1:
@@ -495,6 +580,7 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
                 half = ds[idx] / 2  # the scatter at mid-step
                 dthx, dthy = dthx.index_add(0, idx, tx_), dthy.index_add(0, idx, ty_)
                 offx, offy = offx.index_add(0, idx, tx_ * half), offy.index_add(0, idx, ty_ * half)
+    kick: tuple[Tensor, Tensor, Tensor] | None = None
     if physics.energy_loss != "off":
         grams = ds * (100 * rho) * ironf  # g/cm²
         if physics.dedx_b is None:
@@ -521,6 +607,10 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
             if physics.straggling:
                 ion = ion - _knock_on(energy, p2, grams, lam, u0, u[1], gen)
             e_new = (energy - ion - (b * physics.v_cut) * energy * grams) * (1 - v)
+            if physics.radiative_deflection:
+                hard = (u0 < lam).nonzero().squeeze(1)  # λ ≈ 2e-3 per 10 cm: few muons
+                if len(hard):
+                    kick = (hard, *radiative_deflection(energy[hard], v[hard], gen))
         elif physics.dedx_b != 0:
             e_new = (energy + a / b) * torch.exp(-b * grams) - a / b
         else:
@@ -539,9 +629,56 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
     if scatter:
         s.x = s.x + offx
         s.y = s.y + offy
-        tx, ty = tx1 + dthx, ty1 + dthy
+    if scatter or kick is not None:
+        tx, ty = (tx1 + dthx, ty1 + dthy) if scatter else (tx1, ty1)
+        if kick is not None:  # the radiative event's p_T kick, at the end of the step
+            tx, ty = tx.index_add(0, kick[0], kick[1]), ty.index_add(0, kick[0], kick[2])
         s.pz = torch.copysign(s.p * torch.rsqrt(1 + tx * tx + ty * ty), s.pz)
         s.px, s.py = tx * s.pz, ty * s.pz
+
+
+#: Shares of hard radiative events by process (bremsstrahlung, e⁺e⁻ pair production, photonuclear), from the split
+#: of b(E) in iron near 100 GeV–1 TeV (≈ 40 %, ½, 10 %; PDG muon tables, Groom et al. 2001). All three are drawn
+#: from the same dN/dv ∝ 1/v, so the shares of events equal the shares of b.
+RADIATIVE_SHARES = (0.4, 0.5, 0.1)
+
+
+def radiative_rms_angle(energy: Tensor, v: Tensor, process: Tensor) -> Tensor:
+    """RMS space angle (rad) of a muon of ``energy`` (GeV) that loses the fraction ``v`` in one radiative event.
+
+    Van Ginneken's parametrisations (NIM A251 (1986) 21; E in GeV, ν = v), as used for the stochastic
+    deflection of PROPOSAL ≥ 7.5; ``process`` 0 = bremsstrahlung, 1 = pair production, 2 = photonuclear:
+    - bremsstrahlung, ν ≤ ½: max(min(0.092·E^(−1/3)·√ν, 0.052/E·Z^(−1/4)), 0.22·E^(−0.92)·ν); ν > ½:
+      0.26·E^(−0.91)·ν^(1+n)·(1 − ν)^(−n), n = 0.81·√E/(√E + 1.8), capped at 0.2 rad;
+    - pair production: (2.3 + ln E)/E·(1 − ν)^(−1)·(1 − 2m_e/(Eν))²·min(8.9e-4·ν^¼(1 + 1.5e-5·E) + 0.032·ν/(ν + 1), 0.1);
+    - photonuclear: 0.39/(E(1 − ν))·(√E·ν(1 − ν))^0.17·(1 − 0.135/(Eν)), at least 0.
+    Of order m_μ/E·f(ν) for the electromagnetic processes (the photon's angle ≈ m_μ/E, the muon's p_T ≈ its p_T);
+    photonuclear kicks are ≈ 0.4 GeV/E, an order of magnitude larger.
+    """
+    e, nu = energy, v.clamp(1e-6, 1 - 1e-6)
+    brems_low = torch.maximum(torch.minimum(0.092 * e ** (-1 / 3) * torch.sqrt(nu), 0.052 / e * IRON.z ** -0.25),
+                              0.22 * e ** -0.92 * nu)
+    n = 0.81 * torch.sqrt(e) / (torch.sqrt(e) + 1.8)
+    brems_high = (0.26 * e ** -0.91 * nu ** (1 + n) * (1 - nu) ** (-n)).clamp(max=0.2)
+    brems = torch.where(nu <= 0.5, brems_low, brems_high)
+    pair = ((2.3 + torch.log(e)) / (e * (1 - nu)) * (1 - 2 * ELECTRON_MASS / (e * nu)).clamp_min(0) ** 2
+            * torch.clamp(8.9e-4 * nu**0.25 * (1 + 1.5e-5 * e) + 0.032 * nu / (nu + 1), max=0.1))
+    nucl = (0.39 / (e * (1 - nu)) * (torch.sqrt(e) * nu * (1 - nu)) ** 0.17 * (1 - 0.135 / (e * nu))).clamp_min(0)
+    return torch.where(process == 0, brems, torch.where(process == 1, pair, nucl))
+
+
+def radiative_deflection(energy: Tensor, v: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Angle kicks ``(θ_x, θ_y)`` ``[k]`` of ``k`` muons that each had one hard radiative loss ``v`` ``[k]``.
+
+    Process by :data:`RADIATIVE_SHARES`; θ² exponential with mean ⟨θ²⟩ = rms² (:func:`radiative_rms_angle`),
+    i.e. a 2-D Gaussian of projected width rms/√2; φ uniform.
+    """
+    u = torch.rand(3, len(energy), generator=gen, device=energy.device, dtype=energy.dtype)
+    process = (u[0] >= RADIATIVE_SHARES[0]).to(torch.int64) + (u[0] >= RADIATIVE_SHARES[0] + RADIATIVE_SHARES[1])
+    rms = radiative_rms_angle(energy, v, process)
+    theta = rms * torch.sqrt(-torch.log1p(-u[1]))  # 1 − u in (0, 1]
+    phi = (2 * math.pi) * u[2]
+    return theta * torch.cos(phi), theta * torch.sin(phi)
 
 
 def _single_scatter(energy: Tensor, p2: Tensor, grams: Tensor, kappa: float, nominal_x0: float,

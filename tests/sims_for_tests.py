@@ -133,3 +133,13 @@ def die_above(params, n, seed, above: float = 2.0):
     if params["x1"] > above:
         os._exit(1)
     return params["x1"] ** 2 + params["x2"] ** 2 + 0.1 * np.random.default_rng(seed).standard_normal(n)
+
+
+def lucky(params, n, seed):
+    """1-D, deterministic samples: ``10 (x - 0.3)²`` with a small spread, except above x = 0.8, where a
+    bad design (true 10 (x - 0.3)² + 0) shows a lucky low mean of -1 with a large spread (s.e. ≈ 3 at n = 100)."""
+    x = params["x"]
+    pattern = np.resize([1.0, -1.0], n)
+    if x > 0.8:
+        return -1.0 + 30.0 * pattern
+    return 10 * (x - 0.3) ** 2 + 0.1 * pattern

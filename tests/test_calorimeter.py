@@ -35,6 +35,28 @@ def test_longitudinal_profile_mean_peak_and_integral() -> None:
     np.testing.assert_allclose(frac.sum(1).numpy(), torch.special.gammainc(alpha, beta * 60).numpy(), atol=1e-10)
 
 
+@pytest.mark.parametrize("absorber", ["Pb", "W", "Fe", "Cu"])
+def test_longitudinal_containment_follows_the_pdg_rule(absorber: str) -> None:
+    """Average deposited profile of 4000 showers at 10 and 100 GeV in a nearly homogeneous absorber: the 95 %
+    containment depth is t_max + 0.08·Z + 9.6 X0 [PDG, EM cascades] within 8 % (the median shower meets it by
+    construction; GFlash's fluctuations of T and α make the average 2–7 % deeper), and the maximum of the
+    average profile lies within 0.4 X0 of t_max = ln(E/E_c) − 0.5 [PDG]. Before, t95 was 13–32 % short."""
+    sim = SamplingCalorimeter(absorber=absorber, lateral=False)
+    cell = {"t_abs": 2.0, "t_act": 1e-3}
+    med = effective_medium(sim.absorber, sim.active, **cell)
+    layers = int(round(80 / med.layer_x0))
+    edges = np.arange(layers + 1) * med.layer_x0
+    for e in (10.0, 100.0):
+        dep = sim.layer_energies({**cell, "n_layers": layers}, torch.full((4000,), e, dtype=F64), seed=7)["deposited"]
+        prof = dep.mean(0).numpy() / e
+        t95 = float(np.interp(0.95, np.concatenate([[0.0], np.cumsum(prof)]), edges))
+        t_max = math.log(e * 1000 / med.critical_energy) - 0.5
+        rule = t_max + 0.08 * med.z + 9.6
+        assert t95 == pytest.approx(rule, rel=0.08), (e, t95, rule)
+        peak = float(((edges[1:] + edges[:-1]) / 2)[np.argmax(prof)])
+        assert abs(peak - t_max) < 0.4 + med.layer_x0 / 2, (e, peak, t_max)
+
+
 def test_effective_medium_reduces_to_the_absorber() -> None:
     """t_act → 0: X0, Molière radius and critical energy of the effective medium → the pure absorber's (1e-5)."""
     pb = MATERIALS["Pb"]
@@ -77,7 +99,7 @@ def test_sampling_term_scales_with_absorber_thickness() -> None:
 
 def test_mean_visible_energy_and_containment_limits() -> None:
     """Mean response = 1 − leakage (to 4 standard errors); longitudinal leakage falls monotonically with
-    depth to < 0.1 % at 40 X0 and the visible energy → 0 as the depth → 0; lateral containment within
+    depth to < 0.1 % at 60 X0 (the PDG-rule tail: t95 ≈ 24 X0 at 20 GeV) and the visible energy → 0 as the depth → 0; lateral containment within
     1 R_M ≈ 0.9 and within 3.5 R_M ≈ 0.99 (±0.03, ±0.01)."""
     sim = SamplingCalorimeter(energies=[20.0])
     s = sim.simulate({}, 4000, 2).samples
@@ -87,7 +109,7 @@ def test_mean_visible_energy_and_containment_limits() -> None:
     assert abs(diff.mean()) < 4 * diff.std() / math.sqrt(len(diff))
 
     leaks = []
-    for depth in (2.0, 5.0, 10.0, 20.0, 40.0):
+    for depth in (2.0, 5.0, 10.0, 20.0, 40.0, 60.0):
         s = sim.simulate({"depth": depth}, 500, 3).samples
         leaks.append(float(s[:, sim.outputs.index("leak_long")].mean()))
     assert all(a > b for a, b in zip(leaks, leaks[1:])) and leaks[-1] < 1e-3 and leaks[0] > 0.9

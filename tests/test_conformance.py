@@ -40,7 +40,13 @@ class TestFunctionSimulator(SimulatorConformance):
         return {"x1": 0.3}
 
 
-STRATEGY_OPTIONS = {"listed": {"designs": [{"x1": v, "x2": -v} for v in (0.0, 1.0, 2.0, 3.0, 4.0, -1.0, -2.0)]}}
+STRATEGY_OPTIONS = {
+    "listed": {"designs": [{"x1": v, "x2": -v} for v in (0.0, 1.0, 2.0, 3.0, 4.0, -1.0, -2.0)]},
+    "nn-ensemble": {"members": 3, "steps": 150},  # a small ensemble: every check fits its own
+}
+# Strategies whose own test file runs the suite on each variant, with small models (the same run here
+# would repeat one of them).
+OWN_SUITE = {"gp": "test_gp.py", "wugo": "test_wugo.py"}
 
 
 @pytest.fixture
@@ -48,21 +54,19 @@ def space():
     return SearchSpace(validate_study(base_study()).parameters)
 
 
-@pytest.fixture(params=STRATEGIES.names())
-def strategy(request, space):
-    study = validate_study(base_study(budget={"calls": 20, "initial_design": 0}))
-    return STRATEGIES.get(request.param)(space, study, 0, **STRATEGY_OPTIONS.get(request.param, {}))
-
-
 class TestRegisteredStrategies(StrategyConformance):
-    pass
+    @pytest.fixture(params=[n for n in STRATEGIES.names() if n not in OWN_SUITE])
+    def make_strategy(self, request):
+        options = STRATEGY_OPTIONS.get(request.param, {})
+        return lambda space, study, seed: STRATEGIES.get(request.param)(space, study, seed, **options)
 
 
 class TestInlineExecutor(ExecutorConformance):
+    enforces_timeout = False  # documented: the inline executor runs each call to its end in the driver
+
     @pytest.fixture
-    def executor(self):
-        study = validate_study(base_study(simulator={"name": "three_hump_camel"}))
-        return InlineExecutor(study.simulator, study.execution)
+    def make_executor(self):
+        return InlineExecutor
 
 
 def test_sobol_continues_initial_design(space) -> None:

@@ -24,12 +24,12 @@ def make(**options):
 
 class TestGPConformance(StrategyConformance):
     @pytest.fixture(params=["qlognei", "qlogei", "ucb"])
-    def strategy(self, request):
-        return make(acquisition=request.param)[0]
+    def make_strategy(self, request):
+        return lambda space, study, seed: GPStrategy(space, study, seed, **{**FAST, "acquisition": request.param})
 
     @pytest.fixture
-    def space(self):
-        return make()[1]
+    def study(self):
+        return validate_study(base_study(strategy={"name": "gp"}))
 
 
 def test_pending_points_change_the_proposal() -> None:

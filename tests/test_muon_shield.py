@@ -18,7 +18,12 @@ from simulators.muon_shield import (
     Muons,
     Physics,
     UniformSource,
+    bh_curve,
+    bh_inverse,
+    coil_ampere_turns,
     field_map,
+    radiative_rms_angle,
+    saturated_field,
     ship2018_free,
     transport,
 )
@@ -93,6 +98,49 @@ def test_flux_conservation_in_return_and_top_yokes() -> None:
     assert by[0].item() == B and by[1].item() == 0 and by[6].item() == 0
     assert by[2].item() * (r * dx) == pytest.approx(-B * dx)
     assert bx[3].abs().item() == pytest.approx(B / r) and bx[4].item() == -bx[5].item() != 0
+
+
+def test_bh_curve_fit_and_its_inverse() -> None:
+    """Fröhlich–Kennelly fit of low-carbon steel: B(6 kA/m) = 1.70 T (the 1010 operating point it is set to,
+    1e-3), saturation above 2 T (B(50 kA/m) in [1.95, 2.1] T), and H(B(H)) = H (1e-9)."""
+    assert bh_curve(6000.0) == pytest.approx(1.70, abs=1e-3)
+    assert 1.95 < bh_curve(5e4) < 2.1 and bh_curve(1e3) < bh_curve(6e3) < bh_curve(1e4)
+    for h in (10.0, 1e3, 6e3, 1e5, 1e6):
+        assert bh_inverse(bh_curve(h)) == pytest.approx(h, rel=1e-9)
+
+
+def test_saturating_field_thin_and_thick_yokes() -> None:
+    """Flux conservation with the B–H curve: a return yoke half as wide as the core must carry 2·B_core, so the
+    core field stays well below 1.7 T (< 1.4 T) even with ample ampere-turns (1e6 A); yokes as wide as the core
+    or wider carry the full 1.7 T (to 1e-12) with the coil the gap holds; a 5 mm coil gap cannot drive the iron
+    (< 1.7 T); ``ideal`` keeps 1.7 T in all of them. A muon through the thin-yoke core bends by
+    asin(0.2998·B_sat·L/p) (1e-3)."""
+    dx, dy, gap = 0.5, 0.5, 0.1
+    thin = saturated_field(1.7, dx, dy, gap, 0.5, 1e6)
+    assert 0.5 < thin < 1.4
+    assert saturated_field(-1.7, dx, dy, gap, 0.5, 1e6) == -thin
+    for r in (1.0, 1.5):
+        el = Element(0.0, 1.0, (dx, dx), (dy, dy), (gap, gap), 1.7, r)
+        assert saturated_field(1.7, dx, dy, gap, r, coil_ampere_turns(el)) == pytest.approx(1.7, abs=1e-12)
+    narrow = Element(0.0, 1.0, (dx, dx), (dy, dy), (0.005, 0.005), 1.7, 1.0)
+    assert saturated_field(1.7, dx, dy, 0.005, 1.0, coil_ampere_turns(narrow)) < 1.7
+
+    p, L = 20.0, 2.0
+    geo = Geometry((Element(0.0, L / 2, (dx, dx), (dy, dy), (gap, gap), 1.7, 0.5),), L)
+    b_sat = saturated_field(1.7, dx, dy, gap, 0.5, 1e6)
+    for field, b in (("saturating", b_sat), ("ideal", 1.7)):
+        res = run(beam(p), geo, step=0.01, scattering=False, energy_loss="off", field=field, ampere_turns=1e6)
+        assert math.atan2(-res["px"].item(), res["pz"].item()) == pytest.approx(math.asin(C_LIGHT * b * L / p), rel=1e-3)
+    with pytest.raises(ValueError, match="physics.field"):
+        Physics(field="fem")
+
+
+def test_saturating_field_keeps_the_new_baseline_at_full_field() -> None:
+    """The SHiP-2018 new baseline's coils (3 A/mm², filling 0.6, in the coil gaps) drive every section to its
+    design field (1.6 / 1.7 T), so ``saturating`` reproduces ``ideal`` there exactly (same seed, same hits)."""
+    a = MuonShield(device="cpu", physics={"field": "saturating"}).simulate({}, 2000, 3).samples
+    b = MuonShield(device="cpu").simulate({}, 2000, 3).samples
+    np.testing.assert_array_equal(a, b)
 
 
 # -- multiple scattering -----------------------------------------------------------------------------
@@ -190,6 +238,45 @@ def test_radiative_b_of_e_and_the_100_gev_range() -> None:
     assert run(beam(100.0), block(0.99 * r), **physics)["alive"].item()
     assert not run(beam(100.0), block(1.01 * r), **physics)["alive"].item()
     assert 54 < r < 60
+
+
+def test_hard_radiative_losses_kick_the_direction_by_van_ginnekens_angle() -> None:
+    """One 10 cm step of iron at 100 GeV with a boosted constant b (1e-3 cm²/g: P(hard loss) ≈ 0.3), no ionisation,
+    scattering or field: the muons that lost a fraction v carry Σθ² = Σ⟨θ²⟩ of Van Ginneken's parametrisation
+    (NIM A251 (1986) 21), averaged over the process shares 0.4/0.5/0.1, within 10 % (≈ 6 standard errors of the
+    photonuclear-dominated sum, 2e5 muons, 3 seeds); with ``radiative_deflection: false`` the angles are 0.
+    The electromagnetic angles are of order m_μ/E (between 0.01 and 3 × m_μ/E at E = 10–300 GeV, v = 0.01–0.5), photonuclear
+    ones ≈ 0.4 GeV/E."""
+    e0, b, v_cut = 100.0, 1e-3, 0.01
+    grams = 10 * IRON.density
+    got = want = 0.0
+    for seed in range(3):
+        res = run(beam(e0, 200_000), block(0.1), seed=seed, step=0.1, field=False, scattering=False,
+                  straggling=False, dedx_a=0.0, dedx_b=b, v_cut=v_cut)
+        e1 = torch.sqrt(res["px"] ** 2 + res["py"] ** 2 + res["pz"] ** 2 + MUON_MASS**2)
+        e_in = math.hypot(e0, MUON_MASS)
+        v = 1 - e1 / (e_in * (1 - b * v_cut * grams))
+        assert 0.25 < ((v > 1e-6) & res["alive"]).double().mean().item() < 0.4
+        # v < ½: above it photonuclear's (1 − v)^−1 makes the sum too heavy-tailed for a test
+        hard = (v > 1e-6) & (v < 0.5) & res["alive"]
+        th2 = ((res["px"] ** 2 + res["py"] ** 2) / res["pz"] ** 2)[hard]
+        ev, vv = torch.full_like(v[hard], e_in), v[hard]
+        expected = sum(f * radiative_rms_angle(ev, vv, torch.full_like(vv, k)) ** 2
+                       for k, f in enumerate((0.4, 0.5, 0.1)))
+        got, want = got + th2.sum().item(), want + expected.sum().item()
+    assert got == pytest.approx(want, rel=0.08)
+    off = run(beam(e0, 20_000), block(0.1), step=0.1, field=False, scattering=False, straggling=False, dedx_a=0.0,
+              dedx_b=b, v_cut=v_cut, radiative_deflection=False)
+    assert torch.all(off["px"] == 0) and torch.all(off["py"] == 0)
+    e = torch.tensor([10.0, 100.0, 300.0], dtype=F64)
+    for v_ in (0.01, 0.1, 0.5):
+        vt = torch.full_like(e, v_)
+        for k in (0, 1):
+            ratio = radiative_rms_angle(e, vt, torch.full_like(e, k)) / (MUON_MASS / e)
+            assert torch.all((ratio > 0.01) & (ratio < 3)), (k, v_, ratio)
+        above = e * v_ >= 1.0  # photonuclear needs E·v above the pion threshold (the formula gives 0 below 0.135 GeV)
+        nucl, brems = (radiative_rms_angle(e, vt, torch.full_like(e, k)) for k in (2, 0))
+        assert torch.all(nucl[above] > brems[above])
 
 
 def test_stochastic_loss_has_the_continuous_mean_and_a_right_tail() -> None:

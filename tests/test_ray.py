@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,13 +25,28 @@ pytestmark = pytest.mark.ray
 
 class TestRayExecutor(ExecutorConformance):
     @pytest.fixture
-    def executor(self, ray_cluster):
+    def make_executor(self, ray_cluster):
         from optimizer.executors.ray_backend import RayExecutor
 
-        study = validate_study(base_study(simulator={"name": "three_hump_camel"}, execution={"backend": "ray"}))
-        ex = RayExecutor(study.simulator, study.execution)
+        built: list[RayExecutor] = []
+
+        def make(simulator, execution):
+            built.append(RayExecutor(simulator, execution))
+            return built[-1]
+
+        yield make
+        for ex in built:
+            ex.close()
+
+
+def test_ray_executor_capacity(ray_cluster) -> None:
+    from optimizer.executors.ray_backend import RayExecutor
+
+    study = validate_study(base_study(simulator={"name": "three_hump_camel"}, execution={"backend": "ray"}))
+    ex = RayExecutor(study.simulator, study.execution)
+    try:
         assert (ex.slots, ex.capacity) == (2, 3)  # two CPUs, one per call, and one call queued ahead
-        yield ex
+    finally:
         ex.close()
 
 
@@ -216,7 +233,24 @@ def foreign_cluster(tmp_path: Path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp / "ray" / "ray_current_cluster").exists()
     yield env
-    subprocess.run([*ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    # not `ray stop`: it kills every Ray process on the machine (this session's own cluster too); only the
+    # processes of this cluster name its temp dir on their command lines
+    _kill_processes_mentioning(str(tmp))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _kill_processes_mentioning(text: str) -> None:
+    """SIGKILL every process whose command line contains ``text`` (never this one)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 def test_embedded_ray_is_private_quiet_and_times_calls_from_their_start(foreign_cluster: dict) -> None:

@@ -13,8 +13,12 @@ from optimizer.testing import StorageConformance
 
 class TestJournalConformance(StorageConformance):
     @pytest.fixture
-    def storage(self, tmp_path: Path) -> JournalStorage:
-        return JournalStorage(tmp_path)
+    def make_storage(self):
+        return JournalStorage
+
+    def tear_last_write(self, root: Path) -> None:
+        with open(root / "journal.jsonl", "ab") as fh:  # the first bytes of one more event, no newline
+            fh.write(b'{"v":1,"event":"lost","x":[1.5,')
 
 
 def _submitted(cid: int, attempt: int = 1) -> dict:

@@ -23,6 +23,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "turbo": "optimizer.strategies.turbo:TurboStrategy",
         "cmaes": "optimizer.strategies.cma_es:CMAESStrategy",
         "nn-ensemble": "optimizer.strategies.ensemble:DeepEnsembleStrategy",
+        "auto": "optimizer.strategies.auto:AutoStrategy",
     },
 )
 

@@ -237,6 +237,10 @@ class Strategy(ABC):
             self._sobol = FeasibleSobol(self.space.dim, self.seed, self.feasible)
         return self._sobol.points(start, n)
 
+    def choice(self) -> tuple[str, str] | None:
+        """``(strategy, reason)`` when this strategy delegates to one it chose from the study (``auto``)."""
+        return None
+
     def tell(self, history: History) -> None:
         """New results were recorded; refit models here."""
 
