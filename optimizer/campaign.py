@@ -372,8 +372,9 @@ class CampaignSummary:
     budget: int = 0
 
 
-#: Strategies built on BoTorch: their first acquisition optimisation in a process compiles kernels.
-BOTORCH_STRATEGIES = frozenset({"gp", "turbo"})
+#: Strategies built on BoTorch (auto chooses gp or turbo): their first acquisition optimisation in a process
+#: compiles kernels.
+BOTORCH_STRATEGIES = frozenset({"gp", "turbo", "auto"})
 
 
 # -- the loop ----------------------------------------------------------------------------
