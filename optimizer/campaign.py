@@ -439,7 +439,8 @@ def run_campaign(
                 reporter.phase_done(what, time.perf_counter() - t)
 
         def tell() -> None:
-            with phase(FITTING) if models else contextlib.nullcontext():
+            fits = models and any(r.status == "completed" for r in records.values())  # else nothing to fit on
+            with phase(FITTING) if fits else contextlib.nullcontext():
                 strategy.tell(history())
 
         def n_issued() -> int:  # charged to the budget: calls lost for good are replaced

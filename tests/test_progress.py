@@ -49,6 +49,7 @@ def test_loop_announces_fits_and_choices_around_each_decision(write_study, tmp_p
     asks = [e for e in ev if e[0] == "phase" and e[1] in (CHOOSING, COMPILING)]
     assert asks[0] == ("phase", COMPILING) and asks[1:] == [("phase", CHOOSING)]  # the first acquisition only
     assert len(asks) == 2 and ("phase", FITTING) in ev
+    assert ev.index(("phase", FITTING)) > ev.index(("submitted", "initial"))  # no fit announced before any result
     for i, e in enumerate(ev):  # every phase ends before the next event of the loop
         if e[0] == "phase":
             assert ev[i + 1] == ("done", e[1])
