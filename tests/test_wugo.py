@@ -249,3 +249,59 @@ def test_fallback_warnings_print_as_one_line() -> None:
     finally:
         warnings.formatwarning = saved
     assert text == "warning: WU-GO: could not fit; keeping the previous model\n"
+
+
+def test_reflect_folds_into_the_unit_cube() -> None:
+    from optimizer.strategies.wugo import reflect
+
+    x = np.array([[-0.03, 0.5, 1.02, 2.5, -1.2, 1.0]])
+    np.testing.assert_allclose(reflect(x), [[0.03, 0.5, 0.98, 0.5, 0.8, 1.0]], atol=1e-12)
+
+
+def test_local_search_near_a_bound_does_not_land_on_it(monkeypatch) -> None:
+    """The best observed point sits at 0.999 in x1: every local-search trial around it stays strictly inside
+    (clipping put about half of the r = 0.1 steps, and most of the larger ones, exactly on x1 = 1)."""
+    import dataclasses
+
+    strat, space = make()
+    h = StrategyConformance.make_history(space, 6)
+    theta = h.theta.copy()
+    best = int(np.argmin(h.objectives[:, 0]))
+    theta[best, 0] = 0.999
+    h = dataclasses.replace(h, theta=theta)
+    seen: list[np.ndarray] = []
+    score = strat._score
+
+    def spy(x, gen_seed):
+        seen.append(np.asarray(x).copy())
+        return score(x, gen_seed)
+
+    monkeypatch.setattr(strat, "_score", spy)
+    strat.tell(h)
+    x = strat.ask(h, np.zeros((0, 2)), 2)
+    trials = np.vstack(seen[2:])  # after the Sobol candidates and the search's centres
+    assert len(trials) >= 4 * 16 * 4
+    assert not ((trials <= 0.0) | (trials >= 1.0)).any()
+    assert not ((x <= 0.0) | (x >= 1.0)).any()
+
+
+def test_few_proposals_on_a_bound_when_the_optimum_is_inside(write_study, tmp_path: Path) -> None:
+    """A noisy quadratic whose minimum is inside but near the lower face (x = 0 at unit 0.05 in both
+    coordinates): at most 20 % of WU-GO's proposals, over 3 seeds, have a coordinate within 1e-6 of a bound."""
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.study import load_study
+
+    on_bound = []
+    for seed in range(3):
+        data = base_study(seed=seed, parameters={"x1": {"low": -0.2, "high": 3.8}, "x2": {"low": -0.2, "high": 3.8}},
+                          simulator={"name": "sims_for_tests:quadratic", "samples_per_call": 64,
+                                     "options": {"noise": 0.5}},
+                          strategy={"name": "wugo", "options": FAST}, budget={"calls": 14, "initial_design": 4})
+        p = write_study(data, f"s{seed}.yaml")
+        study, text = load_study(p)
+        camp = Campaign.create(tmp_path / f"c{seed}", study, text, source=str(p))
+        run_campaign(camp, study)
+        u = np.array([r.unit for r in camp.records().values() if r.origin == "strategy"])
+        on_bound.append(((u < 1e-6) | (u > 1 - 1e-6)).any(1))
+    frac = float(np.mean(np.concatenate(on_bound)))
+    assert frac <= 0.2, frac

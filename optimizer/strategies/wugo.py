@@ -336,7 +336,7 @@ class WUGOStrategy(Strategy):
             rng = np.random.default_rng([self.seed, history.n_issued, gen_seed])
             for r in self.cfg["radii"]:
                 P = self.cfg["perturbations"]
-                trial = np.clip(centers[:, None, :] + r * rng.standard_normal((len(centers), P, self.space.dim)), 0, 1)
+                trial = reflect(centers[:, None, :] + r * rng.standard_normal((len(centers), P, self.space.dim)))
                 ts, _ = self._score(trial.reshape(-1, self.space.dim), gen_seed)
                 ts = ts.reshape(len(centers), P)
                 j = ts.argmin(1)
@@ -436,6 +436,17 @@ def stack_common(samples: list[torch.Tensor], generator: torch.Generator) -> tor
             extra = torch.randint(0, n, (m - n,), generator=generator)
             out.append(torch.cat([x, x[extra]]))
     return torch.stack(out)
+
+
+def reflect(x: np.ndarray) -> np.ndarray:
+    """Fold points back into the unit cube, coordinate-wise (``1.02 → 0.98``, ``-0.03 → 0.03``), any shape.
+
+    Local-search perturbations are reflected, not clipped: clipping puts every step that leaves the cube exactly
+    on its face, so a search near a bound piles its proposals up on it; a reflected step stays a step of the same
+    length, and lands on a face only with probability zero.
+    """
+    y = np.mod(x, 2.0)
+    return np.where(y > 1.0, 2.0 - y, y)
 
 
 def _spread(v: np.ndarray) -> float:
