@@ -305,3 +305,31 @@ def test_few_proposals_on_a_bound_when_the_optimum_is_inside(write_study, tmp_pa
         on_bound.append(((u < 1e-6) | (u > 1 - 1e-6)).any(1))
     frac = float(np.mean(np.concatenate(on_bound)))
     assert frac <= 0.2, frac
+
+
+def test_kappa_scale_is_checked() -> None:
+    with pytest.raises(ValueError, match="strategy.options.kappa_scale"):
+        make(kappa_scale="log")
+    assert make()[0].cfg["kappa_scale"] == "raw"  # the published weighting stays the default
+
+
+def test_standardised_acquisition_counts_kappa_in_spreads_per_typical_sigma() -> None:
+    """kappa_scale: standardised: a(θ) = s·(f̂ − mean)/std − κ·σ_W/median(σ_W over the candidates), so a
+    candidate at the typical distance gets exactly κ observed standard deviations of exploration bonus."""
+    from optimizer.strategies.base import sobol_points
+
+    strat, space = make(kappa_scale="standardised", kappa=0.7)
+    h = StrategyConformance.make_history(space, 6)
+    strat.tell(h)
+    strat._set_scales(h)
+    x = sobol_points(2, 1, 0, 128)
+    strat._sigma_scale = None
+    score, _ = strat._score(x, 3)
+    view = strat.landscape(x, 3)
+    y = h.objectives[:, 0]
+    expected = (view["mean"] - y.mean()) / y.std() - 0.7 * view["sigma"] / np.median(view["sigma"])
+    np.testing.assert_allclose(score, expected, rtol=1e-5, atol=1e-6)
+    assert strat._sigma_scale == pytest.approx(float(np.median(view["sigma"])))
+    # the local search's later scorings keep this ask's scale
+    strat._score(x[:5] * 0.5, 3)
+    assert strat._sigma_scale == pytest.approx(float(np.median(view["sigma"])))
