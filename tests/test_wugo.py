@@ -96,7 +96,9 @@ def test_wugo_gets_near_a_noisy_quadratic_minimum_over_seeds(write_study, tmp_pa
     ``python bench``-style over seeds 0-5 with ``strategy: sobol`` for the reference):
     WU-GO [0.150, 0.091, 0.069, 0.352, 0.119, 1.068] (median 0.134);
     Sobol [0.099, 0.049, 0.361, 0.817, 0.084, 0.942] (median 0.23).
-    4 of 6 seeds would have to exceed 0.4 to fail (1 of 6 did). The medians are too close (and Sobol's
+    4 of 6 seeds would have to exceed 0.4 to fail (1 of 6 did). With reflected local-search steps (no
+    clipping onto the bound): [0.150, 0.674, 0.190, 0.230, 0.133, 0.815] (median 0.21, 2 of 6 above 0.4);
+    with ``kappa_scale: standardised, kappa: 1`` [0.385, 0.644, 0.194, 0.808, 0.377, 0.190] (median 0.38). The medians are too close (and Sobol's
     depends on SciPy's scrambling stream) to assert WU-GO < Sobol robustly at this budget; with FAST
     surrogate settings (150/50 steps) WU-GO's median was 0.72, worse than Sobol, so the fit budget matters.
     """
