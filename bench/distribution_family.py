@@ -39,6 +39,9 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "gp": {"name": "gp"},
     "turbo": {"name": "turbo"},
     "nn-ensemble": {"name": "nn-ensemble"},
+    # κ in observed objective spreads per typical σ_W (see WUGOStrategy's kappa_scale)
+    "wugo-std1": {"name": "wugo", "options": {"kappa_scale": "standardised", "kappa": 1.0}},
+    "wugo-std0.3": {"name": "wugo", "options": {"kappa_scale": "standardised", "kappa": 0.3}},
 }
 #: A coordinate closer than this to 0 or 1 (unit cube) counts as "on the bound".
 ON_BOUND = 1e-6
@@ -183,7 +186,7 @@ def main() -> None:
             for r in pool.imap_unordered(_worker, todo):
                 fh.write(json.dumps(r) + "\n")
                 fh.flush()
-                print(f"{r['problem']:18s} {r['objective']:4s} n={r['samples']:<4d} {r['strategy']:6s} seed {r['seed']:3d}: "
+                print(f"{r['problem']:18s} {r['objective']:4s} n={r['samples']:<4d} {r['strategy']:11s} seed {r['seed']:3d}: "
                       f"regret {r['regret_recommended']:.4g} (best observed {r['regret']:.4g}; on a bound {r['on_bound']:.0%}), {r['wall_s']:.0f} s", flush=True)
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     print(summarize(rows))

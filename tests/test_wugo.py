@@ -96,7 +96,9 @@ def test_wugo_gets_near_a_noisy_quadratic_minimum_over_seeds(write_study, tmp_pa
     ``python bench``-style over seeds 0-5 with ``strategy: sobol`` for the reference):
     WU-GO [0.150, 0.091, 0.069, 0.352, 0.119, 1.068] (median 0.134);
     Sobol [0.099, 0.049, 0.361, 0.817, 0.084, 0.942] (median 0.23).
-    4 of 6 seeds would have to exceed 0.4 to fail (1 of 6 did). The medians are too close (and Sobol's
+    4 of 6 seeds would have to exceed 0.4 to fail (1 of 6 did). With reflected local-search steps (no
+    clipping onto the bound): [0.150, 0.674, 0.190, 0.230, 0.133, 0.815] (median 0.21, 2 of 6 above 0.4);
+    with ``kappa_scale: standardised, kappa: 1`` [0.385, 0.644, 0.194, 0.808, 0.377, 0.190] (median 0.38). The medians are too close (and Sobol's
     depends on SciPy's scrambling stream) to assert WU-GO < Sobol robustly at this budget; with FAST
     surrogate settings (150/50 steps) WU-GO's median was 0.72, worse than Sobol, so the fit budget matters.
     """
@@ -249,3 +251,87 @@ def test_fallback_warnings_print_as_one_line() -> None:
     finally:
         warnings.formatwarning = saved
     assert text == "warning: WU-GO: could not fit; keeping the previous model\n"
+
+
+def test_reflect_folds_into_the_unit_cube() -> None:
+    from optimizer.strategies.wugo import reflect
+
+    x = np.array([[-0.03, 0.5, 1.02, 2.5, -1.2, 1.0]])
+    np.testing.assert_allclose(reflect(x), [[0.03, 0.5, 0.98, 0.5, 0.8, 1.0]], atol=1e-12)
+
+
+def test_local_search_near_a_bound_does_not_land_on_it(monkeypatch) -> None:
+    """The best observed point sits at 0.999 in x1: every local-search trial around it stays strictly inside
+    (clipping put about half of the r = 0.1 steps, and most of the larger ones, exactly on x1 = 1)."""
+    import dataclasses
+
+    strat, space = make()
+    h = StrategyConformance.make_history(space, 6)
+    theta = h.theta.copy()
+    best = int(np.argmin(h.objectives[:, 0]))
+    theta[best, 0] = 0.999
+    h = dataclasses.replace(h, theta=theta)
+    seen: list[np.ndarray] = []
+    score = strat._score
+
+    def spy(x, gen_seed):
+        seen.append(np.asarray(x).copy())
+        return score(x, gen_seed)
+
+    monkeypatch.setattr(strat, "_score", spy)
+    strat.tell(h)
+    x = strat.ask(h, np.zeros((0, 2)), 2)
+    trials = np.vstack(seen[2:])  # after the Sobol candidates and the search's centres
+    assert len(trials) >= 4 * 16 * 4
+    assert not ((trials <= 0.0) | (trials >= 1.0)).any()
+    assert not ((x <= 0.0) | (x >= 1.0)).any()
+
+
+def test_few_proposals_on_a_bound_when_the_optimum_is_inside(write_study, tmp_path: Path) -> None:
+    """A noisy quadratic whose minimum is inside but near the lower face (x = 0 at unit 0.05 in both
+    coordinates): at most 20 % of WU-GO's proposals, over 3 seeds, have a coordinate within 1e-6 of a bound."""
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.study import load_study
+
+    on_bound = []
+    for seed in range(3):
+        data = base_study(seed=seed, parameters={"x1": {"low": -0.2, "high": 3.8}, "x2": {"low": -0.2, "high": 3.8}},
+                          simulator={"name": "sims_for_tests:quadratic", "samples_per_call": 64,
+                                     "options": {"noise": 0.5}},
+                          strategy={"name": "wugo", "options": FAST}, budget={"calls": 14, "initial_design": 4})
+        p = write_study(data, f"s{seed}.yaml")
+        study, text = load_study(p)
+        camp = Campaign.create(tmp_path / f"c{seed}", study, text, source=str(p))
+        run_campaign(camp, study)
+        u = np.array([r.unit for r in camp.records().values() if r.origin == "strategy"])
+        on_bound.append(((u < 1e-6) | (u > 1 - 1e-6)).any(1))
+    frac = float(np.mean(np.concatenate(on_bound)))
+    assert frac <= 0.2, frac
+
+
+def test_kappa_scale_is_checked() -> None:
+    with pytest.raises(ValueError, match="strategy.options.kappa_scale"):
+        make(kappa_scale="log")
+    assert make()[0].cfg["kappa_scale"] == "raw"  # the published weighting stays the default
+
+
+def test_standardised_acquisition_counts_kappa_in_spreads_per_typical_sigma() -> None:
+    """kappa_scale: standardised: a(θ) = s·(f̂ − mean)/std − κ·σ_W/median(σ_W over the candidates), so a
+    candidate at the typical distance gets exactly κ observed standard deviations of exploration bonus."""
+    from optimizer.strategies.base import sobol_points
+
+    strat, space = make(kappa_scale="standardised", kappa=0.7)
+    h = StrategyConformance.make_history(space, 6)
+    strat.tell(h)
+    strat._set_scales(h)
+    x = sobol_points(2, 1, 0, 128)
+    strat._sigma_scale = None
+    score, _ = strat._score(x, 3)
+    view = strat.landscape(x, 3)
+    y = h.objectives[:, 0]
+    expected = (view["mean"] - y.mean()) / y.std() - 0.7 * view["sigma"] / np.median(view["sigma"])
+    np.testing.assert_allclose(score, expected, rtol=1e-5, atol=1e-6)
+    assert strat._sigma_scale == pytest.approx(float(np.median(view["sigma"])))
+    # the local search's later scorings keep this ask's scale
+    strat._score(x[:5] * 0.5, 3)
+    assert strat._sigma_scale == pytest.approx(float(np.median(view["sigma"])))

@@ -47,11 +47,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(
         surrogate="mdn", surrogate_options={"refit_steps": 250}, distance="energy", kappa=2.0, acquisition="refine",
         candidates=2048, generated=256, top_k=8, radii=[0.1, 0.03, 0.01, 0.003], perturbations=64,
-        common_random_numbers=True,
+        common_random_numbers=True, kappa_scale="raw",
     ),
     "wugo-paper": dict(
         surrogate="wgan", surrogate_options={"preset": "paper"}, distance="energy", kappa=2.0, acquisition="grid",
         candidates=10201, generated=1000, top_k=0, radii=[], perturbations=0, common_random_numbers=False,
+        kappa_scale="raw",
     ),
 }
 # Added to an infeasible candidate's acquisition, in units of the observed objective spread: far beyond any
@@ -67,6 +68,7 @@ class WUGOOptions(pydantic.BaseModel):
     surrogate_options: dict[str, Any] | None = None
     distance: Literal[DISTANCES] | None = None  # type: ignore[valid-type]
     kappa: Annotated[float, pydantic.Field(ge=0)] | None = None
+    kappa_scale: Literal["raw", "standardised"] | None = None
     acquisition: Literal["grid", "refine"] | None = None
     candidates: Annotated[int, pydantic.Field(ge=1)] | None = None
     generated: Annotated[int, pydantic.Field(ge=1)] | None = None
@@ -91,7 +93,12 @@ class WUGOStrategy(Strategy):
     """Options (study ``strategy.options``): ``preset`` and any key of :data:`PRESETS` to override it,
     plus ``objective`` (default: the first), ``target``, ``plateau`` (calls), ``plateau_tol``,
     ``min_distance`` (unit-cube distance under which a point counts as already evaluated), ``projections``
-    (random directions of the sliced distance for k > 1 outputs; default 4·k, at most 32)."""
+    (random directions of the sliced distance for k > 1 outputs; default 4·k, at most 32).
+
+    ``kappa_scale``: ``raw`` (published) weighs σ_W in the objective's units, so κ's meaning depends on the
+    distance and the simulator's units; ``standardised`` divides f̂ by the observed objective spread (std over
+    calls) and σ_W by its median over the ask's Sobol candidates, so κ = 1 trades one observed standard deviation
+    of the objective for one typical distance to the nearest stored call."""
 
     needs_initial_results = True
     #: Output names known without building the simulator (a report never imports a user's module).
@@ -143,6 +150,7 @@ class WUGOStrategy(Strategy):
         self._norm: tuple[np.ndarray, np.ndarray, float] | None = None
         self._centre = 0.0  # observed mean of the primary objective, and observed spreads (std) by metric name
         self._spread: dict[str, float] = {}
+        self._sigma_scale: float | None = None  # typical σ_W of this ask (kappa_scale: standardised)
         self.cfg = cfg
         self.preset = preset
         self.surrogate: Any = None
@@ -269,13 +277,20 @@ class WUGOStrategy(Strategy):
         ys = self._generate(x, gen_seed)
         sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy()
         mean = self._value(self.metric, ys, {})
-        return {"mean": mean, "sigma": sigma, "acquisition": self.sign * mean - self.cfg["kappa"] * sigma}
+        if self.cfg["kappa_scale"] == "standardised":  # in objective units: κ·σ_W/σ_typ observed spreads
+            bonus = self.cfg["kappa"] * sigma / typical_sigma(sigma) * (self._spread.get(self.objective) or _spread(mean))
+        else:
+            bonus = self.cfg["kappa"] * sigma
+        return {"mean": mean, "sigma": sigma, "acquisition": self.sign * mean - bonus}
 
     def _score(self, x: np.ndarray, gen_seed: int) -> tuple[np.ndarray, torch.Tensor]:
         """Acquisition ``[C]`` (lower is better) and the generated samples ``[C, n, k]``."""
         assert self.bank is not None and self.outputs is not None
         ys = self._generate(x, gen_seed)
         sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy()
+        standardised = self.cfg["kappa_scale"] == "standardised"
+        if standardised and self._sigma_scale is None:  # the first scoring of a pick: its Sobol candidates
+            self._sigma_scale = typical_sigma(sigma)
         needs_q = any(m.statistic == "quantity" for m in [*(self.study.objectives[n] for n in self.names),
                                                           *self.study.constraints.values()])
         q = self._quantities(x) if needs_q else {}
@@ -283,7 +298,12 @@ class WUGOStrategy(Strategy):
             # standardised by the observed objective (a positive affine map: the ranking is unchanged), so
             # INFEASIBLE_OFFSET lies beyond every feasible score whatever the objective's units
             centre, spread = self._centre, self._spread.get(self.objective, 1.0)
-            score = (self.sign * (self._value(self.metric, ys, q) - centre) - self.cfg["kappa"] * sigma) / spread
+            if standardised:
+                assert self._sigma_scale is not None
+                score = self.sign * (self._value(self.metric, ys, q) - centre) / spread \
+                    - self.cfg["kappa"] * sigma / self._sigma_scale
+            else:
+                score = (self.sign * (self._value(self.metric, ys, q) - centre) - self.cfg["kappa"] * sigma) / spread
         else:
             assert self._weights is not None and self._norm is not None
             lo, span, sigma_scale = self._norm
@@ -291,7 +311,7 @@ class WUGOStrategy(Strategy):
             z = (z - lo[:, None]) / span[:, None]
             w = self._weights[:, None]
             cheb = (w * z).max(0) + 0.05 * (w * z).sum(0)
-            score = cheb - self.cfg["kappa"] * sigma / sigma_scale
+            score = cheb - self.cfg["kappa"] * sigma / (self._sigma_scale if standardised else sigma_scale)
         score = np.where(np.isnan(score), np.inf, score)  # an undefined statistic ranks last
         viol = np.zeros(len(x))
         for name, c in self.study.constraints.items():
@@ -325,6 +345,7 @@ class WUGOStrategy(Strategy):
 
     def _pick(self, history: History, taken: np.ndarray, gen_seed: int) -> np.ndarray | None:
         cands = self._candidates(history.n_issued)
+        self._sigma_scale = None  # set from the candidates' σ_W (pseudo-observations change it between picks)
         score, _ = self._score(cands, gen_seed)
         pool_x, pool_s = [cands], [score]
         if self.cfg["acquisition"] == "refine" and self.cfg["top_k"] > 0:
@@ -336,7 +357,7 @@ class WUGOStrategy(Strategy):
             rng = np.random.default_rng([self.seed, history.n_issued, gen_seed])
             for r in self.cfg["radii"]:
                 P = self.cfg["perturbations"]
-                trial = np.clip(centers[:, None, :] + r * rng.standard_normal((len(centers), P, self.space.dim)), 0, 1)
+                trial = reflect(centers[:, None, :] + r * rng.standard_normal((len(centers), P, self.space.dim)))
                 ts, _ = self._score(trial.reshape(-1, self.space.dim), gen_seed)
                 ts = ts.reshape(len(centers), P)
                 j = ts.argmin(1)
@@ -436,6 +457,28 @@ def stack_common(samples: list[torch.Tensor], generator: torch.Generator) -> tor
             extra = torch.randint(0, n, (m - n,), generator=generator)
             out.append(torch.cat([x, x[extra]]))
     return torch.stack(out)
+
+
+def typical_sigma(sigma: np.ndarray) -> float:
+    """A typical σ_W of one ask: the median over its candidates ``[C]`` (the mean of the positive ones, or 1,
+    where most candidates reproduce a stored call exactly), so a standardised κ is unit-free."""
+    s = sigma[np.isfinite(sigma)]
+    med = float(np.median(s)) if len(s) else 0.0
+    if med > 0:
+        return med
+    pos = s[s > 0]
+    return float(np.mean(pos)) if len(pos) else 1.0
+
+
+def reflect(x: np.ndarray) -> np.ndarray:
+    """Fold points back into the unit cube, coordinate-wise (``1.02 → 0.98``, ``-0.03 → 0.03``), any shape.
+
+    Local-search perturbations are reflected, not clipped: clipping puts every step that leaves the cube exactly
+    on its face, so a search near a bound piles its proposals up on it; a reflected step stays a step of the same
+    length, and lands on a face only with probability zero.
+    """
+    y = np.mod(x, 2.0)
+    return np.where(y > 1.0, 2.0 - y, y)
 
 
 def _spread(v: np.ndarray) -> float:
