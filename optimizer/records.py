@@ -16,7 +16,7 @@ import numpy as np
 
 from optimizer.errors import CampaignError
 from optimizer.storage import CallRecord, JournalStorage, Storage, replay
-from optimizer.study import StudyConfig, load_study
+from optimizer.study import StudyConfig, is_minimised, load_study
 
 if TYPE_CHECKING:
     from optimizer.strategies.base import History
@@ -108,7 +108,7 @@ def best_so_far(study: StudyConfig, records: Iterable[CallRecord]) -> dict[str, 
         if not recs:
             out[name] = None
             continue
-        pick = min if o.direction == "minimize" else max
+        pick = min if is_minimised(o.direction) else max
         r = pick(recs, key=lambda r: r.metrics[name])
         out[name] = (r.metrics[name], r.call_id)
     return out

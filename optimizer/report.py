@@ -10,7 +10,7 @@ import numpy as np
 
 from optimizer.results import best_trace, finished_in_order, metric_label, spend_trace
 from optimizer.storage import CallRecord
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, is_minimised, minimisation_sign
 
 
 CAPTIONS = {
@@ -147,7 +147,7 @@ def pareto_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path, 
         ax.scatter(x, y, facecolors="none", edgecolors="tab:red", s=22, label="infeasible", zorder=3)
     if front:
         ax.step([r.metrics[a] for r in front], [r.metrics[b] for r in front],
-                where="post" if study.objectives[b].direction == "minimize" else "pre", color="tab:orange",
+                where="post" if is_minimised(study.objectives[b].direction) else "pre", color="tab:orange",
                 lw=1.5, label="Pareto front", zorder=4)
     knee = knee_call(study, records)
     if knee is not None:
@@ -293,7 +293,7 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
             keep = set(pareto_calls(study, records.values()))
             subset = "Pareto front and baselines"
         else:
-            s = 1.0 if study.objectives[name].direction == "minimize" else -1.0
+            s = minimisation_sign(study.objectives[name].direction)
             keep = {r.call_id for r in sorted((r for r in done if r.feasible), key=lambda r: s * r.metrics[name])[:PARALLEL_BEST]}
             subset = f"the {PARALLEL_BEST} best designs and baselines"
         done = [r for r in done if r.call_id in keep or r.origin == "baseline"]
@@ -301,9 +301,9 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
     strategy = [r for r in done if r.origin != "baseline"]
     if strategy:
         values = np.array([r.metrics[name] for r in strategy])
-        order = np.argsort(-values if study.objectives[name].direction == "minimize" else values)
+        order = np.argsort(-minimisation_sign(study.objectives[name].direction) * values)
         norm = plt.Normalize(float(values.min()), float(values.max()))
-        cmap = plt.get_cmap("viridis_r" if study.objectives[name].direction == "minimize" else "viridis")
+        cmap = plt.get_cmap("viridis_r" if is_minimised(study.objectives[name].direction) else "viridis")
         for i in order:  # best drawn last, on top
             ax.plot(range(len(names)), strategy[i].unit, color=cmap(norm(values[i])), lw=1.0, alpha=0.8)
         fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric_label(study, name))

@@ -13,7 +13,7 @@ import numpy as np
 from optimizer.errors import DetoptError
 from optimizer.records import finished_in_order, metric_label, metric_spec  # noqa: F401 - re-exported
 from optimizer.storage import CallRecord
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, minimisation_sign
 
 
 def column_units(study: StudyConfig) -> dict[str, str]:
@@ -131,7 +131,7 @@ def best_trace(study: StudyConfig, records: dict[int, CallRecord], objective: st
     Returns:
         ``(calls [T], best [T])``: call id (or count), best value so far (NaN before the first).
     """
-    sign = 1.0 if study.objectives[objective].direction == "minimize" else -1.0
+    sign = minimisation_sign(study.objectives[objective].direction)
     done = finished_in_order(records)
     if order == "call":
         done = sorted(done, key=lambda r: r.call_id)

@@ -26,7 +26,7 @@ import numpy as np
 from optimizer.errors import CampaignError
 from optimizer.metrics import evaluate_metric
 from optimizer.storage import CallRecord
-from optimizer.study import Objective, StudyConfig
+from optimizer.study import Objective, StudyConfig, minimisation_sign
 
 #: Candidates of the recommendation search (Sobol), and the local-refinement radii around its best ones
 #: in the unit cube: coarse enough to leave a basin, fine enough to settle in a narrow valley.
@@ -99,7 +99,7 @@ def retarget(campaign: Any, name: str, objective: Objective, propose: int = 4) -
     if model is None:
         raise CampaignError(f"{campaign.root}: retargeting needs at least two completed calls with samples")
     strat, hist, space = model.strategy, model.history, model.space
-    sign = 1.0 if objective.direction == "minimize" else -1.0
+    sign = minimisation_sign(objective.direction)
     with one_thread():
         pred_eval = strat.landscape(hist.theta)["mean"]
         i_eval = int(np.argmin(sign * pred_eval))

@@ -149,8 +149,37 @@ class Metric(_Strict):
         return self
 
 
+#: How an objective is optimised, as the study spells it.
+Direction = Literal["minimize", "maximize"]
+#: ``direction`` → its sign with "+1 = minimise": ``sign * value`` is lower-is-better. The only place a direction
+#: becomes a number (tests/test_conventions.py greps for others), so the two conventions below cannot drift apart.
+_MINIMISATION_SIGNS: dict[str, float] = {"minimize": 1.0, "maximize": -1.0}
+
+
+def minimisation_sign(direction: str) -> float:
+    """+1.0 for a minimised objective, -1.0 for a maximised one: ``sign * value`` is lower-is-better.
+
+    Raises:
+        ValueError: ``direction`` is neither ``"minimize"`` nor ``"maximize"``.
+    """
+    try:
+        return _MINIMISATION_SIGNS[direction]
+    except KeyError:
+        raise ValueError(f"direction must be 'minimize' or 'maximize', not {direction!r}") from None
+
+
+def maximisation_sign(direction: str) -> float:
+    """+1.0 for a maximised objective, -1.0 for a minimised one: ``sign * value`` is larger-is-better (BoTorch)."""
+    return -minimisation_sign(direction)
+
+
+def is_minimised(direction: str) -> bool:
+    """Whether lower values of an objective with this ``direction`` are better."""
+    return minimisation_sign(direction) > 0
+
+
 class Objective(Metric):
-    direction: Literal["minimize", "maximize"] = "minimize"
+    direction: Direction = "minimize"
     #: Hypervolume reference value (the worst value still of interest); inferred from the data when absent.
     reference: float | None = None
 

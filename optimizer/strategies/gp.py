@@ -30,7 +30,7 @@ from optimizer.space import SearchSpace
 from optimizer.strategies.base import (
     MAX_FEASIBLE_SCAN, EmptyFeasibleRegion, History, OptionError, Strategy, all_feasible, sobol_points,
 )
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, maximisation_sign
 
 ACQUISITIONS = ("qlognei", "qlogei", "ucb")
 
@@ -76,7 +76,7 @@ class GPStrategy(Strategy):
             raise OptionError("strategy.options.acquisition", "ucb supports one objective and no constraints")
         all_names = list(study.objectives)
         self.index = [all_names.index(n) for n in names]
-        self.sign = np.array([1.0 if study.objectives[n].direction == "maximize" else -1.0 for n in names])
+        self.sign = np.array([maximisation_sign(study.objectives[n].direction) for n in names])
         self.reference = [study.objectives[n].reference for n in names]
         self.constraints = list(study.constraints.values())
         self.acquisition, self.beta, self.noise = acquisition, beta, noise

@@ -41,7 +41,7 @@ from optimizer.fallbacks import SurrogateFitWarning
 from optimizer.metrics import metric_on_samples
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import History, OptionError, Strategy, check_options, options_model, sobol_points
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, minimisation_sign
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(
@@ -136,9 +136,9 @@ class WUGOStrategy(Strategy):
         self.names = names
         self.objective = sample_based[0]
         self.metric = study.objectives[sample_based[0]]  # drives target/plateau and the σ_W scale
-        self.sign = 1.0 if self.metric.direction == "minimize" else -1.0
+        self.sign = minimisation_sign(self.metric.direction)
         self._objective_index = list(study.objectives).index(sample_based[0])
-        self._signs = np.array([1.0 if study.objectives[n].direction == "minimize" else -1.0 for n in names])
+        self._signs = np.array([minimisation_sign(study.objectives[n].direction) for n in names])
         self._weights: np.ndarray | None = None
         self._norm: tuple[np.ndarray, np.ndarray, float] | None = None
         self._centre = 0.0  # observed mean of the primary objective, and observed spreads (std) by metric name
