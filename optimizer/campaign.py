@@ -34,7 +34,7 @@ from optimizer.records import (  # noqa: F401 - re-exported
     META_FILE, STRATEGY_STATE, STUDY_FILE, CampaignView, best_so_far, build_history, charged, is_lost_for_good,
 )
 from optimizer.space import SearchSpace
-from optimizer.storage import CallRecord, CampaignLock, JournalStorage, replay
+from optimizer.storage import CallRecord, CampaignLock, replay
 from optimizer.strategies import STRATEGIES, History, Strategy, initial_design
 from optimizer.strategies.base import OptionError
 from optimizer.study import StudyConfig, load_study
@@ -103,7 +103,7 @@ class Campaign(CampaignView):
             raise CampaignError(f"--budget: {calls} is not a positive number of calls")
         check_output_dir(camp.root)
         with camp.lock():
-            if camp.meta_path.exists() or camp.storage.path.exists():
+            if camp.meta_path.exists() or camp.storage.started():
                 raise CampaignError(
                     f"{camp.root}: already holds a campaign; continue it with 'optimize resume {camp.root}' "
                     "or choose another --output"
@@ -398,12 +398,8 @@ def run_campaign(
         budget = int(meta["budget_calls"])
         records = campaign.records()
         resumed = bool(records)
-        orphans = sorted(storage.samples_dir.glob("call-*.npy")) if storage.samples_dir.is_dir() else []
-        if not records and orphans:
-            raise CampaignError(
-                f"{storage.path}: the journal is {'empty' if storage.path.exists() else 'missing'} but "
-                f"{storage.samples_dir} holds {len(orphans)} samples files; refusing to start over "
-                "(restore the journal, or start a new campaign in another directory)")
+        if not records:
+            storage.check_fresh_start()
         for r in records.values():  # stored coordinates follow the current bounds (a --force change)
             r.unit = space.to_unit(space.from_params(r.params)).tolist()
         if meta.get("outputs") != list(sim.outputs):

@@ -406,9 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"detopt {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from optimizer.executors import EXECUTORS
+
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--budget", type=int, help="total simulator calls (initial design included, baselines not)")
-        sp.add_argument("--backend", choices=["ray", "inline"], help="override execution.backend")
+        sp.add_argument("--backend", choices=EXECUTORS.names(), help="override execution.backend")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     sp = sub.add_parser("run", help="start a campaign from a study YAML", description="Start a campaign from a study YAML.")

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from optimizer.errors import CampaignError
-from optimizer.storage import CallRecord, JournalStorage, Storage, replay
+from optimizer.storage import CallRecord, Storage, replay
+from optimizer.storages import CAMPAIGN_STORAGE, STORAGES
 from optimizer.study import StudyConfig, is_minimised, load_study
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class CampaignView:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.storage = JournalStorage(self.root)
+        self.storage: Storage = STORAGES.get(CAMPAIGN_STORAGE)(self.root)
 
     @classmethod
     def open(cls, root: str | Path) -> CampaignView:
@@ -84,7 +85,7 @@ class CampaignView:
             elif columns is not None and shape[1] != columns:
                 problem = f"has {shape[1]} columns, other calls have {columns}"
             if problem:
-                raise CampaignError(f"{self.storage.sample_path(r.samples)}: samples of call {cid} {problem}")
+                raise CampaignError(f"{self.storage.describe(r.samples)}: samples of call {cid} {problem}")
             columns = shape[1]
         return records
 

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optimizer.errors import StudyError
+from optimizer.executors import EXECUTORS
 
 #: Names of the study, its parameters, objectives, constraints and outputs (matched whole, never with ``$``,
 #: which would accept a trailing newline).
@@ -241,7 +242,8 @@ class Budget(_Strict):
 
 
 class Execution(_Strict):
-    backend: Literal["ray", "inline"] = "ray"
+    #: A name in :data:`optimizer.executors.EXECUTORS`.
+    backend: str = "ray"
     #: Existing Ray cluster (``auto``, ``host:port``, ``ray://…``); else ``RAY_ADDRESS``; else an embedded local Ray.
     address: str | None = None
     num_cpus: float = Field(default=1, ge=0)
@@ -261,6 +263,13 @@ class Execution(_Strict):
         Field(default_factory=lambda: ["transient", "error", "timeout"])
     #: Seconds before a running call is cancelled and marked failed.
     timeout: float | None = Field(default=None, gt=0)
+
+    @field_validator("backend")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in EXECUTORS:
+            raise ValueError(f"unknown executor {_short(v)}; known: {', '.join(EXECUTORS.names())}")
+        return v
 
 
 class Baseline(_Strict):
