@@ -485,25 +485,27 @@ def run_campaign(
             rec.worker, rec.started_at, rec.finished_at = out.worker, out.started, out.finished
             common = {"call": rec.call_id, "attempt": out.attempt, "worker": out.worker,
                       "started": out.started, "finished": out.finished, "metadata": out.metadata}
-            status, error = out.status, out.error
-            if status == "completed":
+            status, error, samples = out.status, out.error, out.samples
+            if status == "completed" and samples is None:  # an executor that breaks its contract fails the call
+                status, error = "invalid_output", "the executor returned a completed call without samples"
+            if status == "completed" and samples is not None:
                 try:
-                    values = {n: evaluate_metric(m, out.samples, list(sim.outputs), out.quantities)
+                    values = {n: evaluate_metric(m, samples, list(sim.outputs), out.quantities)
                               for n, m in {**study.objectives, **study.constraints}.items()}
                 except Exception as err:  # noqa: BLE001 - a metric that cannot be computed fails the call
                     status, error = "invalid_output", f"cannot compute metrics: {type(err).__name__}: {err}"
                 else:
                     if not all(np.isfinite(v) for v, _ in values.values()):
                         status, error = "invalid_output", "an objective or constraint is not finite"
-            if status == "completed":
-                rec.samples = storage.save_samples(rec.call_id, out.samples)
+            if status == "completed" and samples is not None:
+                rec.samples = storage.save_samples(rec.call_id, samples)
                 rec.metrics = {n: v for n, (v, _) in values.items()}
                 rec.sems = {n: s for n, (_, s) in values.items()}
                 rec.quantities, rec.metadata = out.quantities, out.metadata
                 rec.feasible = is_feasible(study.constraints, rec.metrics)
                 rec.status, rec.error, rec.failure_kind = "completed", None, None
                 storage.append({"event": "completed", **common, "samples": rec.samples,
-                                "n": int(out.samples.shape[0]), "metrics": rec.metrics, "sems": rec.sems,
+                                "n": int(samples.shape[0]), "metrics": rec.metrics, "sems": rec.sems,
                                 "quantities": rec.quantities, "feasible": rec.feasible})
             else:
                 if status == "lost":

@@ -20,6 +20,8 @@ from optimizer.storages import CAMPAIGN_STORAGE, STORAGES
 from optimizer.study import StudyConfig, is_minimised, load_study
 
 if TYPE_CHECKING:
+    from typing import Self  # Python 3.11; annotations only, so 3.10 runs this module too
+
     from optimizer.strategies.base import History
 
 # The files of a campaign directory besides the storage's own (see optimizer.storage for those).
@@ -36,7 +38,7 @@ class CampaignView:
         self.storage: Storage = STORAGES.get(CAMPAIGN_STORAGE)(self.root)
 
     @classmethod
-    def open(cls, root: str | Path) -> CampaignView:
+    def open(cls, root: str | Path) -> Self:
         camp = cls(root)
         if not camp.root.is_dir():
             raise CampaignError(f"{camp.root}: no such campaign directory")
@@ -76,7 +78,9 @@ class CampaignView:
         for cid, r in sorted(records.items()):
             if r.status != "completed":
                 continue
-            shape = self.storage.sample_shape(r.samples)  # type: ignore[arg-type]
+            if not isinstance(r.samples, str) or not r.samples:
+                raise CampaignError(f"{self.storage.root}: call {cid} is completed but names no samples file")
+            shape = self.storage.sample_shape(r.samples)
             problem = None
             if len(shape) != 2:
                 problem = f"has shape {shape}, not [n, k]"

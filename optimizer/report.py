@@ -239,11 +239,14 @@ def timeline_plot(records: dict[int, CallRecord], path: Path) -> Path:
     """Which call ran on which worker and when: one row per worker, idle gaps visible; utilisation in the title."""
     plt = _pyplot()
 
-    ran = [r for r in records.values() if r.started_at is not None and r.finished_at is not None]
-    t0 = min((r.submitted_at or r.started_at) for r in ran) if ran else 0.0
+    # (call, first time, start, finish) of each call that ran
+    times = [(r, r.submitted_at or r.started_at, r.started_at, r.finished_at) for r in records.values()
+             if r.started_at is not None and r.finished_at is not None]
+    ran = [t[0] for t in times]
+    t0 = min(t[1] for t in times) if times else 0.0
     workers = sorted({_worker(r) for r in ran})
     row = {w: i for i, w in enumerate(workers)}
-    span = np.array([((r.started_at - t0), (r.finished_at - t0)) for r in ran]) / 3600 if ran else np.zeros((0, 2))
+    span = np.array([(s - t0, f - t0) for _, _, s, f in times]) / 3600 if times else np.zeros((0, 2))
     scaled, unit = _time_axis(span.ravel())
     scaled = scaled.reshape(-1, 2)
     colours = {"completed": "tab:green", "failed": "tab:red", "infeasible": "tab:orange"}

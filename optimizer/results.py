@@ -113,7 +113,7 @@ def spend_trace(records: dict[int, CallRecord]) -> tuple[np.ndarray, np.ndarray]
         ``(compute [T], wall [T])``.
     """
     done = finished_in_order(records)
-    starts = [r.submitted_at or r.started_at for r in records.values() if (r.submitted_at or r.started_at)]
+    starts = [t for r in records.values() if (t := r.submitted_at or r.started_at)]
     t0 = min(starts) if starts else 0.0
     compute = np.cumsum([compute_hours(r) for r in done]) if done else np.zeros(0)
     wall = np.array([((r.finished_at or t0) - t0) / 3600 for r in done])

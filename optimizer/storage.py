@@ -268,7 +268,7 @@ MAX_SAMPLE_NAMES = 100
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-class JournalEvent(dict):  # type: ignore[type-arg]
+class JournalEvent(dict[str, Any]):
     """An event read from the journal, with ``where`` ("FILE: line N") for error messages."""
 
     where: str = "journal"

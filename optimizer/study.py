@@ -241,6 +241,12 @@ class Budget(_Strict):
         return self
 
 
+#: Kinds of simulator failure a call may be re-run after (``execution.retry_on``).
+RetryKind = Literal["transient", "error", "timeout", "invalid_output"]
+#: ``invalid_output`` is left out: a seeded call that returned NaN or the wrong shape will do so again.
+DEFAULT_RETRY_ON: tuple[RetryKind, ...] = ("transient", "error", "timeout")
+
+
 class Execution(_Strict):
     #: A name in :data:`optimizer.executors.EXECUTORS`.
     backend: str = "ray"
@@ -259,8 +265,7 @@ class Execution(_Strict):
     retries: int = Field(default=0, ge=0)
     #: Failure kinds that may go away on a re-run. ``invalid_output`` is left out by default: a seeded
     #: call that returned NaN or the wrong shape will do so again.
-    retry_on: list[Literal["transient", "error", "timeout", "invalid_output"]] = \
-        Field(default_factory=lambda: ["transient", "error", "timeout"])
+    retry_on: list[RetryKind] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
     #: Seconds before a running call is cancelled and marked failed.
     timeout: float | None = Field(default=None, gt=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ import pytest
 
 from conftest import base_study
 from optimizer import cli
+from optimizer.campaign import Campaign, run_campaign
 from optimizer.errors import StudyError
-from optimizer.executors import EXECUTORS
+from optimizer.executors import EXECUTORS, CallOutcome
+from optimizer.executors.inline import InlineExecutor
 from optimizer.records import CampaignView
 from optimizer.storage import JournalStorage, Storage
 from optimizer.storages import CAMPAIGN_STORAGE, STORAGES
@@ -91,3 +94,20 @@ def test_storage_base_declares_what_the_loop_calls(tmp_path: Path) -> None:
     s.close()  # the loop closes every storage when it stops
     s.append({"event": "campaign"})
     assert len(list(s.events())) == 2
+
+
+class NoSamples(InlineExecutor):
+    """An executor that breaks its contract: every completed call comes back without its samples."""
+
+    def wait(self, timeout: float | None = None) -> list[CallOutcome]:
+        return [dataclasses.replace(o, samples=None) if o.status == "completed" else o for o in super().wait(timeout)]
+
+
+def test_a_completed_call_without_samples_fails_as_invalid_output(tmp_path: Path) -> None:
+    """It failed with an obscure metric error (``None`` reaching the statistic); the message now says why."""
+    study = validate_study(base_study(budget={"calls": 2, "initial_design": 2}))
+    camp = Campaign.create(tmp_path / "c", study, "", source="x")
+    run_campaign(camp, study, executor=NoSamples(study.simulator, study.execution, camp.root))
+    recs = camp.records()
+    assert [(r.status, r.failure_kind) for r in recs.values()] == [("failed", "invalid_output")] * 2
+    assert "without samples" in str(recs[1].error)

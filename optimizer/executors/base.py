@@ -21,7 +21,7 @@ import numpy as np
 
 from optimizer.errors import DetoptError, StudyError
 from optimizer.registry import import_object
-from optimizer.study import SimulatorSpec
+from optimizer.study import Execution, SimulatorSpec
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,15 @@ class Executor(ABC):
     soon as a worker frees)."""
 
     capacity: int
+
+    def __init__(self, simulator: SimulatorSpec, execution: Execution, workdir: Path | None = None) -> None:
+        """How :data:`optimizer.executors.EXECUTORS` builds every registered executor.
+
+        Args:
+            simulator: the study's simulator section (each worker builds its own simulator from it).
+            execution: the study's execution section (resources, concurrency, retries, timeout).
+            workdir: the campaign directory, where a worker may keep scratch files; ``None`` for none.
+        """
 
     @abstractmethod
     def submit(self, request: CallRequest) -> None:

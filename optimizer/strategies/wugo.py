@@ -246,12 +246,15 @@ class WUGOStrategy(Strategy):
 
     def _quantities(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Deterministic simulator quantities (cost, mass) at ``x [C, d]``: exact, not modelled."""
+        if self._sim is None:
+            raise RuntimeError("exact quantities need the study's simulator; this model was built without one")
         rows = [self._sim.quantities_at(self.space.to_params(self.space.from_unit(u))) for u in x]
         return {q: np.array([r[q] for r in rows], dtype=float) for q in (rows[0] if rows else {})}
 
     def _value(self, metric: Any, ys: torch.Tensor, q: dict[str, np.ndarray]) -> np.ndarray:
         if metric.statistic == "quantity":
             return q[metric.quantity]
+        assert self.outputs is not None, "tell() the history first"
         v = metric_on_samples(metric, ys, self.outputs).numpy()
         if metric.statistic == "sum":  # G draws `generated` samples; a call has samples_per_call
             v = v * (self.study.simulator.samples_per_call / ys.shape[1])
