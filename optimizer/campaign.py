@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from optimizer.storage import CallRecord, CampaignLock, replay
 from optimizer.strategies import STRATEGIES, History, Strategy, initial_design
 from optimizer.strategies.base import OptionError
 from optimizer.study import StudyConfig, load_study
+
+if TYPE_CHECKING:
+    from simulators.base import Simulator
 
 #: Re-runs of a call whose worker/node was lost after Ray's own retries (never charged to the budget).
 MAX_LOST_RERUNS = 3
@@ -239,7 +242,7 @@ def check_output_dir(root: Path) -> None:
 
 
 # -- checks of a study against its simulator ---------------------------------------------
-def check_simulator(study: StudyConfig, sim: Any, source: str) -> None:
+def check_simulator(study: StudyConfig, sim: Simulator, source: str) -> None:
     """Cross-check names the study uses against what the simulator declares."""
     if sim.parameters is not None and getattr(sim, "parameters_are_subset", False):
         unknown = [p for p in study.parameters if p not in sim.parameters]
@@ -295,7 +298,7 @@ def make_strategy(study: StudyConfig, space: SearchSpace, source: str) -> Strate
         raise StudyError(source, "", str(err)) from None
 
 
-def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Any, Strategy, np.ndarray]:
+def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Simulator, Strategy, np.ndarray]:
     """Build and cross-check everything a study names, before anything is written or run.
 
     Returns:

@@ -13,10 +13,13 @@ import math
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optimizer import __version__
 from optimizer.errors import DetoptError, InfrastructureError
+
+if TYPE_CHECKING:
+    from optimizer.study import StudyConfig
 
 EXIT_USAGE = 2
 #: OS errors about a file that the user can fix (space, permissions, paths), shown as one line.
@@ -36,7 +39,7 @@ def _reporter(args: argparse.Namespace) -> Any:
     return default_reporter(quiet=args.quiet)
 
 
-def _with_overrides(study: Any, args: argparse.Namespace) -> Any:
+def _with_overrides(study: StudyConfig, args: argparse.Namespace) -> StudyConfig:
     if getattr(args, "backend", None):
         study = study.model_copy(update={"execution": study.execution.model_copy(update={"backend": args.backend})})
     if study.execution.backend == "ray":  # an unreachable cluster is refused before anything is written

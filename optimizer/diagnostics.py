@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from optimizer.space import SearchSpace
-from optimizer.storage import CallRecord
+from optimizer.storage import CallRecord, Storage
 from optimizer.study import StudyConfig
 
 
@@ -60,7 +60,7 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: Any) -> ReportModel | None:
+def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: Storage) -> ReportModel | None:
     """The campaign's own WU-GO model (saved state, refitted if calls arrived since), or, for other
     strategies, a default WU-GO model fitted on the journal. ``None`` when the study has no objective
     computed from samples or fewer than two calls completed."""

@@ -17,7 +17,7 @@ import numpy as np
 from optimizer.errors import CampaignError
 from optimizer.storage import CallRecord, Storage, replay
 from optimizer.storages import CAMPAIGN_STORAGE, STORAGES
-from optimizer.study import StudyConfig, is_minimised, load_study
+from optimizer.study import Constraint, Objective, StudyConfig, is_minimised, load_study
 
 if TYPE_CHECKING:
     from typing import Self  # Python 3.11; annotations only, so 3.10 runs this module too
@@ -119,7 +119,7 @@ def best_so_far(study: StudyConfig, records: Iterable[CallRecord]) -> dict[str, 
     return out
 
 
-def metric_spec(study: StudyConfig, name: str) -> Any:
+def metric_spec(study: StudyConfig, name: str) -> Objective | Constraint:
     """The objective or constraint called ``name``."""
     return study.objectives[name] if name in study.objectives else study.constraints[name]
 

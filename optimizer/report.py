@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from optimizer.records import CampaignView
 from optimizer.results import best_trace, finished_in_order, metric_label, spend_trace
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig, is_minimised, minimisation_sign
@@ -577,7 +578,7 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
     return facts
 
 
-def write_report(campaign: Any, out: Path, ext: str = "png", surrogate: bool = True) -> tuple[list[Path], dict[str, str]]:
+def write_report(campaign: CampaignView, out: Path, ext: str = "png", surrogate: bool = True) -> tuple[list[Path], dict[str, str]]:
     """Every figure of a campaign plus ``report.html``; returns the paths and the text summary.
 
     ``surrogate=False`` skips the surrogate figures (they refit a model: seconds to minutes).

@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pydantic
@@ -42,6 +42,10 @@ from optimizer.metrics import metric_on_samples
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import History, OptionError, Strategy, check_options, options_model, sobol_points
 from optimizer.study import StudyConfig, minimisation_sign
+
+if TYPE_CHECKING:
+    from simulators.base import Simulator
+    from surrogates.base import Surrogate
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(
@@ -145,16 +149,17 @@ class WUGOStrategy(Strategy):
         self._spread: dict[str, float] = {}
         self.cfg = cfg
         self.preset = preset
-        self.surrogate: Any = None
+        self.surrogate: Surrogate | None = None
         self.bank: DistributionBank | None = None
         self.outputs: list[str] | None = None
+        self._sim: Simulator | None = None  # for exact quantities; none for an offline model
         self._samples: dict[int, torch.Tensor] = {}
         self._fitted_on: tuple[int, ...] = ()
         self._model_ok = False  # whether the surrogate has been fitted at least once
         self._grid: np.ndarray | None = None
 
     # -- model ----------------------------------------------------------------------------
-    def new_surrogate(self, k: int) -> Any:
+    def new_surrogate(self, k: int) -> Surrogate:
         """An unfitted surrogate of this strategy's kind and options for ``k`` output columns."""
         from surrogates import SURROGATES
 
@@ -165,21 +170,23 @@ class WUGOStrategy(Strategy):
             opts.setdefault("theta_high", [p.high for p in self.space.parameters.values()])
         return SURROGATES.get(self.cfg["surrogate"])(self.space.dim, k, seed=self.seed, **opts)
 
-    def _build(self, k: int) -> None:
+    def _build(self, k: int) -> Surrogate:
+        """A fresh surrogate and distance bank for ``k`` outputs, and the simulator for exact quantities."""
         from optimizer.executors import build_simulator
 
-        self.surrogate = self.new_surrogate(k)
+        self.surrogate = surrogate = self.new_surrogate(k)
         # sliced distances for k > 1 outputs: 4 directions per output, at most 32
         L = self.cfg["projections"] or min(32, 4 * k)
         self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed, projections=L)
         if self.offline_outputs is not None:
             self._sim, self.outputs = None, list(self.offline_outputs)
-            return
+            return surrogate
         try:
             self._sim = build_simulator(self.study.simulator)
             self.outputs = list(self._sim.outputs)
         except Exception:  # noqa: BLE001 - a study-less test history: outputs by position
             self._sim, self.outputs = None, [f"y{i}" for i in range(k)]
+        return surrogate
 
     def tell(self, history: History) -> None:
         ids = tuple(int(c) for c in history.call_ids)
@@ -188,8 +195,7 @@ class WUGOStrategy(Strategy):
         for i, cid in enumerate(ids):
             if cid not in self._samples:
                 self._samples[cid] = torch.as_tensor(np.asarray(history.samples(i)), dtype=torch.float64)
-        if self.surrogate is None:
-            self._build(self._samples[ids[0]].shape[1])
+        surrogate = self._build(self._samples[ids[0]].shape[1]) if self.surrogate is None else self.surrogate
         assert self.bank is not None
         for cid in ids:
             if cid not in self.bank.keys:
@@ -198,10 +204,10 @@ class WUGOStrategy(Strategy):
             return
         data = stack_common(
             [self._samples[c] for c in ids], torch.Generator().manual_seed(self.seed + len(ids)))
-        before = copy.deepcopy(self.surrogate.state_dict()) if self._model_ok else None
+        before = copy.deepcopy(surrogate.state_dict()) if self._model_ok else None
         try:
-            self.surrogate.fit(torch.as_tensor(history.theta, dtype=torch.float32), data)
-            bad = _nan_state(self.surrogate.state_dict())
+            surrogate.fit(torch.as_tensor(history.theta, dtype=torch.float32), data)
+            bad = _nan_state(surrogate.state_dict())
             if bad:
                 raise FloatingPointError(f"NaN in {bad} after the fit")
         except Exception as err:  # noqa: BLE001 - a surrogate that cannot fit must not end the campaign
@@ -210,7 +216,7 @@ class WUGOStrategy(Strategy):
                           f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
                           f"{fallback} for this step", SurrogateFitWarning, stacklevel=2)
             if before is not None:
-                self.surrogate.load_state_dict(before)
+                surrogate.load_state_dict(before)
             else:  # an unfitted (or half-fitted) network: start again from fresh weights next time
                 self.surrogate = self.new_surrogate(self.bank.k)
             self._fitted_on = ids  # the same history is not refitted on every ask; the next call retries
@@ -227,14 +233,14 @@ class WUGOStrategy(Strategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("preset") != self.preset:
             raise ValueError("saved WU-GO state is from another preset")
-        self._build(int(state["k"]))
-        self.surrogate.load_state_dict(state["surrogate"])
+        self._build(int(state["k"])).load_state_dict(state["surrogate"])
         self._fitted_on = tuple(state["fitted_on"])
         self._model_ok = bool(state.get("model_ok", True))
 
     # -- acquisition ----------------------------------------------------------------------
     def _generate(self, x: np.ndarray, gen_seed: int) -> torch.Tensor:
         """``[C, d]`` → generated samples ``[C, n, k]`` (chunked; common random numbers if configured)."""
+        assert self.surrogate is not None, "tell() the history first"
         out = []
         for start in range(0, len(x), self.cfg["chunk"]):
             g = torch.Generator().manual_seed(gen_seed)  # the same draws in every chunk under CRN
