@@ -30,6 +30,7 @@ import numpy as np
 
 from bench.harness import run_study
 from optimizer.recommend import RecommendationFallbackWarning, recommend
+from optimizer.study import minimisation_sign
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Re-simulate the recommended design with this many times the study's particles (sem ~ 1/√10 of a call's).
@@ -66,7 +67,7 @@ def run_one(problem: str, strategy: str, seed: int, calls: int, checkpoints: lis
     study, recs, wall = run_study(PROBLEMS[problem], STRATEGIES[strategy], seed, calls)
     sim = build_simulator(study.simulator)
     name, obj = next(iter(study.objectives.items()))
-    sign = 1.0 if obj.direction == "minimize" else -1.0
+    sign = minimisation_sign(obj.direction)
     true, recommended, particles = {}, {}, {}
     for k in checkpoints:
         ok = [r for r in recs[:k] if r.status == "completed" and r.feasible]

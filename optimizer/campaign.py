@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,10 +37,13 @@ from optimizer.records import (  # noqa: F401 - re-exported
     is_lost_for_good,
 )
 from optimizer.space import SearchSpace
-from optimizer.storage import CallRecord, CampaignLock, JournalStorage, replay
+from optimizer.storage import CallRecord, CampaignLock, replay
 from optimizer.strategies import STRATEGIES, History, Strategy, initial_design
 from optimizer.strategies.base import OptionError
 from optimizer.study import StudyConfig, load_study
+
+if TYPE_CHECKING:
+    from simulators.base import Simulator
 
 #: Re-runs of a call whose worker/node was lost after Ray's own retries (never charged to the budget).
 MAX_LOST_RERUNS = 3
@@ -106,7 +109,7 @@ class Campaign(CampaignView):
             raise CampaignError(f"--budget: {calls} is not a positive number of calls")
         check_output_dir(camp.root)
         with camp.lock():
-            if camp.meta_path.exists() or camp.storage.path.exists():
+            if camp.meta_path.exists() or camp.storage.started():
                 raise CampaignError(
                     f"{camp.root}: already holds a campaign; continue it with 'optimize resume {camp.root}' "
                     "or choose another --output"
@@ -242,7 +245,7 @@ def check_output_dir(root: Path) -> None:
 
 
 # -- checks of a study against its simulator ---------------------------------------------
-def check_simulator(study: StudyConfig, sim: Any, source: str) -> None:
+def check_simulator(study: StudyConfig, sim: Simulator, source: str) -> None:
     """Cross-check names the study uses against what the simulator declares."""
     if sim.parameters is not None and getattr(sim, "parameters_are_subset", False):
         unknown = [p for p in study.parameters if p not in sim.parameters]
@@ -298,7 +301,7 @@ def make_strategy(study: StudyConfig, space: SearchSpace, source: str) -> Strate
         raise StudyError(source, "", str(err)) from None
 
 
-def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Any, Strategy, np.ndarray]:
+def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Simulator, Strategy, np.ndarray]:
     """Build and cross-check everything a study names, before anything is written or run.
 
     Returns:
@@ -408,12 +411,8 @@ def run_campaign(
         budget = int(meta["budget_calls"])
         records = campaign.records()
         resumed = bool(records)
-        orphans = sorted(storage.samples_dir.glob("call-*.npy")) if storage.samples_dir.is_dir() else []
-        if not records and orphans:
-            raise CampaignError(
-                f"{storage.path}: the journal is {'empty' if storage.path.exists() else 'missing'} but "
-                f"{storage.samples_dir} holds {len(orphans)} samples files; refusing to start over "
-                "(restore the journal, or start a new campaign in another directory)")
+        if not records:
+            storage.check_fresh_start()
         for r in records.values():  # stored coordinates follow the current bounds (a --force change)
             r.unit = space.to_unit(space.from_params(r.params)).tolist()
         if meta.get("outputs") != list(sim.outputs):
@@ -540,25 +539,27 @@ def run_campaign(
             rec.worker, rec.started_at, rec.finished_at = out.worker, out.started, out.finished
             common = {"call": rec.call_id, "attempt": out.attempt, "worker": out.worker,
                       "started": out.started, "finished": out.finished, "metadata": out.metadata}
-            status, error = out.status, out.error
-            if status == "completed":
+            status, error, samples = out.status, out.error, out.samples
+            if status == "completed" and samples is None:  # an executor that breaks its contract fails the call
+                status, error = "invalid_output", "the executor returned a completed call without samples"
+            if status == "completed" and samples is not None:
                 try:
-                    values = {n: evaluate_metric(m, out.samples, list(sim.outputs), out.quantities)
+                    values = {n: evaluate_metric(m, samples, list(sim.outputs), out.quantities)
                               for n, m in {**study.objectives, **study.constraints}.items()}
                 except Exception as err:  # noqa: BLE001 - a metric that cannot be computed fails the call
                     status, error = "invalid_output", f"cannot compute metrics: {type(err).__name__}: {err}"
                 else:
                     if not all(np.isfinite(v) for v, _ in values.values()):
                         status, error = "invalid_output", "an objective or constraint is not finite"
-            if status == "completed":
-                rec.samples = storage.save_samples(rec.call_id, out.samples)
+            if status == "completed" and samples is not None:
+                rec.samples = storage.save_samples(rec.call_id, samples)
                 rec.metrics = {n: v for n, (v, _) in values.items()}
                 rec.sems = {n: s for n, (_, s) in values.items()}
                 rec.quantities, rec.metadata = out.quantities, out.metadata
                 rec.feasible = is_feasible(study.constraints, rec.metrics)
                 rec.status, rec.error, rec.failure_kind = "completed", None, None
                 storage.append({"event": "completed", **common, "samples": rec.samples,
-                                "n": int(out.samples.shape[0]), "metrics": rec.metrics, "sems": rec.sems,
+                                "n": int(samples.shape[0]), "metrics": rec.metrics, "sems": rec.sems,
                                 "quantities": rec.quantities, "feasible": rec.feasible})
             else:
                 if status == "lost":

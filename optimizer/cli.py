@@ -13,10 +13,13 @@ import math
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optimizer import __version__
 from optimizer.errors import DetoptError, InfrastructureError
+
+if TYPE_CHECKING:
+    from optimizer.study import StudyConfig
 
 EXIT_USAGE = 2
 #: OS errors about a file that the user can fix (space, permissions, paths), shown as one line.
@@ -36,7 +39,7 @@ def _reporter(args: argparse.Namespace) -> Any:
     return default_reporter(quiet=args.quiet)
 
 
-def _with_overrides(study: Any, args: argparse.Namespace) -> Any:
+def _with_overrides(study: StudyConfig, args: argparse.Namespace) -> StudyConfig:
     if getattr(args, "backend", None):
         study = study.model_copy(update={"execution": study.execution.model_copy(update={"backend": args.backend})})
     if study.execution.backend == "ray":  # an unreachable cluster is refused before anything is written
@@ -353,7 +356,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             view = CampaignView.open(args.dir)  # no surrogate refit per update unless asked for (--surrogate)
             write_report(view, out, "svg" if args.format == "svg" else "png", surrogate=bool(surrogate))
 
-        watch(camp.storage.path, out / "report.html", render, args.watch, max_updates=args.max_updates)
+        from optimizer.storage import JOURNAL
+
+        watch(camp.root / JOURNAL, out / "report.html", render, args.watch, max_updates=args.max_updates)
         return 0
     if surrogate or (surrogate is None and camp.study().strategy.name in SURROGATE_BY_DEFAULT):
         from optimizer.diagnostics import surrogate_cost
@@ -482,9 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"detopt {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from optimizer.executors import EXECUTORS
+
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--budget", type=int, help="total simulator calls (initial design included, baselines not)")
-        sp.add_argument("--backend", choices=["ray", "inline"], help="override execution.backend")
+        sp.add_argument("--backend", choices=EXECUTORS.names(), help="override execution.backend")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     sp = sub.add_parser("run", help="start a campaign from a study YAML", description="Start a campaign from a study YAML.")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.space import SearchSpace
-from optimizer.storage import CallRecord
+from optimizer.storage import CallRecord, Storage
 from optimizer.study import StudyConfig
 
 
@@ -61,7 +61,7 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: Any) -> ReportModel | None:
+def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: Storage) -> ReportModel | None:
     """The campaign's own WU-GO model (saved state, refitted if calls arrived since), or, for other
     strategies, a default WU-GO model fitted on the journal. ``None`` when the study has no objective
     computed from samples or fewer than two calls completed."""
@@ -132,7 +132,7 @@ def surrogate_cost(study: StudyConfig, records: dict[int, CallRecord], storage: 
 
     def fit_s(steps: int) -> float:
         probe = strat.new_surrogate(data.shape[-1])
-        probe.steps = steps
+        setattr(probe, "steps", steps)  # the step count of surrogates that train for a fixed number of steps
         t0 = time.perf_counter()
         with one_thread():
             probe.fit(theta, data)

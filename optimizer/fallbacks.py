@@ -27,7 +27,8 @@ def one_line_warnings() -> None:
 
     default = warnings.formatwarning
 
-    def fmt(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+    def fmt(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+            line: str | None = None) -> str:
         if issubclass(category, DetoptFallbackWarning):
             return f"warning: {message}\n"
         return default(message, category, filename, lineno, line)

@@ -90,7 +90,9 @@ def _reduction_inputs(
     w = samples[..., outputs.index(metric.weight)] if metric.weight else None
     stat = metric.statistic
     if stat in ("fraction_above", "fraction_below"):
-        y = ((y > metric.threshold) if stat == "fraction_above" else (y < metric.threshold)).to(samples.dtype)
+        threshold = metric.threshold
+        assert threshold is not None, "Metric validation requires a threshold for fractions"
+        y = ((y > threshold) if stat == "fraction_above" else (y < threshold)).to(samples.dtype)
         stat = "mean"
     return y, w, stat
 
@@ -116,5 +118,6 @@ def metric_on_samples(metric: Metric, samples: torch.Tensor, outputs: Sequence[s
     if stat == "std":
         return y.std(-1)
     if stat == "quantile":
+        assert metric.q is not None, "Metric validation requires q for a quantile"
         return torch.quantile(y, metric.q, dim=-1)
     raise ValueError(f"unknown statistic {metric.statistic}")

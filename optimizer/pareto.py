@@ -27,7 +27,7 @@ import torch
 
 from optimizer.records import finished_in_order
 from optimizer.storage import CallRecord
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, maximisation_sign
 
 #: The reference taken from the initial design lies this fraction of the initial design's range beyond
 #: its worst value, so the worst initial designs still add a little volume instead of sitting on the edge.
@@ -38,7 +38,7 @@ REFERENCE_CALLS = 10
 
 def signs(study: StudyConfig) -> np.ndarray:
     """``[m]``: +1 for maximised objectives, −1 for minimised ones."""
-    return np.array([1.0 if o.direction == "maximize" else -1.0 for o in study.objectives.values()])
+    return np.array([maximisation_sign(o.direction) for o in study.objectives.values()])
 
 
 def _feasible(records: Iterable[CallRecord]) -> list[CallRecord]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from optimizer.fallbacks import DetoptFallbackWarning
 from optimizer.storage import CallRecord
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, minimisation_sign
 
 #: Fewer completed feasible calls than this and a GP's hyperparameters are not identified: report the best observed.
 MIN_CALLS = 3
@@ -89,7 +89,7 @@ def fit_gp(X: np.ndarray, y: np.ndarray, sem: np.ndarray) -> Any:
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
-    from gpytorch.mlls import ExactMarginalLogLikelihood  # type: ignore[import-untyped]
+    from gpytorch.mlls import ExactMarginalLogLikelihood
 
     from optimizer.strategies.gp import _quiet_known_warnings
 
@@ -143,7 +143,7 @@ def recommend(study: StudyConfig, records: Iterable[CallRecord], name: str | Non
     recs = _candidates(records, name)
     if not recs:
         return None
-    sign = 1.0 if study.objectives[name].direction == "minimize" else -1.0
+    sign = minimisation_sign(study.objectives[name].direction)
     y = np.array([r.metrics[name] for r in recs])
     sem = np.array([r.sems.get(name, np.nan) for r in recs])
     reason: str | None = None

@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from optimizer.errors import CampaignError
-from optimizer.storage import CallRecord, JournalStorage, Storage, replay
-from optimizer.study import StudyConfig, load_study
+from optimizer.storage import CallRecord, Storage, replay
+from optimizer.storages import CAMPAIGN_STORAGE, STORAGES
+from optimizer.study import Constraint, Objective, StudyConfig, is_minimised, load_study
 
 if TYPE_CHECKING:
+    from typing import Self  # Python 3.11; annotations only, so 3.10 runs this module too
+
     from optimizer.strategies.base import History
 
 # The files of a campaign directory besides the storage's own (see optimizer.storage for those).
@@ -32,10 +35,10 @@ class CampaignView:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.storage = JournalStorage(self.root)
+        self.storage: Storage = STORAGES.get(CAMPAIGN_STORAGE)(self.root)
 
     @classmethod
-    def open(cls, root: str | Path) -> CampaignView:
+    def open(cls, root: str | Path) -> Self:
         camp = cls(root)
         if not camp.root.is_dir():
             raise CampaignError(f"{camp.root}: no such campaign directory")
@@ -75,7 +78,9 @@ class CampaignView:
         for cid, r in sorted(records.items()):
             if r.status != "completed":
                 continue
-            shape = self.storage.sample_shape(r.samples)  # type: ignore[arg-type]
+            if not isinstance(r.samples, str) or not r.samples:
+                raise CampaignError(f"{self.storage.root}: call {cid} is completed but names no samples file")
+            shape = self.storage.sample_shape(r.samples)
             problem = None
             if len(shape) != 2:
                 problem = f"has shape {shape}, not [n, k]"
@@ -84,7 +89,7 @@ class CampaignView:
             elif columns is not None and shape[1] != columns:
                 problem = f"has {shape[1]} columns, other calls have {columns}"
             if problem:
-                raise CampaignError(f"{self.storage.sample_path(r.samples)}: samples of call {cid} {problem}")
+                raise CampaignError(f"{self.storage.describe(r.samples)}: samples of call {cid} {problem}")
             columns = shape[1]
         return records
 
@@ -115,13 +120,13 @@ def best_so_far(study: StudyConfig, records: Iterable[CallRecord]) -> dict[str, 
         if not recs:
             out[name] = None
             continue
-        pick = min if o.direction == "minimize" else max
+        pick = min if is_minimised(o.direction) else max
         r = pick(recs, key=lambda r: r.metrics[name])
         out[name] = (r.metrics[name], r.call_id)
     return out
 
 
-def metric_spec(study: StudyConfig, name: str) -> Any:
+def metric_spec(study: StudyConfig, name: str) -> Objective | Constraint:
     """The objective or constraint called ``name``."""
     return study.objectives[name] if name in study.objectives else study.constraints[name]
 

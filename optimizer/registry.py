@@ -103,4 +103,4 @@ class Registry(Generic[T]):
         if isinstance(target, str):
             target = import_object(target)
             self._entries[name] = target
-        return target  # type: ignore[return-value]
+        return target

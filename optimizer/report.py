@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from optimizer.records import CampaignView
 from optimizer.results import best_trace, finished_in_order, metric_label, particle_trace, spend_trace
 from optimizer.storage import CallRecord
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, is_minimised, minimisation_sign
 
 
 CAPTIONS = {
@@ -149,7 +150,7 @@ def pareto_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path, 
         ax.scatter(x, y, facecolors="none", edgecolors="tab:red", s=22, label="infeasible", zorder=3)
     if front:
         ax.step([r.metrics[a] for r in front], [r.metrics[b] for r in front],
-                where="post" if study.objectives[b].direction == "minimize" else "pre", color="tab:orange",
+                where="post" if is_minimised(study.objectives[b].direction) else "pre", color="tab:orange",
                 lw=1.5, label="Pareto front", zorder=4)
     knee = knee_call(study, records)
     if knee is not None:
@@ -242,11 +243,14 @@ def timeline_plot(records: dict[int, CallRecord], path: Path) -> Path:
     """Which call ran on which worker and when: one row per worker, idle gaps visible; utilisation in the title."""
     plt = _pyplot()
 
-    ran = [r for r in records.values() if r.started_at is not None and r.finished_at is not None]
-    t0 = min((r.submitted_at or r.started_at) for r in ran) if ran else 0.0
+    # (call, first time, start, finish) of each call that ran
+    times = [(r, r.submitted_at or r.started_at, r.started_at, r.finished_at) for r in records.values()
+             if r.started_at is not None and r.finished_at is not None]
+    ran = [t[0] for t in times]
+    t0 = min(t[1] for t in times) if times else 0.0
     workers = sorted({_worker(r) for r in ran})
     row = {w: i for i, w in enumerate(workers)}
-    span = np.array([((r.started_at - t0), (r.finished_at - t0)) for r in ran]) / 3600 if ran else np.zeros((0, 2))
+    span = np.array([(s - t0, f - t0) for _, _, s, f in times]) / 3600 if times else np.zeros((0, 2))
     scaled, unit = _time_axis(span.ravel())
     scaled = scaled.reshape(-1, 2)
     colours = {"completed": "tab:green", "failed": "tab:red", "infeasible": "tab:orange"}
@@ -296,7 +300,7 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
             keep = set(pareto_calls(study, records.values()))
             subset = "Pareto front and baselines"
         else:
-            s = 1.0 if study.objectives[name].direction == "minimize" else -1.0
+            s = minimisation_sign(study.objectives[name].direction)
             keep = {r.call_id for r in sorted((r for r in done if r.feasible), key=lambda r: s * r.metrics[name])[:PARALLEL_BEST]}
             subset = f"the {PARALLEL_BEST} best designs and baselines"
         done = [r for r in done if r.call_id in keep or r.origin == "baseline"]
@@ -304,9 +308,9 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
     strategy = [r for r in done if r.origin != "baseline"]
     if strategy:
         values = np.array([r.metrics[name] for r in strategy])
-        order = np.argsort(-values if study.objectives[name].direction == "minimize" else values)
+        order = np.argsort(-minimisation_sign(study.objectives[name].direction) * values)
         norm = plt.Normalize(float(values.min()), float(values.max()))
-        cmap = plt.get_cmap("viridis_r" if study.objectives[name].direction == "minimize" else "viridis")
+        cmap = plt.get_cmap("viridis_r" if is_minimised(study.objectives[name].direction) else "viridis")
         for i in order:  # best drawn last, on top
             ax.plot(range(len(names)), strategy[i].unit, color=cmap(norm(values[i])), lw=1.0, alpha=0.8)
         fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric_label(study, name))
@@ -636,7 +640,7 @@ def _recommended_fact(study: StudyConfig, records: dict[int, CallRecord], name: 
 SURROGATE_BY_DEFAULT = frozenset({"wugo"})
 
 
-def write_report(campaign: Any, out: Path, ext: str = "png", surrogate: bool | None = True) -> tuple[list[Path], dict[str, str]]:
+def write_report(campaign: CampaignView, out: Path, ext: str = "png", surrogate: bool | None = True) -> tuple[list[Path], dict[str, str]]:
     """Every figure of a campaign plus ``report.html``; returns the paths and the text summary.
 
     ``surrogate=False`` skips the surrogate figures (they refit a model: seconds to minutes); ``None`` draws

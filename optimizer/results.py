@@ -13,7 +13,7 @@ import numpy as np
 from optimizer.errors import DetoptError
 from optimizer.records import finished_in_order, metric_label, metric_spec  # noqa: F401 - re-exported
 from optimizer.storage import CallRecord
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, minimisation_sign
 
 
 def column_units(study: StudyConfig) -> dict[str, str]:
@@ -125,7 +125,7 @@ def spend_trace(records: dict[int, CallRecord]) -> tuple[np.ndarray, np.ndarray]
         ``(compute [T], wall [T])``.
     """
     done = finished_in_order(records)
-    starts = [r.submitted_at or r.started_at for r in records.values() if (r.submitted_at or r.started_at)]
+    starts = [t for r in records.values() if (t := r.submitted_at or r.started_at)]
     t0 = min(starts) if starts else 0.0
     compute = np.cumsum([compute_hours(r) for r in done]) if done else np.zeros(0)
     wall = np.array([((r.finished_at or t0) - t0) / 3600 for r in done])
@@ -143,7 +143,7 @@ def best_trace(study: StudyConfig, records: dict[int, CallRecord], objective: st
     Returns:
         ``(calls [T], best [T])``: call id (or count), best value so far (NaN before the first).
     """
-    sign = 1.0 if study.objectives[objective].direction == "minimize" else -1.0
+    sign = minimisation_sign(study.objectives[objective].direction)
     done = finished_in_order(records)
     if order == "call":
         done = sorted(done, key=lambda r: r.call_id)

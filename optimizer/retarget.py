@@ -25,8 +25,9 @@ import numpy as np
 
 from optimizer.errors import CampaignError
 from optimizer.metrics import evaluate_metric
-from optimizer.storage import CallRecord
-from optimizer.study import Objective, StudyConfig
+from optimizer.records import CampaignView
+from optimizer.storage import CallRecord, Storage
+from optimizer.study import Objective, StudyConfig, minimisation_sign
 
 #: Candidates of the recommendation search (Sobol), and the local-refinement radii around its best ones
 #: in the unit cube: coarse enough to leave a basin, fine enough to settle in a narrow valley.
@@ -63,7 +64,7 @@ def retarget_study(study: StudyConfig, name: str, objective: Objective) -> Study
     return study.model_copy(update={"objectives": {name: objective}})
 
 
-def recompute(study: StudyConfig, records: dict[int, CallRecord], storage: Any, outputs: list[str]) -> dict[int, CallRecord]:
+def recompute(study: StudyConfig, records: dict[int, CallRecord], storage: Storage, outputs: list[str]) -> dict[int, CallRecord]:
     """Copies of the completed calls with the study's objectives recomputed from their stored samples."""
     out: dict[int, CallRecord] = {}
     for cid, r in records.items():
@@ -80,7 +81,7 @@ def recompute(study: StudyConfig, records: dict[int, CallRecord], storage: Any, 
     return out
 
 
-def retarget(campaign: Any, name: str, objective: Objective, propose: int = 4) -> Retargeted:
+def retarget(campaign: CampaignView, name: str, objective: Objective, propose: int = 4) -> Retargeted:
     """Recommend and propose designs for ``name: objective`` from ``campaign``'s stored calls.
 
     Raises:
@@ -99,7 +100,7 @@ def retarget(campaign: Any, name: str, objective: Objective, propose: int = 4) -
     if model is None:
         raise CampaignError(f"{campaign.root}: retargeting needs at least two completed calls with samples")
     strat, hist, space = model.strategy, model.history, model.space
-    sign = 1.0 if objective.direction == "minimize" else -1.0
+    sign = minimisation_sign(objective.direction)
     with one_thread():
         pred_eval = strat.landscape(hist.theta)["mean"]
         i_eval = int(np.argmin(sign * pred_eval))

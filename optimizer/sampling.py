@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from optimizer.errors import CampaignError, DetoptError
+
+if TYPE_CHECKING:
+    from optimizer.records import CampaignView
+    from optimizer.study import StudyConfig
 
 
 @dataclass
@@ -30,7 +34,7 @@ class Generated:
     model: str
 
 
-def parse_design(text: str, study: Any) -> dict[str, float]:
+def parse_design(text: str, study: StudyConfig) -> dict[str, float]:
     """``x1=0.3,x2=2`` → physical parameters, every study parameter given once and inside its bounds."""
     out: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -52,7 +56,7 @@ def parse_design(text: str, study: Any) -> dict[str, float]:
     return out
 
 
-def generate(campaign: Any, params: dict[str, float], n: int, seed: int = 0, check_calls: int = 4) -> Generated:
+def generate(campaign: CampaignView, params: dict[str, float], n: int, seed: int = 0, check_calls: int = 4) -> Generated:
     """``n`` samples of the campaign's surrogate at ``params``, with its held-out check."""
     import torch
 

@@ -38,7 +38,13 @@ JOURNAL = "journal.jsonl"
 
 
 class Storage(ABC):
-    """Where a campaign's events and sample arrays live."""
+    """Where a campaign's events and sample arrays live: in (or named by) the campaign directory ``root``.
+
+    Implementations are registered in :data:`optimizer.storages.STORAGES`.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
 
     @abstractmethod
     def append(self, event: dict[str, Any]) -> None:
@@ -55,6 +61,28 @@ class Storage(ABC):
     @abstractmethod
     def load_samples(self, ref: str) -> np.ndarray:
         """Load the ``[n, k]`` samples saved under ``ref``."""
+
+    def close(self) -> None:  # noqa: B027 - optional: a storage without open handles has nothing to release
+        """Release open handles; the loop calls it when it stops, and a later ``append`` opens them again."""
+
+    def started(self) -> bool:
+        """Whether a campaign has begun writing here (a new campaign refuses such a directory)."""
+        return next(iter(self.events()), None) is not None
+
+    def check_fresh_start(self) -> None:
+        """Refuse to start a campaign from no recorded calls when that would lose data the storage holds.
+
+        Raises:
+            CampaignError: naming what is there.
+        """
+
+    def sample_shape(self, ref: str) -> tuple[int, ...]:
+        """The shape of the samples saved under ``ref``; an implementation may read less than the whole array."""
+        return tuple(self.load_samples(ref).shape)
+
+    def describe(self, ref: str) -> str:
+        """Where the samples saved under ``ref`` are, for a message."""
+        return ref
 
 
 def _fsync_dir(path: Path) -> None:
@@ -74,7 +102,7 @@ class JournalStorage(Storage):
     """JSONL journal + ``.npy`` samples in a directory (see module docstring)."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        super().__init__(root)
         self.path = self.root / JOURNAL
         self.samples_dir = self.root / "samples"
         self._fh: int | None = None
@@ -149,6 +177,18 @@ class JournalStorage(Storage):
         _fsync_dir(self.samples_dir)
         return f"samples/{name}"
 
+    def started(self) -> bool:
+        return self.path.exists()
+
+    def check_fresh_start(self) -> None:
+        """Samples files without the journal that names them: a lost or deleted journal, never a new campaign."""
+        orphans = sorted(self.samples_dir.glob("call-*.npy")) if self.samples_dir.is_dir() else []
+        if orphans:
+            raise CampaignError(
+                f"{self.path}: the journal is {'empty' if self.path.exists() else 'missing'} but "
+                f"{self.samples_dir} holds {len(orphans)} samples files; refusing to start over "
+                "(restore the journal, or start a new campaign in another directory)")
+
     def close(self) -> None:
         if self._fh is not None:
             try:
@@ -197,6 +237,9 @@ class JournalStorage(Storage):
             raise CampaignError(f"{path}: samples are not an [n, k] array")
         return arr
 
+    def describe(self, ref: str) -> str:
+        return str(self.sample_path(ref))
+
     def sample_shape(self, ref: str) -> tuple[int, ...]:
         """The shape of a stored samples array, read from its header (the data must be all there)."""
         path = self.sample_path(ref)
@@ -225,7 +268,7 @@ MAX_SAMPLE_NAMES = 100
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-class JournalEvent(dict):  # type: ignore[type-arg]
+class JournalEvent(dict[str, Any]):
     """An event read from the journal, with ``where`` ("FILE: line N") for error messages."""
 
     where: str = "journal"

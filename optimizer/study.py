@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optimizer.errors import StudyError
+from optimizer.executors import EXECUTORS
 
 #: Names of the study, its parameters, objectives, constraints and outputs (matched whole, never with ``$``,
 #: which would accept a trailing newline).
@@ -149,8 +150,37 @@ class Metric(_Strict):
         return self
 
 
+#: How an objective is optimised, as the study spells it.
+Direction = Literal["minimize", "maximize"]
+#: ``direction`` → its sign with "+1 = minimise": ``sign * value`` is lower-is-better. The only place a direction
+#: becomes a number (tests/test_conventions.py greps for others), so the two conventions below cannot drift apart.
+_MINIMISATION_SIGNS: dict[str, float] = {"minimize": 1.0, "maximize": -1.0}
+
+
+def minimisation_sign(direction: str) -> float:
+    """+1.0 for a minimised objective, -1.0 for a maximised one: ``sign * value`` is lower-is-better.
+
+    Raises:
+        ValueError: ``direction`` is neither ``"minimize"`` nor ``"maximize"``.
+    """
+    try:
+        return _MINIMISATION_SIGNS[direction]
+    except KeyError:
+        raise ValueError(f"direction must be 'minimize' or 'maximize', not {direction!r}") from None
+
+
+def maximisation_sign(direction: str) -> float:
+    """+1.0 for a maximised objective, -1.0 for a minimised one: ``sign * value`` is larger-is-better (BoTorch)."""
+    return -minimisation_sign(direction)
+
+
+def is_minimised(direction: str) -> bool:
+    """Whether lower values of an objective with this ``direction`` are better."""
+    return minimisation_sign(direction) > 0
+
+
 class Objective(Metric):
-    direction: Literal["minimize", "maximize"] = "minimize"
+    direction: Direction = "minimize"
     #: Hypervolume reference value (the worst value still of interest); inferred from the data when absent.
     reference: float | None = None
 
@@ -221,8 +251,15 @@ class Budget(_Strict):
         return self
 
 
+#: Kinds of simulator failure a call may be re-run after (``execution.retry_on``).
+RetryKind = Literal["transient", "error", "timeout", "invalid_output"]
+#: ``invalid_output`` is left out: a seeded call that returned NaN or the wrong shape will do so again.
+DEFAULT_RETRY_ON: tuple[RetryKind, ...] = ("transient", "error", "timeout")
+
+
 class Execution(_Strict):
-    backend: Literal["ray", "inline"] = "ray"
+    #: A name in :data:`optimizer.executors.EXECUTORS`.
+    backend: str = "ray"
     #: Existing Ray cluster (``auto``, ``host:port``, ``ray://…``); else ``RAY_ADDRESS``; else an embedded local Ray.
     address: str | None = None
     num_cpus: float = Field(default=1, ge=0)
@@ -238,10 +275,16 @@ class Execution(_Strict):
     retries: int = Field(default=0, ge=0)
     #: Failure kinds that may go away on a re-run. ``invalid_output`` is left out by default: a seeded
     #: call that returned NaN or the wrong shape will do so again.
-    retry_on: list[Literal["transient", "error", "timeout", "invalid_output"]] = \
-        Field(default_factory=lambda: ["transient", "error", "timeout"])
+    retry_on: list[RetryKind] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
     #: Seconds before a running call is cancelled and marked failed.
     timeout: float | None = Field(default=None, gt=0)
+
+    @field_validator("backend")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in EXECUTORS:
+            raise ValueError(f"unknown executor {_short(v)}; known: {', '.join(EXECUTORS.names())}")
+        return v
 
 
 class Baseline(_Strict):

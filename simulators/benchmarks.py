@@ -37,6 +37,7 @@ class Benchmark(Simulator):
     """
 
     outputs = ("y",)
+    parameters: tuple[str, ...]  # x1 … xd, set by __init__
     default_dim = 2
     variable_dim = False
     log_transform = False

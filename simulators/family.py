@@ -106,6 +106,7 @@ class FamilyProblem(Simulator):
     """
 
     dim: ClassVar[int] = 2
+    parameters: tuple[str, ...]  # x1 … xd, set by __init__
     #: A one-line description of the distribution's shape, for tables.
     shape: ClassVar[str] = ""
 

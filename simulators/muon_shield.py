@@ -583,6 +583,8 @@ def _step(s: _State, h: float, dx: float, dy: float, gap: float, r: float, B: fl
     kick: tuple[Tensor, Tensor, Tensor] | None = None
     if physics.energy_loss != "off":
         grams = ds * (100 * rho) * ironf  # g/cm²
+        a: Tensor | float  # ionisation and radiative coefficients: per muon, or a constant (a test oracle's)
+        b: Tensor | float
         if physics.dedx_b is None:
             a, b = ionisation.both(energy)
             if physics.dedx_a is not None:
@@ -791,6 +793,7 @@ class MuonShield(Simulator):
     """
 
     parameters_are_subset = True
+    parameters: tuple[str, ...]  # the preset's, set by __init__
 
     def __init__(self, preset: str = "ship2018", design: str | Mapping[str, float] = "new_baseline",
                  source: str | Mapping[str, Any] = "", window: str | Mapping[str, Any] = "",
@@ -812,7 +815,7 @@ class MuonShield(Simulator):
             else:
                 base = {**ship2018_params(NEW_BASELINE), "B_abs": 1.6, "B_mag": 1.7, **design}
             default_source, default_window, default_distance = "beam_dump", "ship2017", 50.0
-            default_polarity = (1, 1, 1, 1, 1, -1, -1, -1)
+            default_polarity: tuple[int, ...] = (1, 1, 1, 1, 1, -1, -1, -1)
         else:
             self.parameters = ("X_begin", "X_end", "Y_begin", "Y_end", "Z", "B")
             base = {"X_begin": 1.0, "X_end": 1.0, "Y_begin": 1.0, "Y_end": 1.0, "Z": 5.0, "B": 1.7}
@@ -877,10 +880,10 @@ class MuonShield(Simulator):
         else:
             elements.append(Element(0.0, v["Z"] / 2, (v["X_begin"], v["X_end"]), (v["Y_begin"], v["Y_end"]),
                                     (0.0, 0.0), v["B"] * self.polarity[0], 0.0))
-        for e in elements:
-            sizes = (e.dz, *e.dx, *e.dy)
-            if min(sizes) <= 0 or min(e.gap) < 0 or not all(map(math.isfinite, (*sizes, *e.gap, e.field))):
-                raise InfeasibleDesign(f"element at z = {e.z0:.2f} m has non-positive or non-finite sizes")
+        for el in elements:
+            sizes = (el.dz, *el.dx, *el.dy)
+            if min(sizes) <= 0 or min(el.gap) < 0 or not all(map(math.isfinite, (*sizes, *el.gap, el.field))):
+                raise InfeasibleDesign(f"element at z = {el.z0:.2f} m has non-positive or non-finite sizes")
         return Geometry(tuple(elements), elements[-1].z1 + self.detector_distance)
 
     def quantities_at(self, params: Mapping[str, float]) -> dict[str, float]:

@@ -154,7 +154,7 @@ CASES: list[Case] = [
     Case("simulator-string", {"simulator": "three_hump_camel"}, ": simulator: Input should be a valid dictionary"),
     Case("objectives-empty-list", {"objectives": []}, ": objectives: Input should be a valid dictionary"),
     Case("strategy-null", {"strategy": None}, ": strategy: Input should be a valid dictionary"),
-    Case("backend-number", {"execution": {"backend": 3}}, ": execution.backend: Input should be 'ray' or 'inline'"),
+    Case("backend-number", {"execution": {"backend": 3}}, ": execution.backend: Input should be a valid string (got 3)"),
     Case("simulator-options-list", {"simulator": {"name": "three_hump_camel", "options": [1]}}, ": simulator.options: Input should be a valid dictionary"),
     # -- simulators -------------------------------------------------------------------------
     Case("simulator-unknown", {"simulator": {"name": "warp_drive"}}, ": simulator.name: unknown simulator 'warp_drive'"),

@@ -170,7 +170,7 @@ def test_confirm_resimulates_the_recommended_design_after_the_budget(write_study
     assert "plus 2 confirmation call(s) of 1000 particles" in facts["calls"] and "confirmed f" in facts
     out = subprocess.run([sys.executable, "-m", "optimizer.cli", "status", str(camp.root)],
                          capture_output=True, text=True, check=True).stdout
-    assert f"{len(LISTED)}/{len(LISTED)} calls issued" in out and "confirmed f:" in out and "2000 particles" in out
+    assert f"{len(LISTED)}/{len(LISTED)} calls finished" in out and "confirmed f:" in out and "2000 particles" in out
     # a resume of the finished campaign confirms nothing more
     run_campaign(Campaign.open(camp.root), study)
     assert sum(r.origin == "confirm" for r in CampaignView.open(camp.root).records().values()) == 2

@@ -55,7 +55,7 @@ def test_good_study_full_schema() -> None:
         ({"constraints": {"c": {"quantity": "cost", "lower": 2, "upper": 1}}}, "constraints.c.upper", "below lower"),
         ({"budget": {"calls": 3, "initial_design": 5}}, "budget.initial_design", "exceeds calls"),
         ({"budget": {"calls": 0}}, "budget.calls", "greater than or equal to 1"),
-        ({"execution": {"backend": "slurm"}}, "execution.backend", "'ray' or 'inline'"),
+        ({"execution": {"backend": "slurm"}}, "execution.backend", "unknown executor 'slurm'; known: inline, ray"),
         ({"execution": {"timeout": -1}}, "execution.timeout", "greater than 0"),
         ({"baselines": [{"name": "e", "params": {"x1": 9, "x2": 0}}]}, "baselines[0].params.x1", "outside"),
         ({"baselines": [{"name": "e", "params": {"x1": 1}}]}, "baselines[0].params", "missing ['x2']"),

@@ -15,13 +15,16 @@ import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from optimizer.errors import DetoptError, StudyError
 from optimizer.registry import import_object
-from optimizer.study import SimulatorSpec
+from optimizer.study import Execution, SimulatorSpec
+
+if TYPE_CHECKING:
+    from simulators.base import Simulator
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,15 @@ class Executor(ABC):
 
     capacity: int
 
+    def __init__(self, simulator: SimulatorSpec, execution: Execution, workdir: Path | None = None) -> None:
+        """How :data:`optimizer.executors.EXECUTORS` builds every registered executor.
+
+        Args:
+            simulator: the study's simulator section (each worker builds its own simulator from it).
+            execution: the study's execution section (resources, concurrency, retries, timeout).
+            workdir: the campaign directory, where a worker may keep scratch files; ``None`` for none.
+        """
+
     @abstractmethod
     def submit(self, request: CallRequest) -> None:
         """Start ``request`` (non-blocking where the backend allows)."""
@@ -81,7 +93,7 @@ class Executor(ABC):
 
 
 # -- simulator construction ----------------------------------------------------------
-def build_simulator(spec: SimulatorSpec, source: str = "<study>") -> Any:
+def build_simulator(spec: SimulatorSpec, source: str = "<study>") -> Simulator:
     """Instantiate the simulator a study names.
 
     ``spec.name`` is a registered name, or ``module:attr`` naming a Simulator subclass
@@ -154,10 +166,10 @@ def add_study_paths(source: str | os.PathLike[str]) -> None:
     sys.path[0:0] = new
 
 
-_SIM_CACHE: dict[str, Any] = {}
+_SIM_CACHE: dict[str, Simulator] = {}
 
 
-def _cached_simulator(spec: dict[str, Any]) -> Any:
+def _cached_simulator(spec: dict[str, Any]) -> Simulator:
     # One construction per worker process: geometry/tables are built once.
     key = repr(sorted(spec.items()))
     if key not in _SIM_CACHE:

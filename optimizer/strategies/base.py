@@ -23,7 +23,7 @@ import pydantic
 from scipy.stats import qmc
 
 from optimizer.space import SearchSpace
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, minimisation_sign
 
 
 @dataclass
@@ -70,7 +70,7 @@ class History:
 
     def minimization_targets(self) -> np.ndarray:
         """``[N, m]`` objectives with maximised ones negated, so lower is better everywhere."""
-        sign = np.array([1.0 if d == "minimize" else -1.0 for d in self.directions])
+        sign = np.array([minimisation_sign(d) for d in self.directions])
         return self.objectives * sign
 
 

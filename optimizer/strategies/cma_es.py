@@ -87,7 +87,7 @@ class CMAESStrategy(Strategy):
 
     # -- the optimiser and its coordinates ------------------------------------------------------
     def _optimizer(self, run: int) -> Any:
-        from cmaes import CMA, CMAwM  # type: ignore[import-untyped]
+        from cmaes import CMA, CMAwM
 
         seed = int(np.random.SeedSequence([self.seed, run]).generate_state(1)[0] >> 1)
         mean = np.full(self.space.dim, 0.5)

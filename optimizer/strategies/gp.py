@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import torch
@@ -30,9 +30,37 @@ from optimizer.space import SearchSpace
 from optimizer.strategies.base import (
     MAX_FEASIBLE_SCAN, EmptyFeasibleRegion, History, OptionError, Strategy, all_feasible, sobol_points,
 )
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, maximisation_sign
+
+if TYPE_CHECKING:
+    from botorch.acquisition import AcquisitionFunction
 
 ACQUISITIONS = ("qlognei", "qlogei", "ucb")
+
+
+class _AcqfOptions(TypedDict):
+    """How each acquisition optimisation runs (the strategy options of the same names)."""
+
+    num_restarts: int
+    raw_samples: int
+    maxiter: int
+    mc_samples: int
+    timeout_sec: float | None
+
+
+def _first_outcome(Z: Tensor, X: Tensor | None = None) -> Tensor:
+    """``Z [..., m]`` → ``[...]``: the single objective of a GP fitted on objectives then constraints."""
+    return Z[..., 0]
+
+
+def _at_most(col: int, upper: float) -> Callable[[Tensor], Tensor]:
+    """A BoTorch outcome constraint ``Z[..., col] <= upper`` (feasible where the callable is ≤ 0)."""
+    return lambda Z: Z[..., col] - upper
+
+
+def _at_least(col: int, lower: float) -> Callable[[Tensor], Tensor]:
+    """A BoTorch outcome constraint ``Z[..., col] >= lower``."""
+    return lambda Z: lower - Z[..., col]
 
 
 def _quiet_known_warnings() -> None:
@@ -43,7 +71,7 @@ def _quiet_known_warnings() -> None:
     BoTorch's optimisation warnings (OptimizationWarning, BadInitialCandidatesWarning) stay visible.
     """
     from botorch.exceptions.warnings import InputDataWarning
-    from gpytorch.utils.warnings import NumericalWarning  # type: ignore[import-untyped]
+    from gpytorch.utils.warnings import NumericalWarning
 
     warnings.simplefilter("ignore", NumericalWarning)
     warnings.simplefilter("ignore", InputDataWarning)
@@ -76,12 +104,12 @@ class GPStrategy(Strategy):
             raise OptionError("strategy.options.acquisition", "ucb supports one objective and no constraints")
         all_names = list(study.objectives)
         self.index = [all_names.index(n) for n in names]
-        self.sign = np.array([1.0 if study.objectives[n].direction == "maximize" else -1.0 for n in names])
+        self.sign = np.array([maximisation_sign(study.objectives[n].direction) for n in names])
         self.reference = [study.objectives[n].reference for n in names]
         self.constraints = list(study.constraints.values())
         self.acquisition, self.beta, self.noise = acquisition, beta, noise
-        self.opt = dict(num_restarts=num_restarts, raw_samples=raw_samples, maxiter=maxiter,
-                        mc_samples=mc_samples, timeout_sec=timeout_sec)
+        self.opt = _AcqfOptions(num_restarts=num_restarts, raw_samples=raw_samples, maxiter=maxiter,
+                                mc_samples=mc_samples, timeout_sec=timeout_sec)
         self._model: Any = None
         self._model_key: bytes | None = None
         self._warned_noise = False
@@ -152,9 +180,9 @@ class GPStrategy(Strategy):
         for j, c in enumerate(self.constraints):
             col = self.m + j
             if c.upper is not None:
-                fns.append(lambda Z, col=col, u=c.upper: Z[..., col] - u)
+                fns.append(_at_most(col, c.upper))
             if c.lower is not None:
-                fns.append(lambda Z, col=col, lo=c.lower: lo - Z[..., col])
+                fns.append(_at_least(col, c.lower))
         return fns
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
@@ -176,6 +204,7 @@ class GPStrategy(Strategy):
         with warnings.catch_warnings():  # building the acquisition evaluates the posterior too
             _quiet_known_warnings()
             cons = self._constraint_fns() or None
+            acq: AcquisitionFunction
             if self.m > 1:
                 Y, _ = self.outcomes(history)
                 acq = qLogNoisyExpectedHypervolumeImprovement(
@@ -185,9 +214,9 @@ class GPStrategy(Strategy):
                 )
             elif self.acquisition == "ucb":
                 acq = qUpperConfidenceBound(gp, beta=self.beta, sampler=sampler, X_pending=X_pending,
-                                            objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]))
+                                            objective=GenericMCObjective(_first_outcome))
             else:
-                obj = GenericMCObjective(lambda Z, X=None: Z[..., 0])
+                obj = GenericMCObjective(_first_outcome)
                 if self.acquisition == "qlognei":
                     acq = qLogNoisyExpectedImprovement(gp, X_baseline=X, sampler=sampler, objective=obj,
                                                        constraints=cons, X_pending=X_pending)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pydantic
@@ -41,7 +41,11 @@ from optimizer.fallbacks import SurrogateFitWarning
 from optimizer.metrics import metric_on_samples
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import History, OptionError, Strategy, check_options, options_model, sobol_points
-from optimizer.study import StudyConfig
+from optimizer.study import StudyConfig, minimisation_sign
+
+if TYPE_CHECKING:
+    from simulators.base import Simulator
+    from surrogates.base import Surrogate
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(
@@ -143,9 +147,9 @@ class WUGOStrategy(Strategy):
         self.names = names
         self.objective = sample_based[0]
         self.metric = study.objectives[sample_based[0]]  # drives target/plateau and the σ_W scale
-        self.sign = 1.0 if self.metric.direction == "minimize" else -1.0
+        self.sign = minimisation_sign(self.metric.direction)
         self._objective_index = list(study.objectives).index(sample_based[0])
-        self._signs = np.array([1.0 if study.objectives[n].direction == "minimize" else -1.0 for n in names])
+        self._signs = np.array([minimisation_sign(study.objectives[n].direction) for n in names])
         self._weights: np.ndarray | None = None
         self._norm: tuple[np.ndarray, np.ndarray, float] | None = None
         self._centre = 0.0  # observed mean of the primary objective, and observed spreads (std) by metric name
@@ -153,16 +157,17 @@ class WUGOStrategy(Strategy):
         self._sigma_scale: float | None = None  # typical σ_W of this ask (kappa_scale: standardised)
         self.cfg = cfg
         self.preset = preset
-        self.surrogate: Any = None
+        self.surrogate: Surrogate | None = None
         self.bank: DistributionBank | None = None
         self.outputs: list[str] | None = None
+        self._sim: Simulator | None = None  # for exact quantities; none for an offline model
         self._samples: dict[int, torch.Tensor] = {}
         self._fitted_on: tuple[int, ...] = ()
         self._model_ok = False  # whether the surrogate has been fitted at least once
         self._grid: np.ndarray | None = None
 
     # -- model ----------------------------------------------------------------------------
-    def new_surrogate(self, k: int) -> Any:
+    def new_surrogate(self, k: int) -> Surrogate:
         """An unfitted surrogate of this strategy's kind and options for ``k`` output columns."""
         from surrogates import SURROGATES
 
@@ -173,21 +178,23 @@ class WUGOStrategy(Strategy):
             opts.setdefault("theta_high", [p.high for p in self.space.parameters.values()])
         return SURROGATES.get(self.cfg["surrogate"])(self.space.dim, k, seed=self.seed, **opts)
 
-    def _build(self, k: int) -> None:
+    def _build(self, k: int) -> Surrogate:
+        """A fresh surrogate and distance bank for ``k`` outputs, and the simulator for exact quantities."""
         from optimizer.executors import build_simulator
 
-        self.surrogate = self.new_surrogate(k)
+        self.surrogate = surrogate = self.new_surrogate(k)
         # sliced distances for k > 1 outputs: 4 directions per output, at most 32
         L = self.cfg["projections"] or min(32, 4 * k)
         self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed, projections=L)
         if self.offline_outputs is not None:
             self._sim, self.outputs = None, list(self.offline_outputs)
-            return
+            return surrogate
         try:
             self._sim = build_simulator(self.study.simulator)
             self.outputs = list(self._sim.outputs)
         except Exception:  # noqa: BLE001 - a study-less test history: outputs by position
             self._sim, self.outputs = None, [f"y{i}" for i in range(k)]
+        return surrogate
 
     def tell(self, history: History) -> None:
         ids = tuple(int(c) for c in history.call_ids)
@@ -196,8 +203,7 @@ class WUGOStrategy(Strategy):
         for i, cid in enumerate(ids):
             if cid not in self._samples:
                 self._samples[cid] = torch.as_tensor(np.asarray(history.samples(i)), dtype=torch.float64)
-        if self.surrogate is None:
-            self._build(self._samples[ids[0]].shape[1])
+        surrogate = self._build(self._samples[ids[0]].shape[1]) if self.surrogate is None else self.surrogate
         assert self.bank is not None
         for cid in ids:
             if cid not in self.bank.keys:
@@ -206,10 +212,10 @@ class WUGOStrategy(Strategy):
             return
         data = stack_common(
             [self._samples[c] for c in ids], torch.Generator().manual_seed(self.seed + len(ids)))
-        before = copy.deepcopy(self.surrogate.state_dict()) if self._model_ok else None
+        before = copy.deepcopy(surrogate.state_dict()) if self._model_ok else None
         try:
-            self.surrogate.fit(torch.as_tensor(history.theta, dtype=torch.float32), data)
-            bad = _nan_state(self.surrogate.state_dict())
+            surrogate.fit(torch.as_tensor(history.theta, dtype=torch.float32), data)
+            bad = _nan_state(surrogate.state_dict())
             if bad:
                 raise FloatingPointError(f"NaN in {bad} after the fit")
         except Exception as err:  # noqa: BLE001 - a surrogate that cannot fit must not end the campaign
@@ -218,7 +224,7 @@ class WUGOStrategy(Strategy):
                           f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
                           f"{fallback} for this step", SurrogateFitWarning, stacklevel=2)
             if before is not None:
-                self.surrogate.load_state_dict(before)
+                surrogate.load_state_dict(before)
             else:  # an unfitted (or half-fitted) network: start again from fresh weights next time
                 self.surrogate = self.new_surrogate(self.bank.k)
             self._fitted_on = ids  # the same history is not refitted on every ask; the next call retries
@@ -235,14 +241,14 @@ class WUGOStrategy(Strategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("preset") != self.preset:
             raise ValueError("saved WU-GO state is from another preset")
-        self._build(int(state["k"]))
-        self.surrogate.load_state_dict(state["surrogate"])
+        self._build(int(state["k"])).load_state_dict(state["surrogate"])
         self._fitted_on = tuple(state["fitted_on"])
         self._model_ok = bool(state.get("model_ok", True))
 
     # -- acquisition ----------------------------------------------------------------------
     def _generate(self, x: np.ndarray, gen_seed: int) -> torch.Tensor:
         """``[C, d]`` → generated samples ``[C, n, k]`` (chunked; common random numbers if configured)."""
+        assert self.surrogate is not None, "tell() the history first"
         out = []
         for start in range(0, len(x), self.cfg["chunk"]):
             g = torch.Generator().manual_seed(gen_seed)  # the same draws in every chunk under CRN
@@ -254,12 +260,15 @@ class WUGOStrategy(Strategy):
 
     def _quantities(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Deterministic simulator quantities (cost, mass) at ``x [C, d]``: exact, not modelled."""
+        if self._sim is None:
+            raise RuntimeError("exact quantities need the study's simulator; this model was built without one")
         rows = [self._sim.quantities_at(self.space.to_params(self.space.from_unit(u))) for u in x]
         return {q: np.array([r[q] for r in rows], dtype=float) for q in (rows[0] if rows else {})}
 
     def _value(self, metric: Any, ys: torch.Tensor, q: dict[str, np.ndarray]) -> np.ndarray:
         if metric.statistic == "quantity":
             return q[metric.quantity]
+        assert self.outputs is not None, "tell() the history first"
         v = metric_on_samples(metric, ys, self.outputs).numpy()
         if metric.statistic == "sum":  # G draws `generated` samples; a call has samples_per_call
             v = v * (self.study.simulator.samples_per_call / ys.shape[1])
