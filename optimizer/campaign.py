@@ -448,6 +448,9 @@ def run_campaign(
         def n_initial() -> int:  # initial-design points used, lost ones included (never proposed twice)
             return sum(1 for r in records.values() if r.origin == "initial")
 
+        def initial_open() -> bool:  # initial-design calls still to issue or to finish
+            return n_issued() < min(n_init, budget) or any(r.origin == "initial" and not r.done for r in records.values())
+
         def too_many_lost() -> bool:
             return sum(1 for r in records.values() if is_lost_for_good(r)) >= MAX_LOST_CALLS_PER_BUDGET * budget
 
@@ -486,8 +489,7 @@ def run_campaign(
             while n_initial() < min(n_init, budget) and n_issued() < budget and n < free:
                 n += 1
                 yield new_call("initial", init_points[n_initial()])
-            initial_open = any(r.origin == "initial" and not r.done for r in records.values())
-            if strategy.needs_initial_results and initial_open:
+            if strategy.needs_initial_results and any(r.origin == "initial" and not r.done for r in records.values()):
                 return
             while n < free and n_issued() < budget and not strategy_done and not too_many_lost():
                 pending = np.array([r.unit for r in in_flight.values()], dtype=float).reshape(-1, space.dim)
@@ -600,8 +602,7 @@ def run_campaign(
                 for out in outcomes:
                     record(out)
                 # no refit while the unfinished initial design keeps the strategy from proposing (ask refits)
-                if outcomes and not (not strategy.refit_during_initial_design and (n_issued() < min(n_init, budget) or
-                                     any(r.origin == "initial" and not r.done for r in records.values()))):
+                if outcomes and (strategy.refit_during_initial_design or not initial_open()):
                     tell()
                     save_strategy(campaign, strategy)
         except KeyboardInterrupt:
