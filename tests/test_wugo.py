@@ -102,21 +102,11 @@ def test_wugo_gets_near_a_noisy_quadratic_minimum_over_seeds(write_study, tmp_pa
     depends on SciPy's scrambling stream) to assert WU-GO < Sobol robustly at this budget; with FAST
     surrogate settings (150/50 steps) WU-GO's median was 0.72, worse than Sobol, so the fit budget matters.
     """
-    from optimizer.campaign import Campaign, run_campaign
-    from optimizer.study import load_study
-
     opts = {**FAST, "surrogate_options": {"steps": 400, "refit_steps": 100, "batch": 256}}
     dists = []
     for seed in range(6):
-        data = base_study(seed=seed, parameters={"x1": {"low": -2, "high": 2}, "x2": {"low": -2, "high": 2}},
-                          simulator={"name": "sims_for_tests:quadratic", "samples_per_call": 128,
-                                     "options": {"noise": 0.5}},
-                          strategy={"name": "wugo", "options": opts}, budget={"calls": 16, "initial_design": 4})
-        p = write_study(data, f"s{seed}.yaml")
-        study, text = load_study(p)
-        camp = Campaign.create(tmp_path / f"c{seed}", study, text, source=str(p))
-        run_campaign(camp, study)
-        theta = np.array([[r.params["x1"], r.params["x2"]] for r in camp.records().values()])
+        recs = _quadratic_campaign(write_study, tmp_path, seed, (-2, 2), 128, 16, opts)
+        theta = np.array([[r.params["x1"], r.params["x2"]] for r in recs])
         dists.append(float(np.linalg.norm(theta, axis=1).min()))
     assert float(np.median(dists)) < 0.4, dists
 
@@ -290,20 +280,10 @@ def test_local_search_near_a_bound_does_not_land_on_it(monkeypatch) -> None:
 def test_few_proposals_on_a_bound_when_the_optimum_is_inside(write_study, tmp_path: Path) -> None:
     """A noisy quadratic whose minimum is inside but near the lower face (x = 0 at unit 0.05 in both
     coordinates): at most 20 % of WU-GO's proposals, over 3 seeds, have a coordinate within 1e-6 of a bound."""
-    from optimizer.campaign import Campaign, run_campaign
-    from optimizer.study import load_study
-
     on_bound = []
     for seed in range(3):
-        data = base_study(seed=seed, parameters={"x1": {"low": -0.2, "high": 3.8}, "x2": {"low": -0.2, "high": 3.8}},
-                          simulator={"name": "sims_for_tests:quadratic", "samples_per_call": 64,
-                                     "options": {"noise": 0.5}},
-                          strategy={"name": "wugo", "options": FAST}, budget={"calls": 14, "initial_design": 4})
-        p = write_study(data, f"s{seed}.yaml")
-        study, text = load_study(p)
-        camp = Campaign.create(tmp_path / f"c{seed}", study, text, source=str(p))
-        run_campaign(camp, study)
-        u = np.array([r.unit for r in camp.records().values() if r.origin == "strategy"])
+        recs = _quadratic_campaign(write_study, tmp_path, seed, (-0.2, 3.8), 64, 14, FAST)
+        u = np.array([r.unit for r in recs if r.origin == "strategy"])
         on_bound.append(((u < 1e-6) | (u > 1 - 1e-6)).any(1))
     frac = float(np.mean(np.concatenate(on_bound)))
     assert frac <= 0.2, frac
@@ -335,3 +315,21 @@ def test_standardised_acquisition_counts_kappa_in_spreads_per_typical_sigma() ->
     # the local search's later scorings keep this ask's scale
     strat._score(x[:5] * 0.5, 3)
     assert strat._sigma_scale == pytest.approx(float(np.median(view["sigma"])))
+
+
+def _quadratic_campaign(write_study, tmp_path: Path, seed: int, bounds: tuple[float, float], samples: int, calls: int,
+                        options: dict) -> list:
+    """One seeded inline WU-GO campaign on the noisy 2-D quadratic (minimum at 0); its records."""
+    from optimizer.campaign import Campaign, run_campaign
+    from optimizer.study import load_study
+
+    lo, hi = bounds
+    data = base_study(seed=seed, parameters={"x1": {"low": lo, "high": hi}, "x2": {"low": lo, "high": hi}},
+                      simulator={"name": "sims_for_tests:quadratic", "samples_per_call": samples,
+                                 "options": {"noise": 0.5}},
+                      strategy={"name": "wugo", "options": options}, budget={"calls": calls, "initial_design": 4})
+    p = write_study(data, f"s{seed}.yaml")
+    study, text = load_study(p)
+    camp = Campaign.create(tmp_path / f"c{seed}", study, text, source=str(p))
+    run_campaign(camp, study)
+    return list(camp.records().values())
