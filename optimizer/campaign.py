@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import platform
 import time
@@ -40,7 +39,7 @@ from optimizer.space import SearchSpace
 from optimizer.storage import CallRecord, CampaignLock, replay
 from optimizer.strategies import STRATEGIES, History, Strategy, initial_design
 from optimizer.strategies.base import OptionError
-from optimizer.study import StudyConfig, load_study
+from optimizer.study import ParamValue, StudyConfig, load_study
 
 if TYPE_CHECKING:
     from simulators.base import Simulator
@@ -175,17 +174,21 @@ class Campaign(CampaignView):
         records = self.records()
         calls = [r for _, r in sorted(records.items())]
         for r in calls:
-            missing = [p for p in study.parameters if p not in r.params]
+            missing = [p for p in study.parameters if p not in r.params and not study.parameters[p].when]
             if missing:
                 raise CampaignError(
                     f"{self.root}: parameters.{missing[0]}: stored call {r.call_id} has no value for this parameter; "
                     "start a new campaign for a different set of parameters")
             for name, p in study.parameters.items():
-                v = float(r.params[name])
-                if not p.low <= v <= p.high:
-                    raise CampaignError(
-                        f"{self.root}: parameters.{name}: stored call {r.call_id} has {name}={v:g}, outside the new "
-                        f"bounds [{p.low:g}, {p.high:g}]; widen the bounds or start a new campaign")
+                v = r.params.get(name)
+                if (v is None and p.when) or p.problem(v) is None:
+                    continue
+                shown = f"{v:g}" if isinstance(v, (int, float)) else repr(v)
+                how = (f"not one of the new choices {p.choices}; add it back" if p.choices is not None else
+                       "not a number" if p.problem(v) and not isinstance(v, (int, float)) else
+                       "outside the new bounds [{:g}, {:g}]; widen the bounds".format(*p.bounds()))
+                raise CampaignError(f"{self.root}: parameters.{name}: stored call {r.call_id} has {name}={shown}, {how} "
+                                    "or start a new campaign")
         old_metrics = {**old.get("objectives", {}), **old.get("constraints", {})}
         new_metrics = {**study.objectives, **study.constraints}
         redo = [n for n, m in new_metrics.items() if old_metrics.get(n) != m.model_dump(mode="json")]
@@ -278,9 +281,12 @@ def check_simulator(study: StudyConfig, sim: Simulator, source: str) -> None:
                     )
     from simulators import SimulatorOptionError
 
-    example = {n: (math.ceil(p.low) if p.integer else p.low) for n, p in study.parameters.items()}
+    example = {n: p.example() for n, p in study.parameters.items()}
+    # each choice of a categorical parameter once, the rest at the example
+    examples = [example, *({**example, n: c} for n, p in study.parameters.items() for c in (p.choices or [])[1:])]
     try:
-        getattr(sim, "check_parameters", lambda _: None)(example)
+        for ex in examples:
+            getattr(sim, "check_parameters", lambda _: None)(ex)
     except SimulatorOptionError as err:
         raise StudyError(source, err.field, err.message) from None
 
@@ -458,7 +464,7 @@ def run_campaign(
             return build_history(study, records, storage)
 
         def new_call(origin: str, unit: np.ndarray, label: str | None = None, n_samples: int | None = None,
-                     params: dict[str, float] | None = None) -> CallRecord:
+                     params: dict[str, ParamValue] | None = None) -> CallRecord:
             params = params or space.to_params(space.from_unit(unit))
             cid = max(records, default=0) + 1
             rec = CallRecord(

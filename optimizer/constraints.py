@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.errors import StudyError
-from optimizer.space import SearchSpace
+from optimizer.space import SearchSpace, active_params
 from optimizer.strategies.base import MAX_FEASIBLE_SCAN, sobol_points
 from optimizer.study import Constraint, StudyConfig
 from simulators.base import InfeasibleDesign
@@ -44,7 +44,7 @@ class QuantityConstraints:
             key = row.tobytes()
             if key not in self._memo:
                 try:
-                    q = self.sim.quantities_at(self.space.to_params(self.space.from_unit(row)))
+                    q = self.sim.quantities_at(active_params(self.space.to_params(self.space.from_unit(row))))
                 except InfeasibleDesign:  # a geometry that cannot be built meets no constraint
                     self._memo[key] = np.zeros(len(self.constraints), dtype=bool)
                     out[i] = self._memo[key]

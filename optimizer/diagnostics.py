@@ -15,7 +15,7 @@ import numpy as np
 
 from optimizer.space import SearchSpace
 from optimizer.storage import CallRecord, Storage
-from optimizer.study import StudyConfig
+from optimizer.study import ParamValue, StudyConfig
 
 
 @dataclass
@@ -39,7 +39,7 @@ class HeldOut:
     """
 
     call_id: int
-    params: dict[str, float]
+    params: dict[str, ParamValue]
     column: str
     simulated: np.ndarray
     generated: np.ndarray

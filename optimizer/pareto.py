@@ -27,7 +27,7 @@ import torch
 
 from optimizer.records import finished_in_order
 from optimizer.storage import CallRecord
-from optimizer.study import StudyConfig, maximisation_sign
+from optimizer.study import ParamValue, StudyConfig, maximisation_sign
 
 #: The reference taken from the initial design lies this fraction of the initial design's range beyond
 #: its worst value, so the worst initial designs still add a little volume instead of sitting on the edge.
@@ -205,7 +205,7 @@ class FrontRow:
     #: Relative change against the first baseline (fraction, e.g. −0.5 = −50 %) and its s.e.; None without one.
     change: dict[str, tuple[float, float] | None]
     knee: bool
-    params: dict[str, float] = field(default_factory=dict)
+    params: dict[str, ParamValue] = field(default_factory=dict)
     #: The baseline's name when this front member is a baseline design.
     baseline: str | None = None
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from optimizer.fallbacks import DetoptFallbackWarning
 from optimizer.storage import CallRecord
-from optimizer.study import StudyConfig, minimisation_sign
+from optimizer.study import ParamValue, StudyConfig, minimisation_sign
 
 #: Fewer completed feasible calls than this and a GP's hyperparameters are not identified: report the best observed.
 MIN_CALLS = 3
@@ -58,7 +58,7 @@ class Recommendation:
 
     objective: str
     call: int
-    params: dict[str, float]
+    params: dict[str, ParamValue]
     mean: float
     std: float
     observed: float

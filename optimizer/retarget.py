@@ -27,7 +27,7 @@ from optimizer.errors import CampaignError
 from optimizer.metrics import evaluate_metric
 from optimizer.records import CampaignView
 from optimizer.storage import CallRecord, Storage
-from optimizer.study import Objective, StudyConfig, minimisation_sign
+from optimizer.study import Objective, ParamValue, StudyConfig, minimisation_sign
 
 #: Candidates of the recommendation search (Sobol), and the local-refinement radii around its best ones
 #: in the unit cube: coarse enough to leave a basin, fine enough to settle in a narrow valley.
@@ -53,7 +53,7 @@ class Retargeted:
     objective: str
     recommended: dict[str, Any]
     best_evaluated: dict[str, Any]
-    proposals: list[dict[str, float | int]]
+    proposals: list[dict[str, ParamValue]]
     model: str
 
 

@@ -19,7 +19,7 @@ from optimizer.errors import CampaignError, DetoptError
 
 if TYPE_CHECKING:
     from optimizer.records import CampaignView
-    from optimizer.study import StudyConfig
+    from optimizer.study import ParamValue, StudyConfig
 
 
 @dataclass
@@ -27,36 +27,53 @@ class Generated:
     """``samples [n, k]`` generated at ``params``, their output names, and the held-out check's rows
     (``call``, ``w1``, ``w1_split`` noise floor, ``w1_nearest``) of the surrogate that made them."""
 
-    params: dict[str, float | int]
+    params: dict[str, ParamValue]
     outputs: list[str]
     samples: np.ndarray
     held_out: list[dict[str, float]]
     model: str
 
 
-def parse_design(text: str, study: StudyConfig) -> dict[str, float]:
-    """``x1=0.3,x2=2`` → physical parameters, every study parameter given once and inside its bounds."""
-    out: dict[str, float] = {}
+def parse_design(text: str, study: StudyConfig) -> dict[str, ParamValue]:
+    """``x1=0.3,x2=2,absorber=W`` → physical parameters, every active study parameter given once and inside its
+    bounds (a categorical one as one of its choices; an inactive conditional one may be left out)."""
+    from optimizer.study import is_active
+
+    out: dict[str, ParamValue] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
         name = name.strip()
         if not sep or name not in study.parameters:
             raise DetoptError(f"--at: '{part}' is not NAME=VALUE for a study parameter ({', '.join(study.parameters)})")
-        try:
-            v = float(value)
-        except ValueError:
-            raise DetoptError(f"--at: {name}: '{value.strip()}' is not a number") from None
         p = study.parameters[name]
-        if not (np.isfinite(v) and p.low <= v <= p.high):
-            raise DetoptError(f"--at: {name}: {v:g} lies outside [{p.low:g}, {p.high:g}]")
+        v: ParamValue
+        if p.choices is not None:  # a name as written, or the number among numeric choices
+            v = next((c for c in p.choices if str(c) == value.strip() or (not isinstance(c, str) and _number(value) == c)),
+                     value.strip())
+        else:
+            v = _number(value)
+            if v is None:
+                raise DetoptError(f"--at: {name}: '{value.strip()}' is not a number")
+        problem = p.problem(v)
+        if problem:
+            raise DetoptError(f"--at: {name}: {problem}")
         out[name] = v
-    missing = [n for n in study.parameters if n not in out]
+    for name in [n for n in out if not is_active(study.parameters, n, out)]:
+        out[name] = None  # a value for an inactive parameter means nothing to the simulator
+    missing = [n for n in study.parameters if n not in out and is_active(study.parameters, n, out)]
     if missing:
         raise DetoptError(f"--at: missing {', '.join(missing)} (give every parameter: {', '.join(study.parameters)})")
     return out
 
 
-def generate(campaign: CampaignView, params: dict[str, float], n: int, seed: int = 0, check_calls: int = 4) -> Generated:
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def generate(campaign: CampaignView, params: dict[str, ParamValue], n: int, seed: int = 0, check_calls: int = 4) -> Generated:
     """``n`` samples of the campaign's surrogate at ``params``, with its held-out check."""
     import torch
 

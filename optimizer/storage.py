@@ -27,11 +27,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from optimizer.errors import CampaignError
+
+if TYPE_CHECKING:
+    from optimizer.study import ParamValue
 
 SCHEMA_VERSION = 1
 JOURNAL = "journal.jsonl"
@@ -351,7 +354,7 @@ class CallRecord:
 
     call_id: int
     origin: str  # "baseline" | "initial" | "strategy"
-    params: dict[str, float]
+    params: dict[str, ParamValue]  # a choice's name for a categorical parameter, None where inactive
     unit: list[float]
     seed: int
     n_samples: int
@@ -408,6 +411,13 @@ def _floats(d: Any) -> dict[str, float]:
     return {str(k): decode_float(v) for k, v in d.items()}
 
 
+def _params(d: Any) -> dict[str, ParamValue]:
+    """A call's parameters: numbers (non-finite spellings decoded), a categorical's choice, ``None`` where inactive."""
+    if not isinstance(d, dict):
+        raise TypeError(f"expected an object, got {type(d).__name__}")
+    return {str(k): decode_float(v) for k, v in d.items()}
+
+
 def _apply(calls: dict[int, CallRecord], ev: dict[str, Any]) -> None:
     kind = ev.get("event")
     where = getattr(ev, "where", "journal")
@@ -420,7 +430,7 @@ def _apply(calls: dict[int, CallRecord], ev: dict[str, Any]) -> None:
             rec = calls[cid] = CallRecord(
                 call_id=cid,
                 origin=str(ev["origin"]),
-                params=_floats(ev["params"]),
+                params=_params(ev["params"]),
                 unit=[float(decode_float(u)) for u in ev["unit"]],
                 seed=int(ev["seed"]),
                 n_samples=int(ev["n_samples"]),

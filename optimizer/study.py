@@ -61,11 +61,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-class Parameter(_Strict):
-    """One design parameter with its bounds, in physical units."""
+#: A categorical parameter's value as the study writes it: a name (``Pb``) or a number.
+Choice = str | int | float
+#: A parameter's value in a call's ``params``: ``None`` where a conditional parameter is inactive.
+ParamValue = Choice | None
+#: Most choices of one categorical parameter: each owns a bin of one unit-cube coordinate, and a bin narrower
+#: than 1/256 would leave a strategy's steps (CMA-ES margins, GP length scales) nothing to resolve.
+MAX_CHOICES = 256
+#: Strings the journal writes for non-finite floats (see ``optimizer.storage``): as names they would read back as numbers.
+RESERVED_CHOICES = ("NaN", "Infinity", "-Infinity")
 
-    low: float
-    high: float
+
+class Parameter(_Strict):
+    """One design parameter: a range (``low``/``high``, optionally ``log`` or ``integer``) in physical units,
+    or a categorical one (``choices``). ``when: {parent: [values]}`` makes it conditional: active only while
+    every named categorical parent is active and takes one of those values; an inactive parameter is not sent
+    to the simulator and is recorded as ``null``."""
+
+    low: float | None = None
+    high: float | None = None
+    choices: list[Choice] | None = None
+    when: dict[str, list[Choice]] | None = None
     unit: str = ""
     log: bool = False
     integer: bool = False
@@ -73,15 +89,30 @@ class Parameter(_Strict):
 
     @field_validator("low", "high")
     @classmethod
-    def _finite(cls, v: float) -> float:
+    def _finite(cls, v: float | None) -> float | None:
+        if v is None:
+            return v
         if not math.isfinite(v):
             raise ValueError("must be a finite number")
         if abs(v) > MAX_ABS_BOUND:
             raise ValueError(f"{v:g} is beyond the largest bound detopt handles (±{MAX_ABS_BOUND:g})")
         return v
 
+    @field_validator("when", mode="before")
+    @classmethod
+    def _when_lists(cls, v: Any) -> Any:
+        # `when: {active: scintillator}` is short for `when: {active: [scintillator]}`
+        if isinstance(v, dict):
+            return {k: (x if isinstance(x, list) else [x]) for k, x in v.items()}
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> Parameter:
+        if self.choices is not None:
+            return self._check_choices()
+        if self.low is None or self.high is None:
+            missing = "low" if self.low is None else "high"
+            raise _PathError((missing,), "required but missing (or give choices: [...] for a categorical parameter)")
         if self.low >= self.high:
             raise _PathError(("high",), f"must be greater than low ({self.high:g} <= {self.low:g})")
         if self.log and self.low <= 0:
@@ -95,6 +126,112 @@ class Parameter(_Strict):
         if self.integer and math.ceil(self.low) > math.floor(self.high):
             raise ValueError(f"no integer lies in [{self.low:g}, {self.high:g}]")
         return self
+
+    def _check_choices(self) -> Parameter:
+        choices = self.choices or []
+        for key, unset in (("low", None), ("high", None), ("log", False), ("integer", False)):
+            if getattr(self, key) is not unset:
+                raise _PathError((key,), "a categorical parameter (choices) takes no low, high, log or integer")
+        if not choices:
+            raise _PathError(("choices",), "needs at least one choice")
+        if len(choices) > MAX_CHOICES:
+            raise _PathError(("choices",), f"{len(choices)} choices; at most {MAX_CHOICES}")
+        kinds = {isinstance(c, str) for c in choices}
+        if len(kinds) > 1:
+            raise _PathError(("choices",), "mixes names and numbers; give all as names (quoted) or all as numbers")
+        for i, c in enumerate(choices):
+            if isinstance(c, str) and (not c or any(ord(ch) < 32 or ord(ch) == 127 for ch in c)):
+                raise _PathError(("choices", i), f"{_short(c)} must be non-empty one-line text")
+            if isinstance(c, float) and not math.isfinite(c):
+                raise _PathError(("choices", i), "must be a finite number")
+            if c in RESERVED_CHOICES:
+                raise _PathError(("choices", i), f"'{c}' is how the journal writes a non-finite number; choose another name")
+            if choices.index(c) != i:  # 1 and 1.0 are the same choice too
+                raise _PathError(("choices", i), f"{_short(c)} repeats choices[{choices.index(c)}]")
+        return self
+
+    @property
+    def categorical(self) -> bool:
+        """Whether the parameter picks one of ``choices`` (else it is a range ``[low, high]``)."""
+        return self.choices is not None
+
+    def bounds(self) -> tuple[float, float]:
+        """``(low, high)`` of a range parameter.
+
+        Raises:
+            ValueError: the parameter is categorical.
+        """
+        if self.low is None or self.high is None:
+            raise ValueError("a categorical parameter has no bounds")
+        return self.low, self.high
+
+    def example(self) -> Choice:
+        """A valid value: the first choice, or the lower bound (rounded up for an integer)."""
+        if self.choices is not None:
+            return self.choices[0]
+        low = self.bounds()[0]
+        return math.ceil(low) if self.integer else low
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not a value of this parameter (``None`` when it is)."""
+        if self.choices is not None:
+            if isinstance(value, bool) or value not in self.choices:
+                return f"{_short(value)} is not one of the choices {_choices_text(self.choices)}"
+            return None
+        low, high = self.bounds()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{_short(value)} is not a number"
+        if not low <= value <= high:
+            return f"{value:g} lies outside [{low:g}, {high:g}]"
+        return None
+
+
+def _choices_text(choices: list[Choice]) -> str:
+    """``Pb|W|Fe|Cu`` for a message, cut short when long."""
+    text = "|".join(str(c) for c in choices)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_conditions(parameters: dict[str, Parameter]) -> None:
+    """Refuse ``when`` conditions naming an unknown or non-categorical parent, a value it lacks, or a cycle.
+
+    Raises:
+        _PathError: at ``parameters.NAME.when.PARENT``.
+    """
+    for name, p in parameters.items():
+        if p.when is not None and not p.when:
+            raise _PathError(("parameters", name, "when"), "names no parent: give {parent: [values]}")
+        for parent, values in (p.when or {}).items():
+            where = ("parameters", name, "when", parent)
+            if parent == name:
+                raise _PathError(where, "a parameter cannot depend on itself")
+            if parent not in parameters:
+                raise _PathError(where, f"unknown parameter (parameters: {', '.join(parameters)})")
+            choices = parameters[parent].choices
+            if choices is None:
+                raise _PathError(where, f"'{parent}' is not categorical (a condition needs a parameter with choices)")
+            if not values:
+                raise _PathError(where, f"needs at least one value of '{parent}'")
+            for i, v in enumerate(values):
+                if isinstance(v, bool) or v not in choices:
+                    raise _PathError(where + (i,), f"{_short(v)} is not a choice of '{parent}' ({_choices_text(choices)})")
+    for name in parameters:  # a chain of parents that comes back to where it started
+        seen, todo = [name], list((parameters[name].when or {}))
+        while todo:
+            parent = todo.pop()
+            if parent == name:
+                raise _PathError(("parameters", name, "when"), "its conditions form a cycle through "
+                                 + " -> ".join([*seen, name]))
+            if parent not in seen:
+                seen.append(parent)
+                todo.extend(parameters[parent].when or {})
+
+
+def is_active(parameters: dict[str, Parameter], name: str, values: dict[str, Any]) -> bool:
+    """Whether parameter ``name`` is active given the (categorical) ``values`` of its parents."""
+    p = parameters[name]
+    return all(parent in values and values[parent] in allowed and is_active(parameters, parent, values)
+               for parent, allowed in (p.when or {}).items())
 
 
 Statistic = Literal["mean", "median", "std", "sum", "quantile", "fraction_above", "fraction_below", "quantity"]
@@ -291,7 +428,7 @@ class Baseline(_Strict):
     """An expert's design, evaluated before the campaign and marked in results."""
 
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
-    params: dict[str, float]
+    params: dict[str, Choice | None]
 
     @field_validator("name")
     @classmethod
@@ -332,6 +469,7 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross(self) -> StudyConfig:
+        check_conditions(self.parameters)
         clash = set(self.objectives) & set(self.constraints)
         if clash:
             raise ValueError(f"names used both as objective and constraint: {sorted(clash)}")
@@ -343,7 +481,8 @@ class StudyConfig(_Strict):
             # a resumed campaign knows which baselines ran by their names
             if names.setdefault(base.name, i) != i:
                 raise _PathError(("baselines", i, "name"), f"'{base.name}' is also the name of baselines[{names[base.name]}]")
-            missing = set(self.parameters) - set(base.params)
+            # an inactive conditional parameter may be left out (or given as null)
+            missing = {n for n in self.parameters if n not in base.params and is_active(self.parameters, n, base.params)}
             extra = set(base.params) - set(self.parameters)
             if missing or extra:
                 raise _PathError(
@@ -352,10 +491,14 @@ class StudyConfig(_Strict):
                 )
             for pname, value in base.params.items():
                 p = self.parameters[pname]
-                if not p.low <= value <= p.high:
-                    raise _PathError(
-                        ("baselines", i, "params", pname), f"{value:g} lies outside [{p.low:g}, {p.high:g}]"
-                    )
+                if not is_active(self.parameters, pname, base.params):
+                    if value is not None:
+                        raise _PathError(("baselines", i, "params", pname),
+                                         f"is inactive here (when: {p.when}); leave it out or give null")
+                    continue
+                problem = p.problem(value)
+                if problem:
+                    raise _PathError(("baselines", i, "params", pname), problem)
         return self
 
     @property
@@ -377,6 +520,10 @@ class StudyConfig(_Strict):
         data["budget"].pop("calls")
         # confirmation calls come after the optimisation and draw no strategy stream: like calls, not the problem
         data["budget"].pop("confirm"), data["budget"].pop("confirm_samples")
+        for p in data["parameters"].values():  # keys a study leaves unset: the same problem as before they existed
+            for key in ("low", "high", "choices", "when"):
+                if p[key] is None:
+                    p.pop(key)
         for group in ("objectives", "constraints"):  # unit and label only present results: same problem
             for metric in data[group].values():
                 metric.pop("unit"), metric.pop("label")

@@ -79,11 +79,12 @@ class Simulator(ABC):
     fixed_sample_count: ClassVar[bool] = True
 
     @abstractmethod
-    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray | SimulationResult:
+    def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> np.ndarray | SimulationResult:
         """Run one call.
 
         Args:
-            params: parameter name → value in physical units (integers as ``int``).
+            params: parameter name → value in physical units (integers as ``int``, a categorical parameter's
+                choice as the study spells it); inactive conditional parameters are left out.
             n: number of samples (events, particles, replicas) to produce.
             seed: the call's seed; the same seed must give the same samples on the same device.
 
@@ -91,7 +92,7 @@ class Simulator(ABC):
             ``[n, k]`` samples (``[n]`` is accepted when ``k == 1``) or a :class:`SimulationResult`.
         """
 
-    def check_parameters(self, example: Mapping[str, float]) -> None:
+    def check_parameters(self, example: Mapping[str, float | str]) -> None:
         """Refuse, at load, study parameters this simulator cannot take.
 
         Args:
@@ -105,7 +106,7 @@ class Simulator(ABC):
         """A valid θ (the simulator's reference design), or ``None``; conformance tests run there."""
         return None
 
-    def quantities_at(self, params: Mapping[str, float]) -> dict[str, float]:
+    def quantities_at(self, params: Mapping[str, float | str]) -> dict[str, float]:
         """Deterministic per-θ quantities, e.g. ``{"mass": 1.27e6}``; one value per ``quantities`` name."""
         return {}
 
@@ -131,7 +132,7 @@ class FunctionSimulator(Simulator):
         self.outputs = tuple(outputs)
         self.options = options
 
-    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray | SimulationResult:
+    def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> np.ndarray | SimulationResult:
         return self.function(dict(params), n, seed, **self.options)
 
 

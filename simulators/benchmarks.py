@@ -76,10 +76,10 @@ class Benchmark(Simulator):
         return self.sigma * torch.randn(n, generator=gen, dtype=torch.float64)
 
     # -- Simulator protocol ---------------------------------------------------------
-    def _theta(self, params: Mapping[str, float]) -> Tensor:
+    def _theta(self, params: Mapping[str, float | str]) -> Tensor:
         return torch.tensor([float(params[name]) for name in self.parameters], dtype=torch.float64)
 
-    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray:
+    def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> np.ndarray:
         emulate_cost(self.delay_s)
         x = self._theta(params)
         gen = torch.Generator().manual_seed(int(seed))
@@ -267,7 +267,7 @@ class BraninCurrin(Simulator):
         """Noise-free objectives: ``x [..., 2]`` → ``[..., 2]`` (branin, currin)."""
         return self._f.evaluate_true(x.to(torch.float64))
 
-    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray:
+    def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> np.ndarray:
         emulate_cost(self.delay_s)
         x = torch.tensor([[float(params["x1"]), float(params["x2"])]], dtype=torch.float64)
         gen = torch.Generator().manual_seed(int(seed))

@@ -20,8 +20,10 @@ torch over showers and layers (CPU or CUDA):
 
 Parameters (any subset; the rest keep the design values): absorber thickness
 ``t_abs`` (mm), active thickness ``t_act`` (mm), number of layers ``n_layers`` or
-total depth ``depth`` (radiation lengths), transverse ``half_width`` (cm). The
-absorber and active materials are options.
+total depth ``depth`` (radiation lengths), transverse ``half_width`` (cm), and the categorical
+``absorber`` (``Pb``, ``W``, ``Fe``, ``Cu``) and ``active`` medium (``scintillator``, ``LAr``, ``Si``) with the
+scintillator's light yield ``photostatistics`` (photo-electrons per GeV; a study makes it conditional on
+``active: scintillator``). Materials and light yield a study does not vary are options.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ import torch
 from scipy import special
 from torch import Tensor
 
-from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_generator, resolve_device, run_in_chunks
+from simulators.base import (
+    InfeasibleDesign, SimulationResult, Simulator, SimulatorOptionError, chunk_generator, resolve_device, run_in_chunks,
+)
 from simulators.physics import MATERIALS, Material, gamma_cdf
 
 E_SCALE = 21.2052  # MeV, Molière's scale energy
@@ -164,7 +168,9 @@ class SamplingCalorimeter(Simulator):
         device, chunk: as for every torch simulator here.
     """
 
-    parameters = ("t_abs", "t_act", "n_layers", "depth", "half_width")
+    parameters = ("t_abs", "t_act", "n_layers", "depth", "half_width", "absorber", "active", "photostatistics")
+    #: Parameters whose values are material names (categorical in a study); the rest are numbers.
+    material_parameters = ("absorber", "active")
     parameters_are_subset = True
     quantities = ("cost", "mass", "depth_x0", "length", "sampling_fraction", "sampling_term", "moliere_radius")
 
@@ -176,7 +182,7 @@ class SamplingCalorimeter(Simulator):
         for role, name in (("absorber", absorber), ("active", active)):
             if name not in MATERIALS:
                 raise ValueError(f"{role}: unknown material '{name}' (known: {', '.join(MATERIALS)})")
-        self.absorber, self.active = MATERIALS[absorber], MATERIALS[active]
+        self.absorber, self.active = MATERIALS[absorber], MATERIALS[active]  # unless a study varies them
         # LHCb-ECAL-like: 66 × (2 mm Pb + 4 mm scintillator), ≈ 25 X0
         self.design = {"t_abs": 2.0, "t_act": 4.0, "n_layers": 66, "half_width": 12.0, **(design or {})}
         unknown = set(self.design) - set(self.parameters)
@@ -202,8 +208,32 @@ class SamplingCalorimeter(Simulator):
     def default_params(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.design.items() if k != "depth"}
 
+    def check_parameters(self, example: Mapping[str, float | str]) -> None:
+        """Refuse a material name the table lacks (the campaign checks each choice of a categorical parameter)."""
+        for role in self.material_parameters:
+            if role in example and example[role] not in MATERIALS:
+                raise SimulatorOptionError(f"parameters.{role}.choices", f"unknown material {str(example[role])!r:.40} "
+                                           f"(known: {', '.join(MATERIALS)})")
+
+    def materials(self, params: Mapping[str, float | str]) -> tuple[Material, Material]:
+        """(absorber, active) materials at θ: the study's choices, else the options."""
+        out = []
+        for role, default in (("absorber", self.absorber), ("active", self.active)):
+            name = params.get(role)
+            if name is not None and name not in MATERIALS:
+                raise ValueError(f"{role}: unknown material {str(name)!r:.40} (known: {', '.join(MATERIALS)})")
+            out.append(default if name is None else MATERIALS[str(name)])
+        return out[0], out[1]
+
+    def light_yield(self, params: Mapping[str, float | str]) -> float:
+        """Photo-electrons per GeV at θ (0: photostatistics off)."""
+        value = float(params.get("photostatistics", self.photostatistics))
+        if not value >= 0:
+            raise InfeasibleDesign("photostatistics must be non-negative")
+        return value
+
     # -- deterministic per-θ quantities ---------------------------------------------------------
-    def layout(self, params: Mapping[str, float]) -> tuple[Medium, int, float]:
+    def layout(self, params: Mapping[str, float | str]) -> tuple[Medium, int, float]:
         """(effective medium, number of layers, half-width in cm) at θ."""
         unknown = set(params) - set(self.parameters)
         if unknown:
@@ -214,28 +244,29 @@ class SamplingCalorimeter(Simulator):
         t_abs, t_act, width = float(v["t_abs"]), float(v["t_act"]), float(v["half_width"])
         if min(t_abs, t_act, width) <= 0 or not all(map(math.isfinite, (t_abs, t_act, width))):
             raise InfeasibleDesign("t_abs, t_act and half_width must be positive")
-        med = effective_medium(self.absorber, self.active, t_abs, t_act)
+        med = effective_medium(*self.materials(params), t_abs, t_act)
         n = round(float(v["depth"]) / med.layer_x0) if "depth" in params else round(float(v["n_layers"]))
         if n < 1:
             raise InfeasibleDesign(f"the design has {n} layers")
         return med, int(n), width
 
-    def quantities_at(self, params: Mapping[str, float]) -> dict[str, float]:
+    def quantities_at(self, params: Mapping[str, float | str]) -> dict[str, float]:
         med, n, width = self.layout(params)
         v = {**self.design, **params}
         area = (2 * width / 100) ** 2  # m²
-        mass = n * area * float(v["t_abs"]) / 1000 * self.absorber.density * 1000  # kg
-        cost = mass * self.absorber.price + n * (area * self.active_price + self.channel_price)
+        absorber = self.materials(params)[0]
+        mass = n * area * float(v["t_abs"]) / 1000 * absorber.density * 1000  # kg
+        cost = mass * absorber.price + n * (area * self.active_price + self.channel_price)
         return {"cost": cost, "mass": mass, "depth_x0": n * med.layer_x0,
                 "length": n * (float(v["t_abs"]) + float(v["t_act"])) / 10, "sampling_fraction": med.f_samp,
                 "sampling_term": med.a_samp, "moliere_radius": med.moliere_mm / 10}
 
     # -- simulation -----------------------------------------------------------------------------
-    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> SimulationResult:
+    def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> SimulationResult:
         med, layers, width = self.layout(params)
-        dev = resolve_device(self.device)
+        dev, light = resolve_device(self.device), self.light_yield(params)
         cols = run_in_chunks(n, self.chunk, seed, dev, lambda start, m, gen: self._showers(
-            self._energies(start, m, gen, dev), med, layers, width, gen))
+            self._energies(start, m, gen, dev), med, layers, width, gen, light=light))
         samples = torch.stack([cols[k] for k in self.outputs], dim=1).cpu().numpy().astype(np.float32)
         resp = cols["response"]
         return SimulationResult(samples, {"layers": layers, "resolution": float(resp.std() / resp.mean()),
@@ -249,14 +280,15 @@ class SamplingCalorimeter(Simulator):
         u = torch.rand(n, generator=gen, device=dev, dtype=torch.float64)
         return lo * (hi / lo) ** u
 
-    def layer_energies(self, params: Mapping[str, float], energies: Tensor, seed: int = 0) -> dict[str, Tensor]:
+    def layer_energies(self, params: Mapping[str, float | str], energies: Tensor, seed: int = 0) -> dict[str, Tensor]:
         """Per-layer results for given incident energies ``[n]`` (GeV): ``visible`` and ``deposited`` ``[n, L]``."""
         med, layers, width = self.layout(params)
         gen = chunk_generator(seed, 0, energies.device)
-        return self._showers(energies.to(torch.float64), med, layers, width, gen, per_layer=True)
+        return self._showers(energies.to(torch.float64), med, layers, width, gen, per_layer=True,
+                             light=self.light_yield(params))
 
     def _showers(self, e: Tensor, med: Medium, layers: int, width: float, gen: torch.Generator,
-                 per_layer: bool = False) -> dict[str, Tensor]:
+                 per_layer: bool = False, light: float | None = None) -> dict[str, Tensor]:
         n, dev = len(e), e.device
         f64 = torch.float64
         ln_y = torch.log(e * 1000 / med.critical_energy).clamp_min(1.0)
@@ -291,9 +323,10 @@ class SamplingCalorimeter(Simulator):
         if self.noise > 0:
             layer_reco = layer_reco + self.noise * torch.randn(layer_reco.shape, generator=gen, device=dev, dtype=f64)
         e_reco = layer_reco.sum(1)
-        if self.photostatistics > 0:
-            npe = torch.poisson((e_reco.clamp_min(0) * self.photostatistics), generator=gen)
-            e_reco = npe / self.photostatistics
+        light = self.photostatistics if light is None else light
+        if light > 0:
+            npe = torch.poisson((e_reco.clamp_min(0) * light), generator=gen)
+            e_reco = npe / light
         if per_layer:
             return {"visible": visible, "deposited": deposited, "e_reco": e_reco, "alpha": alpha, "beta": beta}
         bounds = np.linspace(0, layers, self.segments + 1).round().astype(int)

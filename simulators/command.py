@@ -133,7 +133,7 @@ class CommandSimulator(Simulator):
             raise _refuse("transient_exit_codes", f"must be a list of integers, got {transient_exit_codes!r:.60}")
         self.transient_exit_codes = {int(c) for c in transient_exit_codes}
 
-    def check_parameters(self, example: Mapping[str, float]) -> None:
+    def check_parameters(self, example: Mapping[str, float | str]) -> None:
         """Refuse parameters named like the simulator's own placeholders, and placeholders that name
         nothing: every call would otherwise fail (or silently use another value)."""
         for name in example:
@@ -162,7 +162,7 @@ class CommandSimulator(Simulator):
             except (ValueError, IndexError, AttributeError, TypeError) as err:
                 raise _refuse(option, f"bad placeholder: {err} (write {{{{ }}}} for a literal brace)") from None
 
-    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> SimulationResult:
+    def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> SimulationResult:
         wd = Path(tempfile.mkdtemp(prefix=f"detopt-{seed}-", dir=self.workdir))
         for f in self.cwd_files:
             (wd / f.name).symlink_to(f)

@@ -114,7 +114,7 @@ class FamilyProblem(Simulator):
         self.parameters = tuple(f"x{i + 1}" for i in range(self.dim))
         self.delay_s = float(delay_s)
 
-    def _u(self, params: Mapping[str, float]) -> np.ndarray:
+    def _u(self, params: Mapping[str, float | str]) -> np.ndarray:
         return np.array([float(params[p]) for p in self.parameters])
 
     def dist(self, u: np.ndarray) -> _Dist:
@@ -124,14 +124,14 @@ class FamilyProblem(Simulator):
     def default_params(self) -> dict[str, float]:
         return {p: 0.5 for p in self.parameters}
 
-    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray:
+    def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> np.ndarray:
         from simulators.base import emulate_cost
 
         emulate_cost(self.delay_s)
         return self.dist(self._u(params)).rvs(size=n, random_state=np.random.default_rng(seed))[:, None]
 
     # -- exact scores (benchmarks only; never seen by a strategy) --------------------------
-    def true_statistic(self, params: Mapping[str, float], statistic: str, q: float | None = None,
+    def true_statistic(self, params: Mapping[str, float | str], statistic: str, q: float | None = None,
                        threshold: float | None = None) -> float:
         """The exact value of a study statistic of the output law at ``params``."""
         d = self.dist(self._u(params))
@@ -264,7 +264,7 @@ class CorrelatedPair(FamilyProblem):
         g1, g2, rho = self._moments(u)
         return stats.norm(g1 + g2, self.SIGMA * np.sqrt(2.0 * (1.0 + rho)))
 
-    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray:
+    def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> np.ndarray:
         g1, g2, rho = self._moments(self._u(params))
         rng = np.random.default_rng(seed)
         z1, z2 = rng.standard_normal(n), rng.standard_normal(n)

@@ -860,7 +860,7 @@ class MuonShield(Simulator):
         return dict(self.base)
 
     # -- geometry -------------------------------------------------------------------------------
-    def geometry(self, params: Mapping[str, float]) -> Geometry:
+    def geometry(self, params: Mapping[str, float | str]) -> Geometry:
         """The geometry at θ (``params`` override the design)."""
         unknown = set(params) - set(self.parameters)
         if unknown:
@@ -886,7 +886,7 @@ class MuonShield(Simulator):
                 raise InfeasibleDesign(f"element at z = {el.z0:.2f} m has non-positive or non-finite sizes")
         return Geometry(tuple(elements), elements[-1].z1 + self.detector_distance)
 
-    def quantities_at(self, params: Mapping[str, float]) -> dict[str, float]:
+    def quantities_at(self, params: Mapping[str, float | str]) -> dict[str, float]:
         g = self.geometry(params)
         mass = g.mass_t()
         out = {"mass": mass, "length": g.length, "cost": mass * 1e3 * self.iron_price / 1e6}
@@ -897,7 +897,7 @@ class MuonShield(Simulator):
         return out
 
     # -- simulation -----------------------------------------------------------------------------
-    def simulate(self, params: Mapping[str, float], n: int, seed: int) -> SimulationResult:
+    def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> SimulationResult:
         geometry = self.geometry(params)
         dev = resolve_device(self.device)
         cols = run_in_chunks(n, self.chunk, seed, dev, lambda _, m, gen: self._run_chunk(geometry, m, gen, dev))
@@ -930,7 +930,7 @@ class MuonShield(Simulator):
                 "weight": muons.weight, "hit": hit.to(self.dtype), "ship_w": ship_w, "r_window": r,
                 "p0": p0, "pt0": pt0}
 
-    def transport_muons(self, params: Mapping[str, float], muons: Muons, seed: int = 0) -> dict[str, Tensor]:
+    def transport_muons(self, params: Mapping[str, float | str], muons: Muons, seed: int = 0) -> dict[str, Tensor]:
         """Transport given muons (tests, studies of single trajectories): see :func:`transport`."""
         gen = chunk_generator(seed, 0, muons.x.device)
         return transport(muons, self.geometry(params), self.physics, gen, self._ionisation)

@@ -242,7 +242,7 @@ CASES: list[Case] = [
     Case("sobol-option", {"strategy": {"name": "sobol", "options": {"speed": 3}}}, ": strategy.options.speed: unknown option; known: none"),
     Case("random-option", {"strategy": {"name": "random", "options": {"seed": 3}}}, ": strategy.options.seed: unknown option"),
     Case("listed-outside", {"strategy": {"name": "listed", "options": {"designs": [{"x1": 9, "x2": 0}]}}},
-         ": strategy.options.designs[0].x1: 9 is not in [-5, 5]"),
+         ": strategy.options.designs[0].x1: 9 lies outside [-5, 5]"),
     Case("strategy-unknown", {"strategy": {"name": "oracle"}}, ": strategy.name: unknown strategy 'oracle'"),
     Case("strategy-options-list", {"strategy": {"name": "wugo", "options": [1]}}, ": strategy.options: Input should be a valid dictionary"),
     Case("initial-design-unknown", {"strategy": {"name": "sobol", "initial_design": "halton"}}, ": strategy.initial_design: Input should be"),

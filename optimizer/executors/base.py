@@ -21,7 +21,8 @@ import numpy as np
 
 from optimizer.errors import DetoptError, StudyError
 from optimizer.registry import import_object
-from optimizer.study import Execution, SimulatorSpec
+from optimizer.space import active_params
+from optimizer.study import Execution, ParamValue, SimulatorSpec
 
 if TYPE_CHECKING:
     from simulators.base import Simulator
@@ -33,7 +34,7 @@ class CallRequest:
 
     call_id: int
     attempt: int
-    params: dict[str, float]
+    params: dict[str, ParamValue]
     n_samples: int
     seed: int
 
@@ -204,14 +205,15 @@ def execute_call(spec: dict[str, Any], request: CallRequest, threads: int = 1) -
     out = CallOutcome(request.call_id, request.attempt, "completed", worker=worker, started=started)
     try:
         sim = _cached_simulator(spec)
-        raw = sim.simulate(dict(request.params), request.n_samples, request.seed)
+        params = active_params(request.params)
+        raw = sim.simulate(params, request.n_samples, request.seed)
         try:
             result = check_result(sim, raw, request.n_samples)
         except ValueError as err:
             out.status, out.error = "invalid_output", str(err)
         else:
             out.samples, out.metadata = result.samples, dict(result.metadata)
-            out.quantities = {k: float(v) for k, v in sim.quantities_at(dict(request.params)).items()}
+            out.quantities = {k: float(v) for k, v in sim.quantities_at(params).items()}
             bad = [k for k, v in out.quantities.items() if not np.isfinite(v)]
             if bad:
                 out.status, out.error, out.samples = "invalid_output", f"quantities {bad} are not finite", None

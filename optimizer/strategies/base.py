@@ -348,12 +348,13 @@ class ListedStrategy(Strategy):
             raise OptionError("strategy.options.designs", "give at least one design")
         rows = []
         for i, d in enumerate(designs):
-            if not isinstance(d, dict) or set(d) != set(space.names):
+            # an inactive conditional parameter may be left out or given as null
+            if not isinstance(d, dict) or not set(space.names) >= set(d) >= {n for n in space.names if not space.parameters[n].when}:
                 raise OptionError(f"strategy.options.designs[{i}]", f"must set exactly the parameters {space.names}")
             for name, v in d.items():
-                p = space.parameters[name]
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not p.low <= v <= p.high:
-                    raise OptionError(f"strategy.options.designs[{i}].{name}", f"{v!r:.40} is not in [{p.low:g}, {p.high:g}]")
+                problem = None if v is None and space.parameters[name].when else space.parameters[name].problem(v)
+                if problem:
+                    raise OptionError(f"strategy.options.designs[{i}].{name}", problem)
             rows.append(space.to_unit(space.from_params(d)))
         self.designs = np.array(rows)
         self.offset = study.budget.initial_design

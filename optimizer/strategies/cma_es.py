@@ -1,4 +1,4 @@
-"""CMA-ES through the ``cmaes`` library (CMA, or CMA with margin when the space has integer parameters).
+"""CMA-ES through the ``cmaes`` library (CMA, or CMA with margin when the space has integer or categorical parameters).
 
 CMA-ES works in generations of ``popsize`` members; detopt asks asynchronously, one design per
 free worker. The mapping:
@@ -74,14 +74,19 @@ class CMAESStrategy(Strategy):
         if popsize is not None and popsize < 2:
             raise ValueError("strategy.options.popsize: must be >= 2")
         self.sigma0, self.popsize = float(sigma0), popsize
-        # Integer parameters with ≥ 2 values live on a lattice (i + 0.5)/k of [0, 1] with step 1/k (CMA with margin).
+        # Integer parameters with ≥ 2 values live on a lattice (i + 0.5)/k of [0, 1] with step 1/k (CMA with margin),
+        # and so do categorical ones with k ≥ 2 choices: their k bins are the same lattice, the index the choice's.
         d = space.dim
         self._k = np.zeros(d, dtype=int)
         self._int_low = np.zeros(d, dtype=int)
         for j, p in enumerate(space.parameters.values()):
-            if p.integer and math.floor(p.high) - math.ceil(p.low) >= 1:
-                self._int_low[j] = math.ceil(p.low)
-                self._k[j] = math.floor(p.high) - math.ceil(p.low) + 1
+            if p.choices is not None and len(p.choices) >= 2:
+                self._k[j] = len(p.choices)
+            elif p.integer:
+                low, high = p.bounds()
+                if math.floor(high) - math.ceil(low) >= 1:
+                    self._int_low[j] = math.ceil(low)
+                    self._k[j] = math.floor(high) - math.ceil(low) + 1
         self._discrete = self._k > 0
         self._oracle_memo: dict[bytes, bool] = {}
 

@@ -12,14 +12,19 @@ integer parameters are rounded when mapped out); outcomes are standardised.
   study's ``objectives.*.reference`` or inferred from the observed front;
 * outcome constraints are modelled as extra GP outputs and enter the acquisition as
   feasibility weights;
-* calls in flight are passed as ``X_pending``.
+* calls in flight are passed as ``X_pending``;
+* categorical parameters (``choices``): the model sees each as its choice's index under BoTorch's
+  ``MixedSingleTaskGP`` (a categorical kernel: equal choices correlate, different ones by a learned
+  amount, no order implied), and the acquisition is optimised by ``optimize_acqf_mixed_alternating``
+  (L-BFGS on the ranges, local search over the choices). Subclasses working in the unit cube
+  (TuRBO) set ``mixed_model = False`` and keep the bins every strategy sees.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 import numpy as np
 import torch
@@ -86,6 +91,8 @@ class GPStrategy(Strategy):
     option_bounds = {"beta": {"ge": 0}, "num_restarts": {"ge": 1}, "raw_samples": {"ge": 1}, "maxiter": {"ge": 1},
                      "mc_samples": {"ge": 1}, "timeout_sec": {"gt": 0}, "objectives": {"min_length": 1}}
     refit_during_initial_design = False  # each fit starts from scratch: none is needed before ask
+    #: Whether categorical parameters get a categorical kernel (inputs: choice indices), else their unit-cube bins.
+    mixed_model: ClassVar[bool] = True
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, objectives: Sequence[str] | None = None,
                  acquisition: str = "qlognei", beta: float = 2.0, noise: str = "known", num_restarts: int = 10,
@@ -113,6 +120,31 @@ class GPStrategy(Strategy):
         self._model: Any = None
         self._model_key: bytes | None = None
         self._warned_noise = False
+        k = space.n_choices
+        #: Coordinates the model treats as categorical (one choice only: a constant, left as it is).
+        self.cat_dims = [j for j in range(space.dim) if self.mixed_model and k[j] >= 2]
+
+    def encode(self, u: np.ndarray) -> np.ndarray:
+        """Unit-cube ``u [..., d]`` → the model's inputs: categorical coordinates as choice indices ``0 … k-1``."""
+        x = np.array(u, dtype=float)
+        for j in self.cat_dims:
+            k = self.space.n_choices[j]
+            x[..., j] = np.minimum(np.floor(np.clip(x[..., j], 0, 1) * k), k - 1)
+        return x
+
+    def decode(self, x: np.ndarray) -> np.ndarray:
+        """The model's inputs ``[..., d]`` → the unit cube (a choice at its bin's centre)."""
+        u = np.array(x, dtype=float)
+        for j in self.cat_dims:
+            k = self.space.n_choices[j]
+            u[..., j] = (np.clip(np.round(u[..., j]), 0, k - 1) + 0.5) / k
+        return u.clip(0, 1)
+
+    def model_bounds(self) -> Tensor:
+        """``[2, d]`` bounds of the model's inputs."""
+        hi = np.ones(self.space.dim)
+        hi[self.cat_dims] = self.space.n_choices[self.cat_dims] - 1
+        return torch.stack([torch.zeros(self.space.dim, dtype=torch.float64), torch.as_tensor(hi, dtype=torch.float64)])
 
     @property
     def m(self) -> int:
@@ -165,12 +197,20 @@ class GPStrategy(Strategy):
         from botorch.models.transforms import Normalize, Standardize
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
-        X = torch.as_tensor(history.theta, dtype=torch.float64)
+        X = torch.as_tensor(self.encode(history.theta), dtype=torch.float64)
         Y, Yvar = self.outcomes(history)
         with warnings.catch_warnings():  # the model's construction warns too, so it is inside the guard
             _quiet_known_warnings()
-            gp = SingleTaskGP(X, Y, train_Yvar=Yvar, input_transform=Normalize(X.shape[-1]),
-                              outcome_transform=Standardize(Y.shape[-1]))
+            if self.cat_dims:
+                from botorch.models import MixedSingleTaskGP
+
+                cont = [j for j in range(X.shape[-1]) if j not in self.cat_dims]
+                gp = MixedSingleTaskGP(X, Y, cat_dims=self.cat_dims, train_Yvar=Yvar,
+                                       input_transform=Normalize(X.shape[-1], indices=cont) if cont else None,
+                                       outcome_transform=Standardize(Y.shape[-1]))
+            else:
+                gp = SingleTaskGP(X, Y, train_Yvar=Yvar, input_transform=Normalize(X.shape[-1]),
+                                  outcome_transform=Standardize(Y.shape[-1]))
             fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
         return gp
 
@@ -198,8 +238,8 @@ class GPStrategy(Strategy):
             return self.feasible_sobol(history.n_issued, n)
         gp = self.model(history)
         torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0]))
-        X = torch.as_tensor(history.theta, dtype=torch.float64)
-        X_pending = torch.as_tensor(pending, dtype=torch.float64) if len(pending) else None
+        X = torch.as_tensor(self.encode(history.theta), dtype=torch.float64)
+        X_pending = torch.as_tensor(self.encode(pending), dtype=torch.float64) if len(pending) else None
         sampler = SobolQMCNormalSampler(torch.Size([self.opt["mc_samples"]]), seed=self.seed + history.n_issued)
         with warnings.catch_warnings():  # building the acquisition evaluates the posterior too
             _quiet_known_warnings()
@@ -225,11 +265,20 @@ class GPStrategy(Strategy):
                     ok = history.feasible if history.feasible.any() else np.ones(len(y), bool)
                     acq = qLogExpectedImprovement(gp, best_f=float(y[ok].max()), sampler=sampler, objective=obj,
                                                   constraints=cons, X_pending=X_pending)
-            bounds = torch.stack([torch.zeros(self.space.dim), torch.ones(self.space.dim)]).double()
-            x, _ = optimize_acqf(acq, bounds=bounds, q=n, num_restarts=self.opt["num_restarts"],
-                                 raw_samples=self.opt["raw_samples"], options={"maxiter": self.opt["maxiter"]},
-                                 timeout_sec=self.opt["timeout_sec"])
-        out = x.detach().numpy().clip(0, 1)
+            if self.cat_dims:
+                from botorch.optim.optimize_mixed import optimize_acqf_mixed_alternating
+
+                k = self.space.n_choices
+                x, _ = optimize_acqf_mixed_alternating(
+                    acq, bounds=self.model_bounds(), cat_dims={j: list(range(int(k[j]))) for j in self.cat_dims}, q=n,
+                    num_restarts=self.opt["num_restarts"], raw_samples=self.opt["raw_samples"],
+                    options={"maxiter_continuous": self.opt["maxiter"]})
+            else:
+                bounds = torch.stack([torch.zeros(self.space.dim), torch.ones(self.space.dim)]).double()
+                x, _ = optimize_acqf(acq, bounds=bounds, q=n, num_restarts=self.opt["num_restarts"],
+                                     raw_samples=self.opt["raw_samples"], options={"maxiter": self.opt["maxiter"]},
+                                     timeout_sec=self.opt["timeout_sec"])
+        out = self.decode(x.detach().numpy())
         if self.feasible is not all_feasible:
             out = self.make_feasible(acq, out, pending, history.n_issued)
         return out
@@ -255,10 +304,10 @@ class GPStrategy(Strategy):
         out = []
         for row, good in zip(x, ok):
             if not good:
-                P = np.vstack([pending.reshape(-1, self.space.dim)] + [k[None] for k in kept])
+                P = self.encode(np.vstack([pending.reshape(-1, self.space.dim)] + [k[None] for k in kept]))
                 acq.set_X_pending(torch.as_tensor(P, dtype=torch.float64) if len(P) else None)
                 with torch.no_grad():
-                    scores = acq(torch.as_tensor(raw, dtype=torch.float64)[:, None, :])
+                    scores = acq(torch.as_tensor(self.encode(raw), dtype=torch.float64)[:, None, :])
                 row = raw[int(torch.argmax(scores))]
                 kept.append(row)
             out.append(row)

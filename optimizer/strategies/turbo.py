@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -62,6 +62,10 @@ class TurboStrategy(GPStrategy):
     """Options: ``length_init`` (0.8), ``length_min`` (0.5⁷), ``length_max`` (1.6), ``success_tolerance``
     (3 consecutive improving calls), ``failure_tolerance`` (default max(4, d) non-improving calls),
     ``n_candidates`` (default min(5000, max(2000, 200·d))), ``noise`` (known | inferred)."""
+
+    #: The trust region is a box of the unit cube shaped by lengthscales: a categorical parameter stays a coordinate
+    #: of equal bins there (its box side covers neighbouring choices), not a categorical kernel.
+    mixed_model: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, noise: str = "known",
                  length_init: float = 0.8, length_min: float = 0.5**7, length_max: float = 1.6,

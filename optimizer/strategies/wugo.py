@@ -39,7 +39,7 @@ from scipy.stats import qmc
 from optimizer.distances import DISTANCES, DistributionBank
 from optimizer.fallbacks import SurrogateFitWarning
 from optimizer.metrics import metric_on_samples
-from optimizer.space import SearchSpace
+from optimizer.space import SearchSpace, active_params
 from optimizer.strategies.base import History, OptionError, Strategy, check_options, options_model, sobol_points
 from optimizer.study import StudyConfig, minimisation_sign
 
@@ -174,8 +174,10 @@ class WUGOStrategy(Strategy):
         opts = dict(self.cfg["surrogate_options"])
         if self.cfg["surrogate"] == "wgan" and opts.get("preset") == "paper":
             # the paper conditions on θ in the problem's own units
-            opts.setdefault("theta_low", [p.low for p in self.space.parameters.values()])
-            opts.setdefault("theta_high", [p.high for p in self.space.parameters.values()])
+            # (a categorical coordinate has no units: its unit-cube bins, as every strategy sees them)
+            bounds = [(0.0, 1.0) if p.categorical else p.bounds() for p in self.space.parameters.values()]
+            opts.setdefault("theta_low", [lo for lo, _ in bounds])
+            opts.setdefault("theta_high", [hi for _, hi in bounds])
         return SURROGATES.get(self.cfg["surrogate"])(self.space.dim, k, seed=self.seed, **opts)
 
     def _build(self, k: int) -> Surrogate:
@@ -262,7 +264,7 @@ class WUGOStrategy(Strategy):
         """Deterministic simulator quantities (cost, mass) at ``x [C, d]``: exact, not modelled."""
         if self._sim is None:
             raise RuntimeError("exact quantities need the study's simulator; this model was built without one")
-        rows = [self._sim.quantities_at(self.space.to_params(self.space.from_unit(u))) for u in x]
+        rows = [self._sim.quantities_at(active_params(self.space.to_params(self.space.from_unit(u)))) for u in x]
         return {q: np.array([r[q] for r in rows], dtype=float) for q in (rows[0] if rows else {})}
 
     def _value(self, metric: Any, ys: torch.Tensor, q: dict[str, np.ndarray]) -> np.ndarray:
