@@ -214,7 +214,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             optima = sim.known_optima()
         except DetoptError:
             optima = None
-    if optima:
+    if optima and not any(p.categorical for p in study.parameters.values()):  # a distance needs numbers
         import numpy as np
 
         pts = [r for r in records.values() if r.status == "completed" and r.origin != "baseline"]

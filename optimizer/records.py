@@ -141,6 +141,16 @@ def metric_label(study: StudyConfig, name: str, unit: bool = True) -> str:
     return f"{text} [{u}]" if unit and u else text
 
 
+def format_param(value: Any, digits: int = 6) -> str:
+    """A parameter's value for a table or a line: a number to ``digits`` significant digits, a categorical
+    choice as written, ``-`` where a conditional parameter is inactive (``None``)."""
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
 def finished_in_order(records: dict[int, CallRecord]) -> list[CallRecord]:
     """Finished non-baseline calls in the order they finished: the x-axis of every "vs calls" plot."""
     return sorted(

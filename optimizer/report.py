@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.records import CampaignView
+from optimizer.records import CampaignView, format_param
 from optimizer.results import best_trace, finished_in_order, metric_label, particle_trace, spend_trace
 from optimizer.storage import CallRecord
 from optimizer.study import StudyConfig, is_minimised, minimisation_sign
@@ -24,7 +24,8 @@ CAPTIONS = {
                    "axis: the fraction of the box between reference and ideal point",
     "cost": "progress vs calls, vs device-hours spent (as recorded) and vs wall clock",
     "timeline": "which call ran on which worker and when; gaps are idle workers",
-    "parameters": "evaluated designs across the parameters (each axis labelled in its own unit, low to high bound), "
+    "parameters": "evaluated designs across the parameters (each axis labelled in its own unit, low to high bound; "
+                  "a categorical axis in equal bins of its choices), "
                   "coloured by the first objective, best on top; above 12 parameters only the front (or the best "
                   "designs) and the baselines",
     "surrogate": "the surrogate's mean, its Wasserstein uncertainty σ_W and the acquisition over the domain; "
@@ -280,7 +281,8 @@ PARALLEL_BEST = 10
 
 
 def _physical(p: Any, u: float) -> float:
-    return float(p.low * (p.high / p.low) ** u) if p.log else float(p.low + u * (p.high - p.low))
+    low, high = p.bounds()
+    return float(low * (high / low) ** u) if p.log else float(low + u * (high - low))
 
 
 def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
@@ -320,8 +322,10 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
     for i, p in enumerate(names):  # each axis carries its own physical scale
         spec = study.parameters[p]
         ax.axvline(i, color="0.6", lw=0.6, zorder=0)
-        for u in (0.0, 0.5, 1.0):
-            ax.text(i, u, f" {_physical(spec, u):.3g}", fontsize=7, ha="left", va="center", color="0.2", zorder=10,
+        ticks = [((j + 0.5) / len(spec.choices), str(c)) for j, c in enumerate(spec.choices)] if spec.choices is not None \
+            else [(u, f"{_physical(spec, u):.3g}") for u in (0.0, 0.5, 1.0)]  # a categorical axis: its choices' bins
+        for u, tick in ticks:
+            ax.text(i, u, f" {tick}", fontsize=7, ha="left", va="center", color="0.2", zorder=10,
                     bbox={"fc": "white", "ec": "none", "alpha": 0.75, "pad": 0.5})
     labels = [_axis_label(study, p) for p in names]
     ax.set_xticks(range(len(names)), labels, rotation=60 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
@@ -424,7 +428,7 @@ def holdout_plot(study: StudyConfig, held: list[Any], path: Path) -> Path:
         ax_q.plot(both, both, color="0.5", lw=0.8)
         ax_q.set_xlabel(f"simulated {c.column} quantiles")
         ax_q.set_ylabel("generated quantiles")
-        ax_q.set_title(", ".join(f"{k}={v:.4g}" for k, v in list(c.params.items())[:4]), fontsize=7, loc="left")
+        ax_q.set_title(", ".join(f"{k}={format_param(v, 4)}" for k, v in list(c.params.items())[:4]), fontsize=7, loc="left")
         for ax in (ax_h, ax_q):
             ax.grid(alpha=0.3)
     fig.suptitle(f"{study.name}: surrogate refitted without these calls", fontsize=9)
@@ -525,7 +529,7 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
     for c in study.constraints:
         columns.append((metric_label(study, c), [f"{r.metrics[c]:.6g}" for _, r in rows]))
     for p in study.parameters:
-        columns.append((metric_label(study, p), [f"{r.params[p]:.6g}" for _, r in rows]))
+        columns.append((metric_label(study, p), [esc(format_param(r.params.get(p))) for _, r in rows]))
     designs = [f"{esc(label)} (call {r.call_id})" for label, r in rows]
     if len(study.parameters) > TRANSPOSE_PARAMETERS:
         table = "<tr><th></th>" + "".join(f"<th>{d}</th>" for d in designs) + "</tr>"
@@ -593,7 +597,7 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
             sem = r.sems.get(name)
             err = f" ± {sem:.2g}" if sem is not None and sem == sem and sem > 0 else ""
             unit = f" {study.objectives[name].unit}" if study.objectives[name].unit else ""
-            params = ", ".join(f"{p}={r.params[p]:.4g}" for p in list(study.parameters)[:6])
+            params = ", ".join(f"{p}={format_param(r.params.get(p), 4)}" for p in list(study.parameters)[:6])
             more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
             facts[f"best {name}"] = f"{b[0]:.6g}{err}{unit} at call {b[1]} ({params}{more})"
             facts.update(_recommended_fact(study, records, name, unit))
@@ -623,7 +627,7 @@ def _recommended_fact(study: StudyConfig, records: dict[int, CallRecord], name: 
     rec = recommend(study, records.values(), name)
     if rec is None:
         return {}
-    params = ", ".join(f"{p}={rec.params[p]:.4g}" for p in list(study.parameters)[:6])
+    params = ", ".join(f"{p}={format_param(rec.params.get(p), 4)}" for p in list(study.parameters)[:6])
     more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
     why = f"; {rec.reason}" if rec.reason else ""
     out = {f"recommended {name}": f"{rec.mean:.6g} ± {rec.std:.2g}{unit} at call {rec.call} ({rec.method}{why}; "

@@ -98,12 +98,20 @@ class Parameter(_Strict):
             raise ValueError(f"{v:g} is beyond the largest bound detopt handles (±{MAX_ABS_BOUND:g})")
         return v
 
+    @field_validator("choices", mode="before")
+    @classmethod
+    def _choice_values(cls, v: Any) -> Any:
+        _check_choice_values(v, ())
+        return v
+
     @field_validator("when", mode="before")
     @classmethod
     def _when_lists(cls, v: Any) -> Any:
         # `when: {active: scintillator}` is short for `when: {active: [scintillator]}`
         if isinstance(v, dict):
-            return {k: (x if isinstance(x, list) else [x]) for k, x in v.items()}
+            v = {k: (x if isinstance(x, list) else [x]) for k, x in v.items()}
+            for k, x in v.items():
+                _check_choice_values(x, (k,))
         return v
 
     @model_validator(mode="after")
@@ -184,6 +192,14 @@ class Parameter(_Strict):
         if not low <= value <= high:
             return f"{value:g} lies outside [{low:g}, {high:g}]"
         return None
+
+
+def _check_choice_values(values: Any, loc: tuple[Any, ...]) -> None:
+    """Refuse what is neither a name nor a number before the union type, whose error would name a member
+    type (``choices[0].str``) instead of the problem."""
+    for i, c in enumerate(values) if isinstance(values, list) else ():
+        if isinstance(c, bool) or not isinstance(c, (str, int, float)):
+            raise _PathError((*loc, i), f"{_short(c)} is neither a name nor a number")
 
 
 def _choices_text(choices: list[Choice]) -> str:
@@ -429,6 +445,16 @@ class Baseline(_Strict):
 
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     params: dict[str, Choice | None]
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _scalars(cls, v: Any) -> Any:
+        # before the union type, whose error would name a member type (`x1.str`) instead of the problem
+        for key, value in v.items() if isinstance(v, dict) else ():
+            if isinstance(value, bool) or not isinstance(value, (str, int, float, type(None))):
+                raise _PathError((key,), f"{_short(value)} is not a number or a choice")
+        # numbers as floats, as before categorical parameters existed: the study's fingerprint is unchanged
+        return {k: float(x) if isinstance(x, int) else x for k, x in v.items()} if isinstance(v, dict) else v
 
     @field_validator("name")
     @classmethod

@@ -143,3 +143,18 @@ def lucky(params, n, seed):
     if x > 0.8:
         return -1.0 + 30.0 * pattern
     return 10 * (x - 0.3) ** 2 + 0.1 * pattern
+
+
+#: Offsets of the mixed test problem's absorbers: W is clearly the best.
+MIXED_OFFSETS = {"Pb": 1.0, "W": 0.0, "Fe": 2.0, "Cu": 1.5}
+
+
+def mixed(params, n, seed, noise=0.05):
+    """A categorical ``absorber`` (offset per choice, W best), a range ``x`` (best at 0.3) and ``t`` (best at 0.7),
+    conditional on ``absorber`` being W or Pb: refuses a call where ``t`` is given but inactive or missing but active."""
+    active = params["absorber"] in ("W", "Pb")
+    if ("t" in params) != active:
+        raise ValueError(f"t {'missing' if active else 'sent'} with absorber {params['absorber']}")
+    t_term = (params["t"] - 0.7) ** 2 if active else 0.5
+    mean = MIXED_OFFSETS[params["absorber"]] + (params["x"] - 0.3) ** 2 + t_term
+    return mean + noise * np.random.default_rng(seed).standard_normal(n)
