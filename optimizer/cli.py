@@ -558,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="The surrogate as a fast simulator: write N generated samples at a design, "
                                     "with the held-out check of the surrogate that made them.")
     sp.add_argument("dir", help="campaign directory")
-    sp.add_argument("--at", required=True, help="the design, NAME=VALUE for every parameter: x1=0.3,x2=2")
+    sp.add_argument("--at", required=True, help="the design, NAME=VALUE for every (active) parameter: x1=0.3,x2=2,absorber=W")
     sp.add_argument("-n", type=int, default=10000, help="samples to generate (default 10000)")
     sp.add_argument("--output", default="generated.csv", help="a .csv (header of output names) or .npy file")
     sp.add_argument("--seed", type=int, default=0, help="seed of the generated draws")

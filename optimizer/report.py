@@ -25,7 +25,7 @@ CAPTIONS = {
     "cost": "progress vs calls, vs device-hours spent (as recorded) and vs wall clock",
     "timeline": "which call ran on which worker and when; gaps are idle workers",
     "parameters": "evaluated designs across the parameters (each axis labelled in its own unit, low to high bound; "
-                  "a categorical axis in equal bins of its choices), "
+                  "a categorical axis in equal bins of its choices; a line skips an inactive conditional parameter), "
                   "coloured by the first objective, best on top; above 12 parameters only the front (or the best "
                   "designs) and the baselines",
     "surrogate": "the surrogate's mean, its Wasserstein uncertainty σ_W and the acquisition over the domain; "
@@ -285,6 +285,12 @@ def _physical(p: Any, u: float) -> float:
     return float(low * (high / low) ** u) if p.log else float(low + u * (high - low))
 
 
+def _line(r: CallRecord, names: list[str]) -> tuple[list[int], list[float]]:
+    """A design's (axis, unit-cube coordinate) points; an inactive conditional parameter's axis is skipped."""
+    points = [(i, u) for i, (n, u) in enumerate(zip(names, r.unit)) if r.params.get(n, 0.0) is not None]
+    return [i for i, _ in points], [u for _, u in points]
+
+
 def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
     """Completed designs as lines across the parameters, each axis ticked in its own physical units,
     coloured by the first objective. With more than MAX_PARALLEL_ALL parameters only the Pareto front
@@ -314,11 +320,11 @@ def parallel_coordinates_plot(study: StudyConfig, records: dict[int, CallRecord]
         norm = plt.Normalize(float(values.min()), float(values.max()))
         cmap = plt.get_cmap("viridis_r" if is_minimised(study.objectives[name].direction) else "viridis")
         for i in order:  # best drawn last, on top
-            ax.plot(range(len(names)), strategy[i].unit, color=cmap(norm(values[i])), lw=1.0, alpha=0.8)
+            ax.plot(*_line(strategy[i], names), color=cmap(norm(values[i])), lw=1.0, alpha=0.8)
         fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric_label(study, name))
     for r in done:
         if r.origin == "baseline":
-            ax.plot(range(len(names)), r.unit, color="k", ls="--", lw=1.5, label=f"baseline {r.label}")
+            ax.plot(*_line(r, names), color="k", ls="--", lw=1.5, label=f"baseline {r.label}")
     for i, p in enumerate(names):  # each axis carries its own physical scale
         spec = study.parameters[p]
         ax.axvline(i, color="0.6", lw=0.6, zorder=0)

@@ -148,6 +148,17 @@ CASES: list[Case] = [
     Case("output-empty", {"output": ""}, ": output: String should have at least 1 character"),
     Case("resources-negative", {"execution": {"backend": "inline", "resources": {"GPU": -1}}},
          ": execution.resources.GPU: Input should be greater than or equal to 0"),
+    # -- categorical and conditional parameters (tests/test_mixed.py has the rest) -------------
+    Case("choices-with-bounds", _params(x1={"choices": ["Pb", "W"], "high": 1}, x2=X2),
+         ": parameters.x1.high: a categorical parameter (choices) takes no low, high, log or integer"),
+    Case("choices-repeat", _params(x1={"choices": ["Pb", "W", "W"]}, x2=X2), ": parameters.x1.choices[2]: 'W' repeats choices[1]"),
+    Case("choices-empty", _params(x1={"choices": []}, x2=X2), ": parameters.x1.choices: needs at least one choice"),
+    Case("when-unknown-parent", _params(x1={"low": 0, "high": 1, "when": {"material": ["W"]}}, x2=X2),
+         ": parameters.x1.when.material: unknown parameter (parameters: x1, x2)"),
+    Case("when-not-categorical", _params(x1={"low": 0, "high": 1, "when": {"x2": [1]}}, x2=X2),
+         ": parameters.x1.when.x2: 'x2' is not categorical"),
+    Case("when-cycle", _params(x1={"choices": ["a", "b"], "when": {"x2": ["c"]}}, x2={"choices": ["c"], "when": {"x1": ["a"]}}),
+         ": parameters.x1.when: its conditions form a cycle through x1 -> x2 -> x1"),
     # -- sections of the wrong kind -----------------------------------------------------------
     Case("parameters-list", {"parameters": [1, 2]}, ": parameters: Input should be a valid dictionary"),
     Case("parameter-scalar", _params(x1=5, x2=X2), ": parameters.x1: Input should be a valid dictionary"),

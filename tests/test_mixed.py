@@ -246,6 +246,11 @@ def test_status_export_report_and_sample_render_a_mixed_campaign(tmp_path: Path,
     assert main(["sample", str(camp.root), "--at", "absorber=U,x=0.3", "-n", "5",
                  "--output", str(tmp_path / "s3.npy")]) == 2
     assert "--at: absorber: 'U' is not one of the choices Pb|W|Fe|Cu" in capsys.readouterr().err
+    assert main(["retarget", str(camp.root), "--objective", "q={statistic: quantile, q: 0.9, output: y}", "--propose",
+                 "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["recommended"]["params"]["absorber"] in ABSORBERS
+    assert all(p["absorber"] in ABSORBERS for p in result["proposals"])
 
 
 # -- the calorimeter's materials --------------------------------------------------------------------------
