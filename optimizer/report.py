@@ -366,12 +366,17 @@ def surrogate_plot(study: StudyConfig, model: Any, path: Path, points: int | Non
     oname = strat.objective
     col = list(study.objectives).index(oname)
     obj, obs = study.objectives[oname], h.objectives[:, col]
+    cat = space.categorical  # a categorical axis stays in its unit-cube bins, ticked with its choices
+
+    def physical(u: np.ndarray) -> np.ndarray:
+        return np.where(cat, u, space.from_unit(u))
+
     vals = []
     for i, a in enumerate(axes_u):  # axis values in the parameter's own units
         u = np.full((len(a), space.dim), 0.5)
         u[:, i] = a
-        vals.append(space.from_unit(u)[:, i])
-    pts = space.from_unit(h.theta) if len(h) else np.zeros((0, space.dim))
+        vals.append(physical(u)[:, i])
+    pts = physical(h.theta) if len(h) else np.zeros((0, space.dim))
     best = int(np.argmin(view["acquisition"]))
     titles = [f"surrogate mean of {metric_label(study, oname)} ({obj.direction})", "Wasserstein uncertainty σ_W",
               f"acquisition (κ = {strat.cfg['kappa']:g}; lower is next)"]
@@ -392,6 +397,7 @@ def surrogate_plot(study: StudyConfig, model: Any, path: Path, points: int | Non
         axes[2].set_xlabel(_axis_label(study, names[0]))
         if study.parameters[names[0]].log:
             axes[2].set_xscale("log")
+        _choice_ticks(axes[2].set_xticks, study.parameters[names[0]].choices)
     else:
         fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
         X, Y = np.meshgrid(vals[0], vals[1], indexing="ij")
@@ -405,10 +411,18 @@ def surrogate_plot(study: StudyConfig, model: Any, path: Path, points: int | Non
             for i, setter in enumerate((ax.set_xscale, ax.set_yscale)):
                 if study.parameters[names[i]].log:
                     setter("log")
-        g = space.from_unit(grid[best][None])[0]
+            _choice_ticks(ax.set_xticks, study.parameters[names[0]].choices)
+            _choice_ticks(ax.set_yticks, study.parameters[names[1]].choices)
+        g = physical(grid[best][None])[0]
         axes[2].plot(g[0], g[1], "*", color="tab:red", ms=14)
     fig.suptitle(f"{study.name}: {model.origin}", fontsize=8)
     return _save(fig, path)
+
+
+def _choice_ticks(set_ticks: Any, choices: list[Any] | None) -> None:
+    """Tick a categorical axis (unit-cube coordinates) with its choices at their bins' centres."""
+    if choices is not None:
+        set_ticks([(j + 0.5) / len(choices) for j in range(len(choices))], [str(c) for c in choices])
 
 
 def holdout_plot(study: StudyConfig, held: list[Any], path: Path) -> Path:

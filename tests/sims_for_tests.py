@@ -158,3 +158,9 @@ def mixed(params, n, seed, noise=0.05):
     t_term = (params["t"] - 0.7) ** 2 if active else 0.5
     mean = MIXED_OFFSETS[params["absorber"]] + (params["x"] - 0.3) ** 2 + t_term
     return mean + noise * np.random.default_rng(seed).standard_normal(n)
+
+
+def by_choice(params, n, seed):
+    """``MIXED_OFFSETS[absorber] + (x - 0.3)²`` with a little noise: a 2-D mixed problem."""
+    mean = MIXED_OFFSETS[params["absorber"]] + (params["x"] - 0.3) ** 2
+    return mean + 0.05 * np.random.default_rng(seed).standard_normal(n)

@@ -253,6 +253,18 @@ def test_status_export_report_and_sample_render_a_mixed_campaign(tmp_path: Path,
     assert all(p["absorber"] in ABSORBERS for p in result["proposals"])
 
 
+def test_surrogate_view_of_a_two_parameter_mixed_study_is_drawn(tmp_path: Path) -> None:
+    from optimizer.cli import main
+
+    data = base_study(parameters={"absorber": {"choices": ABSORBERS}, "x": {"low": 0.0, "high": 1.0}},
+                      simulator={"name": "sims_for_tests:by_choice", "samples_per_call": 20},
+                      objectives={"y": {"statistic": "mean"}}, budget={"calls": 8, "initial_design": 6},
+                      strategy={"name": "wugo", "options": FAST_OPTIONS["wugo"]})
+    camp = _run(tmp_path, data)
+    assert main(["report", str(camp.root), "--output", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "surrogate.png").stat().st_size > 0
+
+
 # -- the calorimeter's materials --------------------------------------------------------------------------
 def test_calorimeter_takes_materials_and_light_yield_as_parameters() -> None:
     from simulators.calorimeter import SamplingCalorimeter
