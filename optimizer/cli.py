@@ -286,7 +286,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.params:
             for f in front:
                 say(f"call {f.call_id}{' (knee)' if f.knee else ''}: " + ", ".join(
-                    f"{k}={_fmt(v)}{study.parameters[k].unit and ' ' + study.parameters[k].unit}" for k, v in f.params.items()))
+                    f"{k}={_fmt(v)}{study.parameters[k].unit and v is not None and ' ' + study.parameters[k].unit or ''}"
+                    for k, v in f.params.items()))
         for line in format_hypervolume(study, summary["hypervolume"]):
             say(line)
     else:

@@ -44,6 +44,10 @@ from simulators.base import (
 from simulators.physics import MATERIALS, Material, gamma_cdf
 
 E_SCALE = 21.2052  # MeV, Molière's scale energy
+#: Price of one m² of active layer relative to scintillator's ``active_price``, placeholders like the other prices:
+#: liquid argon needs a cryostat, silicon sensors cost tens of times plastic per area. Without them a study that
+#: chooses the active medium would always pick the densest sampling at the same price.
+ACTIVE_PRICE_FACTOR = {"scintillator": 1.0, "LAr": 2.0, "Si": 50.0}
 WIGMANS = 0.027  # σ/E·√E per √(mm of active layer / f_samp)
 
 
@@ -163,7 +167,8 @@ class SamplingCalorimeter(Simulator):
         photostatistics: photo-electrons per GeV of reconstructed energy (0: off).
         noise: electronic noise per layer (GeV, reconstructed scale).
         segments: longitudinal segments whose energies are outputs ``seg1 …``.
-        active_price: price per m² of one active layer; channel_price: per layer (readout);
+        active_price: price per m² of one scintillator layer (other media: × ``ACTIVE_PRICE_FACTOR``);
+            channel_price: per layer (readout);
             the absorber's price per kg comes from the material table. Placeholders in arbitrary units.
         device, chunk: as for every torch simulator here.
     """
@@ -254,9 +259,10 @@ class SamplingCalorimeter(Simulator):
         med, n, width = self.layout(params)
         v = {**self.design, **params}
         area = (2 * width / 100) ** 2  # m²
-        absorber = self.materials(params)[0]
+        absorber, active = self.materials(params)
         mass = n * area * float(v["t_abs"]) / 1000 * absorber.density * 1000  # kg
-        cost = mass * absorber.price + n * (area * self.active_price + self.channel_price)
+        active_price = self.active_price * ACTIVE_PRICE_FACTOR.get(active.name, 1.0)
+        cost = mass * absorber.price + n * (area * active_price + self.channel_price)
         return {"cost": cost, "mass": mass, "depth_x0": n * med.layer_x0,
                 "length": n * (float(v["t_abs"]) + float(v["t_act"])) / 10, "sampling_fraction": med.f_samp,
                 "sampling_term": med.a_samp, "moliere_radius": med.moliere_mm / 10}

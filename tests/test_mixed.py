@@ -273,6 +273,7 @@ def test_calorimeter_takes_materials_and_light_yield_as_parameters() -> None:
     base = {"t_abs": 2.0, "t_act": 4.0, "n_layers": 40, "half_width": 10.0}
     assert sim.quantities_at({**base, "absorber": "W"})["mass"] > 1.5 * sim.quantities_at(base)["mass"]  # W vs Pb
     assert sim.quantities_at({**base, "absorber": "Pb"}) == sim.quantities_at(base)  # the option's default
+    assert sim.quantities_at({**base, "active": "Si"})["cost"] > 5 * sim.quantities_at(base)["cost"]  # sensors
     lar = sim.simulate({**base, "active": "LAr"}, 200, 1).samples
     sci = sim.simulate(base, 200, 1).samples
     assert not np.allclose(lar, sci)
