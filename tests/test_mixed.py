@@ -187,6 +187,26 @@ def test_every_strategy_proposes_valid_choices(name: str, tmp_path: Path) -> Non
     assert any(r.origin == "strategy" for r in records.values())
 
 
+@pytest.mark.parametrize("name", ["cmaes", "gp"])
+def test_an_interrupted_mixed_campaign_resumes_to_the_same_designs(name: str, tmp_path: Path) -> None:
+    """Choices and inactive parameters read back from the journal as they were written: a resumed campaign
+    proposes what an uninterrupted one does."""
+    from test_campaign import InterruptAfter
+
+    data = mixed_study(strategy={"name": name, "options": FAST_OPTIONS.get(name, {})},
+                       budget={"calls": 10, "initial_design": 4}, execution={"backend": "inline", "max_concurrent": 1})
+    whole = _run(tmp_path, data, "whole").records()
+    path = tmp_path / "parts.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    study, text = load_study(path)
+    camp = Campaign.create(tmp_path / "parts", study, text, source=str(path))
+    assert run_campaign(camp, study, source=str(path), executor=InterruptAfter(study, k=6, capacity=1)).stopped \
+        == "interrupted"
+    run_campaign(Campaign.open(camp.root), study, source=str(path))
+    parts = camp.records()
+    assert [r.params for _, r in sorted(parts.items())] == [r.params for _, r in sorted(whole.items())]
+
+
 def test_journal_records_choices_and_null_for_inactive(tmp_path: Path) -> None:
     camp = _run(tmp_path, mixed_study(budget={"calls": 12, "initial_design": 12}))
     events = [json.loads(line) for line in (camp.root / "journal.jsonl").read_text().splitlines()]
