@@ -31,7 +31,8 @@ from optimizer.errors import CampaignError, InfrastructureError, StudyError
 from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import CHOOSING, COMPILING, FITTING, NullReporter, Reporter
-from optimizer.recommend import ConfirmSkippedWarning, confirm_label, recommend
+from optimizer.recommend import (ConfirmSkippedWarning, RecommendationFallbackWarning, confirm_label, recommend,
+                                 recommend_cached)
 from optimizer.records import (  # noqa: F401 - re-exported
     META_FILE, STRATEGY_STATE, STUDY_FILE, CampaignView, best_so_far, build_history, charged, finished_calls,
     is_lost_for_good,
@@ -373,6 +374,8 @@ class CampaignSummary:
     stopped: str  # "budget" | "strategy" | "lost" | "interrupted" (errors are raised, not returned)
     finished: int = 0  # finished calls charged to the budget (`optimizer.records.finished_calls`)
     budget: int = 0
+    #: One objective: the model-based recommendation (``Recommendation.as_dict`` plus ``objective``), else None.
+    recommended: dict[str, Any] | None = None
 
 
 #: Strategies built on BoTorch (auto chooses gp or turbo): their first acquisition optimisation in a process
@@ -415,9 +418,10 @@ def run_campaign(
             storage.check_fresh_start()
         for r in records.values():  # stored coordinates follow the current bounds (a --force change)
             r.unit = space.to_unit(space.from_params(r.params)).tolist()
-        if meta.get("outputs") != list(sim.outputs):
-            # reports read output names from here, without importing a user's simulator module
-            campaign._write_meta({**meta, "outputs": list(sim.outputs)})
+        known = {"outputs": list(sim.outputs), "known_optima": sim.known_optima(), "optimum_value": sim.optimum_value()}
+        if any(meta.get(k, "unset") != v for k, v in known.items()):
+            # reports and status read these from here, without importing (or building) the simulator
+            campaign._write_meta({**meta, **known})
         # Calls that were in flight when a previous driver died, or failed with retries left, run again.
         rerun: deque[CallRecord] = deque(r for _, r in sorted(records.items()) if not r.done)
         baselines = deque(b for b in study.baselines if b.name not in {r.label for r in records.values() if r.origin == "baseline"})
@@ -627,6 +631,12 @@ def run_campaign(
             if stopped in ("budget", "strategy", "lost"):
                 storage.append({"event": "campaign", "action": "finished", "stopped": stopped})
             storage.close()
+        recommended = None
+        if len(study.objectives) == 1 and stopped != "interrupted":  # Ctrl-C ends now; status recommends later
+            with warnings.catch_warnings():  # a fallback says why in the end line itself
+                warnings.simplefilter("ignore", RecommendationFallbackWarning)
+                final = recommend_cached(study, records.values(), campaign.root)
+            recommended = None if final is None else {"objective": final.objective, **final.as_dict()}
         summary = CampaignSummary(
             root=campaign.root,
             calls=len(records),
@@ -637,6 +647,7 @@ def run_campaign(
             stopped=stopped,
             finished=finished_calls(records.values()),
             budget=budget,
+            recommended=recommended,
         )
         reporter.end(summary)
         return summary

@@ -191,9 +191,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                  for k, v in best.items()},
     }
     if len(study.objectives) == 1:  # several objectives report a Pareto front instead
-        from optimizer.recommend import recommend
+        from optimizer.recommend import recommend_cached
 
-        recs = {k: recommend(study, records.values(), k) for k in study.objectives}
+        recs = {k: recommend_cached(study, records.values(), camp.root, k) for k in study.objectives}
         summary["recommended"] = {k: None if r is None else r.as_dict() for k, r in recs.items()}
     front: list[Any] = []
     if len(study.objectives) > 1:
@@ -207,11 +207,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         summary["hypervolume"] = hypervolume_summary(study, records)
     # Benchmarks know their optimum: report how close the campaign got (never used by strategies).
     # Only detopt's own simulators: a campaign directory never makes status import a user's module.
-    optima = None
-    if registered_simulator(study):
+    meta = camp.meta()
+    optima, optimum_value = meta.get("known_optima"), meta.get("optimum_value")
+    if "known_optima" not in meta and registered_simulator(study):  # written before the driver recorded them
         try:
             sim = build_simulator(study.simulator)
-            optima = sim.known_optima()
+            optima, optimum_value = sim.known_optima(), sim.optimum_value()
         except DetoptError:
             optima = None
     if optima:
@@ -223,7 +224,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             theta = np.array([[r.params[n] for n in study.parameters] for r in pts])
             dist = np.linalg.norm(theta[:, None, :] - opt[None], axis=-1).min()
             summary["distance_to_optimum"] = float(dist)
-            summary["optimum_value"] = sim.optimum_value()
+            summary["optimum_value"] = optimum_value
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
         return 0

@@ -25,6 +25,7 @@ class CampaignSummary(Protocol):
     stopped: str
     finished: int
     budget: int
+    recommended: dict[str, Any] | None
 
 
 #: Phases of the strategy's work between calls, named by the loop (``Reporter.phase``).
@@ -124,10 +125,22 @@ class Reporter:
     def end(self, summary: CampaignSummary) -> None: ...
 
 
-def end_lines(summary: CampaignSummary, best: str) -> list[str]:
+def format_recommended(rec: dict[str, Any], study: StudyConfig | None = None) -> str:
+    """``recommended NAME = mean ± std UNIT at call N (method)``: the design a single-objective campaign reports."""
+    name = rec["objective"]
+    unit = study.objectives[name].unit if study is not None and name in study.objectives else ""
+    why = f"; {rec['reason']}" if rec.get("reason") else ""
+    return (f"recommended {name} = {rec['mean']:.6g} ± {rec['std']:.2g}{' ' + unit if unit else ''} at call "
+            f"{rec['call']} ({rec['method']}{why})")
+
+
+def end_lines(summary: CampaignSummary, best: str, study: StudyConfig | None = None) -> list[str]:
     """The end-of-run lines: what ran, what it found, and what to run next."""
     failed = f", {summary.failed} failed" if summary.failed else ""
     more = ", baselines included" if summary.completed + summary.failed > summary.finished else ""
+    rec = summary.recommended
+    if rec is not None:  # under noise the best observed value is an optimistic draw: the model's choice leads
+        best = f"{format_recommended(rec, study)}; {best.replace('best: ', 'best observed: ', 1)}"
     head = (f"{summary.stopped}: {summary.finished}/{summary.budget} calls finished ({summary.completed} completed"
             f"{failed}{more}) in {format_duration(summary.wall_s)}; {best}")
     if summary.stopped == "interrupted":
@@ -205,7 +218,7 @@ class LineReporter(Reporter):
         return self.study is not None and len(self.study.objectives) > 1
 
     def end(self, summary: CampaignSummary) -> None:
-        for line in end_lines(summary, f"{'' if self._multi else 'best: '}{self._best(summary.best)}"):
+        for line in end_lines(summary, f"{'' if self._multi else 'best: '}{self._best(summary.best)}", self.study):
             self._say(f"[detopt] {line}")
 
 

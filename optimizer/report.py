@@ -557,7 +557,7 @@ figure{{display:block;margin:1.5em 0}}img{{max-width:100%;height:auto}}figcaptio
 
 
 def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: int | None,
-                  held: list[Any] | None = None) -> dict[str, str]:
+                  held: list[Any] | None = None, root: Path | None = None) -> dict[str, str]:
     """The report's text summary: what ran, what it cost, what it found (and whether G can be trusted)."""
     from optimizer.records import best_so_far
     from optimizer.results import compute_hours
@@ -596,7 +596,7 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
             params = ", ".join(f"{p}={r.params[p]:.4g}" for p in list(study.parameters)[:6])
             more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
             facts[f"best {name}"] = f"{b[0]:.6g}{err}{unit} at call {b[1]} ({params}{more})"
-            facts.update(_recommended_fact(study, records, name, unit))
+            facts.update(_recommended_fact(study, records, name, unit, root))
     else:
         from optimizer.pareto import format_hypervolume, hypervolume_summary, pareto_calls
         from optimizer.progress import format_front
@@ -616,11 +616,12 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
     return facts
 
 
-def _recommended_fact(study: StudyConfig, records: dict[int, CallRecord], name: str, unit: str) -> dict[str, str]:
+def _recommended_fact(study: StudyConfig, records: dict[int, CallRecord], name: str, unit: str,
+                      root: Path | None = None) -> dict[str, str]:
     """``recommended NAME``: the model's best evaluated design (:mod:`optimizer.recommend`), and its confirmation."""
-    from optimizer.recommend import recommend
+    from optimizer.recommend import recommend, recommend_cached
 
-    rec = recommend(study, records.values(), name)
+    rec = recommend(study, records.values(), name) if root is None else recommend_cached(study, records.values(), root, name)
     if rec is None:
         return {}
     params = ", ".join(f"{p}={rec.params[p]:.4g}" for p in list(study.parameters)[:6])
@@ -671,7 +672,7 @@ def write_report(campaign: CampaignView, out: Path, ext: str = "png", surrogate:
             held = held_out(model, study)
             if held:
                 paths.append(holdout_plot(study, held, out / f"surrogate_check.{ext}"))
-    facts = summary_facts(study, records, campaign.meta().get("budget_calls"), held)
+    facts = summary_facts(study, records, campaign.meta().get("budget_calls"), held, campaign.root)
     if surrogate:
         from optimizer.diagnostics import unavailable_offline
 
