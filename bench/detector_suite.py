@@ -62,10 +62,10 @@ def true_objective(study: Any, sim: Any, params: dict[str, Any]) -> float:
 
 def run_one(problem: str, strategy: str, seed: int, calls: int, checkpoints: list[int]) -> dict[str, Any]:
     """One seeded campaign: TRUE objective of the recommendation at each checkpoint, infeasible fraction."""
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
 
     study, recs, wall = run_study(PROBLEMS[problem], STRATEGIES[strategy], seed, calls)
-    sim = build_simulator(study.simulator)
+    sim = simulator_args(study.simulator).build()
     name, obj = next(iter(study.objectives.items()))
     sign = minimisation_sign(obj.direction)
     true, recommended, particles = {}, {}, {}

@@ -28,7 +28,7 @@ import numpy as np
 from optimizer import __version__
 from optimizer.constraints import quantity_oracle
 from optimizer.errors import CampaignError, InfrastructureError, StudyError
-from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
+from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, simulator_args
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import CHOOSING, COMPILING, FITTING, NullReporter, Reporter
 from optimizer.recommend import ConfirmSkippedWarning, confirm_label, recommend
@@ -194,7 +194,7 @@ class Campaign(CampaignView):
         if not done or not (redo or constraints_changed):
             return {}
         from_samples = any(new_metrics[n].statistic != "quantity" for n in redo)
-        outputs = list(build_simulator(study.simulator).outputs) if from_samples else []
+        outputs = list(simulator_args(study.simulator).build().outputs) if from_samples else []
         out: dict[str, dict[str, Any]] = {}
         for r in done:
             metrics, sems = {}, {}
@@ -313,9 +313,10 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Simulator, St
     space = SearchSpace(study.parameters)
     if ":" in study.simulator.name:
         add_study_paths(source)
-    sim = build_simulator(study.simulator, source)
+    sim = simulator_args(study.simulator).build(source)  # the run's one instance in the driver
     check_simulator(study, sim, source)
     strategy = make_strategy(study, space, source)
+    strategy.set_simulator(sim)
     oracle = quantity_oracle(study, space, sim, source)
     if oracle is not None:
         strategy.set_feasibility(oracle)

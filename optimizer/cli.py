@@ -167,7 +167,7 @@ def _table(title: str, cols: list[str], cells: list[list[str]], essential: int, 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from optimizer.diagnostics import registered_simulator
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
     from optimizer.records import CampaignView, best_so_far, charged, finished_calls, is_lost_for_good
     from optimizer.results import call_rows, column_units, compute_hours, particles
 
@@ -210,7 +210,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     optima = None
     if registered_simulator(study):
         try:
-            sim = build_simulator(study.simulator)
+            sim = simulator_args(study.simulator).build()
             optima = sim.known_optima()
         except DetoptError:
             optima = None

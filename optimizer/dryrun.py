@@ -107,7 +107,7 @@ def dry_run(study: StudyConfig, source: str, say: Any = print) -> DryRun:
         DetoptError: the timed call failed (its first error line), or its metrics cannot be computed.
     """
     from optimizer.campaign import call_seed, prepare
-    from optimizer.executors import CallRequest, execute_call
+    from optimizer.executors import CallRequest, execute_call, simulator_args
     from optimizer.metrics import evaluate_metric
 
     space, sim, strategy, init = prepare(study, source)
@@ -117,7 +117,7 @@ def dry_run(study: StudyConfig, source: str, say: Any = print) -> DryRun:
         params, where = space.to_params(space.from_unit(np.full(space.dim, 0.5))), "the centre of the space"
     n = study.simulator.samples_per_call
     say(f"timing one call at {where} with {n} samples ...")
-    out = execute_call(study.simulator.model_dump(), CallRequest(0, 1, params, n, call_seed(study.seed, 1)),
+    out = execute_call(simulator_args(study.simulator), CallRequest(0, 1, params, n, call_seed(study.seed, 1)),
                        max(1, int(study.execution.num_cpus)))
     if out.status != "completed" or out.samples is None:
         first = (out.error or out.status).splitlines()[0]

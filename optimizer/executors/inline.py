@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
-from typing import Any
 
-from optimizer.executors.base import CallOutcome, CallRequest, Executor, execute_call
+from optimizer.executors.base import CallOutcome, CallRequest, Executor, execute_call, simulator_args
 from optimizer.study import Execution, SimulatorSpec
 
 
@@ -17,7 +16,7 @@ class InlineExecutor(Executor):
     capacity = 1
 
     def __init__(self, simulator: SimulatorSpec, execution: Execution, workdir: Path | None = None) -> None:
-        self._spec: dict[str, Any] = simulator.model_dump()
+        self._simulator = simulator_args(simulator)
         self._threads = max(1, int(execution.num_cpus))
         self._queue: deque[CallRequest] = deque()
 
@@ -27,7 +26,7 @@ class InlineExecutor(Executor):
     def wait(self, timeout: float | None = None) -> list[CallOutcome]:
         if not self._queue:
             return []
-        return [execute_call(self._spec, self._queue.popleft(), self._threads)]
+        return [execute_call(self._simulator, self._queue.popleft(), self._threads)]
 
     def in_flight(self) -> int:
         return len(self._queue)

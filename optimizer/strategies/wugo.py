@@ -180,8 +180,6 @@ class WUGOStrategy(Strategy):
 
     def _build(self, k: int) -> Surrogate:
         """A fresh surrogate and distance bank for ``k`` outputs, and the simulator for exact quantities."""
-        from optimizer.executors import build_simulator
-
         self.surrogate = surrogate = self.new_surrogate(k)
         # sliced distances for k > 1 outputs: 4 directions per output, at most 32
         L = self.cfg["projections"] or min(32, 4 * k)
@@ -189,10 +187,16 @@ class WUGOStrategy(Strategy):
         if self.offline_outputs is not None:
             self._sim, self.outputs = None, list(self.offline_outputs)
             return surrogate
-        try:
-            self._sim = build_simulator(self.study.simulator)
-            self.outputs = list(self._sim.outputs)
-        except Exception:  # noqa: BLE001 - a study-less test history: outputs by position
+        if self.simulator is None:  # used outside a campaign: build the study's simulator here
+            from optimizer.executors import simulator_args
+
+            try:
+                self.set_simulator(simulator_args(self.study.simulator).build())
+            except Exception:  # noqa: BLE001 - a study-less test history: outputs by position
+                pass
+        if self.simulator is not None:
+            self._sim, self.outputs = self.simulator, list(self.simulator.outputs)
+        else:
             self._sim, self.outputs = None, [f"y{i}" for i in range(k)]
         return surrogate
 
