@@ -348,6 +348,34 @@ class StrategyConformance:
         x = np.asarray(strategy.ask(h, self.none(space), 3))
         _check_valid(x, space, 3)
 
+    def test_leaves_global_random_state_alone(self, make_strategy: StrategyFactory, space: SearchSpace,
+                                              study: StudyConfig) -> None:
+        """Building, telling and asking never touch the caller's global torch or numpy streams (a seeded
+        strategy seeds its own generators, or forks the global one and restores it)."""
+        torch_state, np_state = _global_random_state()
+        strategy = make_strategy(space, study, 0)
+        h = self.make_history(space, 6)
+        strategy.tell(h)
+        strategy.ask(h, self.none(space), 2)
+        _check_random_state_unchanged(torch_state, np_state)
+
+
+def _global_random_state() -> tuple[Any, Any]:
+    """The caller's global torch and numpy random states (torch is imported first, so a strategy that
+    imports it later cannot hide a reseed behind its import)."""
+    import torch
+
+    return torch.get_rng_state(), np.random.get_state(legacy=True)
+
+
+def _check_random_state_unchanged(torch_state: Any, np_state: Any) -> None:
+    import torch
+
+    assert torch.equal(torch.get_rng_state(), torch_state), "the global torch random state changed"
+    after = np.random.get_state(legacy=True)
+    assert isinstance(after, tuple) and isinstance(np_state, tuple)
+    assert np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:], "the global numpy random state changed"
+
 
 # -- executors ----------------------------------------------------------------------------------------
 #: How long the sleeping simulator sleeps, and the ``execution.timeout`` that must cut it short: far apart,
@@ -676,15 +704,9 @@ class SurrogateConformance:
 
     def test_leaves_global_random_state_alone(self, make_surrogate: SurrogateFactory) -> None:
         """Building, fitting and sampling with a generator never touch the caller's torch or numpy streams."""
-        import torch
-
         theta, y = theta_data(2, 1, self.N, self.n, 0)
-        torch_state, np_state = torch.get_rng_state(), np.random.get_state(legacy=True)
+        torch_state, np_state = _global_random_state()
         surrogate = make_surrogate(2, 1, 0)
         surrogate.fit(theta, y)
         surrogate.sample(theta[:2], 4, generator=self._gen(0))
-        assert torch.equal(torch.get_rng_state(), torch_state), "the global torch random state changed"
-        after = np.random.get_state(legacy=True)
-        assert isinstance(after, tuple) and isinstance(np_state, tuple)
-        assert np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:], \
-            "the global numpy random state changed"
+        _check_random_state_unchanged(torch_state, np_state)

@@ -186,6 +186,16 @@ class GPStrategy(Strategy):
         return fns
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """``[n, d]`` points maximising the acquisition, with ``pending [p, d]`` as points already being evaluated.
+
+        Seeded from the study seed and the calls issued, inside a forked torch stream: the caller's global
+        torch random state is unchanged.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0]))
+            return self._ask(history, pending, n)
+
+    def _ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         from botorch.acquisition import qUpperConfidenceBound
         from botorch.acquisition.logei import qLogExpectedImprovement, qLogNoisyExpectedImprovement
         from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
@@ -197,7 +207,6 @@ class GPStrategy(Strategy):
         if len(history) == 0:  # every call so far failed: keep exploring space-filling until one completes
             return self.feasible_sobol(history.n_issued, n)
         gp = self.model(history)
-        torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0]))
         X = torch.as_tensor(history.theta, dtype=torch.float64)
         X_pending = torch.as_tensor(pending, dtype=torch.float64) if len(pending) else None
         sampler = SobolQMCNormalSampler(torch.Size([self.opt["mc_samples"]]), seed=self.seed + history.n_issued)

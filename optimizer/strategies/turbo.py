@@ -41,6 +41,9 @@ IMPROVEMENT_FRACTION = 1e-3
 PERTURB_DIMS = 20.0
 #: Sobol candidate batches scanned when the quantity constraints reject every candidate in the box.
 MAX_CANDIDATE_BATCHES = 20
+#: Key offset between those batches: a prime above any budget in calls, so batch ``b`` of one ask never
+#: reuses the candidate stream of a later ask (whose key is its own issued count).
+CANDIDATE_BATCH_STRIDE = 7919
 
 
 class TrustRegionFallback(UserWarning):
@@ -160,7 +163,7 @@ class TurboStrategy(GPStrategy):
         lb, ub = self.box(gp, centre, tr.length)
         X = np.zeros((0, self.space.dim))
         for b in range(MAX_CANDIDATE_BATCHES):
-            cand = self.candidates(centre, lb, ub, history.n_issued + b * 7919)
+            cand = self.candidates(centre, lb, ub, history.n_issued + b * CANDIDATE_BATCH_STRIDE)
             X = np.vstack([X, cand[np.asarray(self.feasible(cand), dtype=bool)]])
             if len(X) >= min(self.n_candidates, 4 * n):
                 break
@@ -168,14 +171,15 @@ class TurboStrategy(GPStrategy):
             warnings.warn(f"only {len(X)} of {MAX_CANDIDATE_BATCHES * self.n_candidates} trust-region candidates satisfy "
                           "the quantity constraints; filling with feasible Sobol points", TrustRegionFallback, stacklevel=2)
             X = np.vstack([X, self.feasible_sobol(history.n_issued, n - len(X))])
-        torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued, 2]).generate_state(1)[0]))
-        model = gp
-        if len(pending):
-            sampler = SobolQMCNormalSampler(torch.Size([1]), seed=self.seed + history.n_issued)
-            model = gp.fantasize(torch.as_tensor(pending, dtype=torch.float64), sampler=sampler)
-        Xt = torch.as_tensor(X, dtype=torch.float64)
-        with torch.no_grad():
-            Z = model.posterior(Xt).rsample(torch.Size([n])).reshape(n, len(X), -1)  # [n, Ncand, m + c]
+        with torch.random.fork_rng(devices=[]):  # seeded Thompson draws; the caller's torch stream is left alone
+            torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued, 2]).generate_state(1)[0]))
+            model = gp
+            if len(pending):
+                sampler = SobolQMCNormalSampler(torch.Size([1]), seed=self.seed + history.n_issued)
+                model = gp.fantasize(torch.as_tensor(pending, dtype=torch.float64), sampler=sampler)
+            Xt = torch.as_tensor(X, dtype=torch.float64)
+            with torch.no_grad():
+                Z = model.posterior(Xt).rsample(torch.Size([n])).reshape(n, len(X), -1)  # [n, Ncand, m + c]
         return X[self.thompson_pick(Z)]
 
     def thompson_pick(self, Z: Tensor) -> list[int]:
