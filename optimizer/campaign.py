@@ -219,6 +219,11 @@ class Campaign(CampaignView):
         return out
 
     def set_budget(self, calls: int) -> None:
+        """Set the campaign's total budget to ``calls`` (``resume --budget``); the journal is untouched.
+
+        Raises:
+            CampaignError: ``calls`` is not positive.
+        """
         if calls < 1:
             raise CampaignError(f"--budget: {calls} is not a positive number of calls")
         meta = self.meta()
@@ -286,6 +291,11 @@ def check_simulator(study: StudyConfig, sim: Simulator, source: str) -> None:
 
 
 def make_strategy(study: StudyConfig, space: SearchSpace, source: str) -> Strategy:
+    """The strategy the study names, with its options checked.
+
+    Raises:
+        StudyError: unknown name or bad options, naming the ``strategy`` field.
+    """
     try:
         cls = STRATEGIES.get(study.strategy.name)
     except KeyError as err:
@@ -331,6 +341,11 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Simulator, St
 
 
 def make_executor(study: StudyConfig, workdir: Path | None) -> Executor:
+    """The executor ``execution.backend`` names, given the study's simulator and execution sections.
+
+    Args:
+        workdir: the folder workers may keep scratch files in (the study's folder), or ``None``.
+    """
     return EXECUTORS.get(study.execution.backend)(study.simulator, study.execution, workdir)
 
 
@@ -365,6 +380,11 @@ def restore_strategy(campaign: Campaign, strategy: Strategy) -> bool:
 
 @dataclass
 class CampaignSummary:
+    """How a run of :func:`run_campaign` ended: calls recorded, the best values, and why it stopped.
+
+    ``best`` maps each objective to ``(value, call id)`` of the best feasible completed call (``None`` if none).
+    """
+
     root: Path
     calls: int
     completed: int

@@ -48,6 +48,7 @@ class DryRun:
 
 
 def format_seconds(s: float) -> str:
+    """A timing for the dry-run summary: milliseconds below 1 s, then seconds, minutes (from 90 s) or hours (from 1.5 h)."""
     if s < 1:
         return f"{s * 1000:.0f} ms"
     if s < 90:
@@ -162,6 +163,7 @@ def dry_run(study: StudyConfig, source: str, say: Any = print) -> DryRun:
 
 
 def print_dry_run(study: StudyConfig, res: DryRun, out_dir: Path, say: Any = print) -> None:
+    """Print the dry run through ``say``: one call's and one decision's timings, the workers and the estimated wall time."""
     base = f" + {res.baselines} baselines" if res.baselines else ""
     say(f"study {study.name}: valid; {res.calls} calls{base}, strategy {study.strategy.name}, "
         f"backend {study.execution.backend}")

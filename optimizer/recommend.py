@@ -69,6 +69,10 @@ class Recommendation:
     model: Any = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
+        """The recommendation as JSON-ready data (``status --json``): call, params, predicted and observed values, method.
+
+        ``reason`` and ``confirmation`` are included only when set; the fitted model is left out.
+        """
         out = {k: getattr(self, k) for k in ("call", "params", "mean", "std", "observed", "observed_sem", "method")}
         if self.reason:
             out["reason"] = self.reason

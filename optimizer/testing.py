@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 
 def params_inside(sim: Any, rng: np.random.Generator, bounds: dict[str, tuple[float, float]] | None = None) -> dict[str, float]:
+    """A valid θ for ``sim``: its ``default_params()`` if it has them, else each parameter uniform in ``bounds`` (default ±1)."""
     default = sim.default_params() if hasattr(sim, "default_params") else None
     if default:
         return dict(default)
@@ -92,6 +93,7 @@ class SimulatorConformance:
 
     @pytest.fixture
     def simulator_params(self, simulator: Any) -> dict[str, float]:
+        """The θ the checks simulate at (override for a simulator whose parameters need other values)."""
         return params_inside(simulator, np.random.default_rng(0))
 
     def test_declares_outputs(self, simulator: Any) -> None:
@@ -214,10 +216,12 @@ class StrategyConformance:
 
     @pytest.fixture
     def study(self) -> StudyConfig:
+        """The study the strategies are built for: :func:`conformance_study` unless overridden."""
         return conformance_study()
 
     @pytest.fixture
     def space(self, study: StudyConfig) -> SearchSpace:
+        """The search space of ``study``."""
         return SearchSpace(study.parameters)
 
     @staticmethod
@@ -237,6 +241,7 @@ class StrategyConformance:
 
     @staticmethod
     def none(space: SearchSpace) -> np.ndarray:
+        """No pending points: a ``[0, d]`` array."""
         return np.zeros((0, space.dim))
 
     def test_proposals_in_unit_cube(self, make_strategy: StrategyFactory, space: SearchSpace,

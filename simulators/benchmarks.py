@@ -24,6 +24,7 @@ from torch import Tensor
 
 from simulators.base import Simulator, emulate_cost
 
+#: Offset inside the log of the log-transformed variants, so a response of exactly 0 (at the minimum) stays finite.
 LOG_EPS = 1e-8
 
 
@@ -94,6 +95,8 @@ class Benchmark(Simulator):
 
 
 class ThreeHumpCamel(Benchmark):
+    """Textbook three-hump camel in 2-D, ``2a² − 1.05a⁴ + a⁶/6 + ab + b²``: minimum 0 at the origin."""
+
     def f(self, x: Tensor) -> Tensor:
         a, b = x[..., 0], x[..., 1]
         return 2 * a**2 - 1.05 * a**4 + a**6 / 6 + a * b + b**2
@@ -148,6 +151,8 @@ class Himmelblau(Benchmark):
 
 
 class Rosenbrock(Benchmark):
+    """Textbook Rosenbrock valley in any dimension (default 8) on ``[-2, 2]^d``: minimum 0 at ``(1, …, 1)``."""
+
     variable_dim = True
     default_dim = 8
     domain = (-2.0, 2.0)
@@ -186,7 +191,7 @@ class _Paper:
 
 
 class ThreeHumpCamelPaper(_Paper, ThreeHumpCamel):
-    pass
+    """The three-hump camel as the WU-GO code uses it: the textbook function, observed as ``log(f + LOG_EPS)``."""
 
 
 class AckleyPaper(_Paper, Benchmark):
@@ -219,11 +224,11 @@ class LeviPaper(_Paper, Levi):
 
 
 class HimmelblauPaper(_Paper, Himmelblau):
-    pass
+    """Himmelblau as the WU-GO code uses it: the textbook function (four minima), observed as ``log(f + LOG_EPS)``."""
 
 
 class RosenbrockPaper(_Paper, Rosenbrock):
-    pass
+    """Rosenbrock as the WU-GO code uses it: the textbook function, observed as ``log(f + LOG_EPS)``."""
 
 
 class StyblinskiTangPaper(_Paper, StyblinskiTang):

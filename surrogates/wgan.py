@@ -31,6 +31,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 class ConditionalWGAN(Surrogate):
+    """Conditional WGAN-GP G(z, θ) → y for ``dim`` parameters and ``k`` outputs (see the module docstring for the presets).
+
+    Args:
+        dim: θ dimension (unit cube).
+        k: output columns.
+        seed: seeds the initial weights and each fit's minibatch stream.
+        preset: ``"paper"`` (the public WU-GO code) or ``"fast"``.
+        theta_low, theta_high: the study's bounds, so θ enters in its own units as in the paper (``None``: unit cube).
+        overrides: any hyperparameter of the preset (``lr``, ``steps``, ``latent``...).
+    """
+
     def __init__(self, dim: int, k: int, seed: int = 0, preset: str = "paper",
                  theta_low: list[float] | None = None, theta_high: list[float] | None = None, **overrides: Any) -> None:
         super().__init__(dim, k, seed)

@@ -13,6 +13,11 @@ from optimizer.study import Execution, SimulatorSpec
 
 
 class InlineExecutor(Executor):
+    """Runs each call in the driver process, one at a time, when :meth:`wait` is called (no workers, no timeout).
+
+    The simulator is built here once per process from the study's name and options, as a worker would.
+    """
+
     capacity = 1
 
     def __init__(self, simulator: SimulatorSpec, execution: Execution, workdir: Path | None = None) -> None:
