@@ -81,6 +81,7 @@ class Benchmark(Simulator):
         return torch.tensor([float(params[name]) for name in self.parameters], dtype=torch.float64)
 
     def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray:
+        """``[n, 1]`` samples: the noise-free response at θ plus :meth:`noise`, drawn from a generator seeded by ``seed``."""
         emulate_cost(self.delay_s)
         x = self._theta(params)
         gen = torch.Generator().manual_seed(int(seed))
@@ -273,6 +274,7 @@ class BraninCurrin(Simulator):
         return self._f.evaluate_true(x.to(torch.float64))
 
     def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray:
+        """``[n, 2]`` samples: the noise-free Branin and Currin values at θ plus Gaussian noise of ``sigma`` per column."""
         emulate_cost(self.delay_s)
         x = torch.tensor([[float(params["x1"]), float(params["x2"])]], dtype=torch.float64)
         gen = torch.Generator().manual_seed(int(seed))

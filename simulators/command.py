@@ -163,6 +163,12 @@ class CommandSimulator(Simulator):
                 raise _refuse(option, f"bad placeholder: {err} (write {{{{ }}}} for a literal brace)") from None
 
     def simulate(self, params: Mapping[str, float], n: int, seed: int) -> SimulationResult:
+        """Run the command in a fresh working folder (placeholders filled from θ, ``n`` and ``seed``) and read its output file.
+
+        Raises:
+            TransientError: the program exited with one of ``transient_exit_codes``.
+            TimeoutError: it ran longer than ``timeout``.
+        """
         wd = Path(tempfile.mkdtemp(prefix=f"detopt-{seed}-", dir=self.workdir))
         for f in self.cwd_files:
             (wd / f.name).symlink_to(f)

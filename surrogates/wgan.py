@@ -93,6 +93,11 @@ class ConditionalWGAN(Surrogate):
         optG.step()
 
     def fit(self, theta: Tensor, samples: Tensor) -> None:
+        """Train generator and critic on ``samples [N, n, k]`` at ``theta [N, d]`` (WGAN-GP, warm-started after the first fit).
+
+        ``paper``: epochs over all rows, lr × ``refit_lr_factor`` with a step schedule from the second fit;
+        ``fast``: a fixed number of generator steps on random minibatches.
+        """
         cfg = self.cfg
         N, n, k = samples.shape
         if cfg["standardize"]:
@@ -122,6 +127,7 @@ class ConditionalWGAN(Surrogate):
 
     @torch.no_grad()
     def sample(self, theta: Tensor, n: int, generator: torch.Generator | None = None, common: bool = False) -> Tensor:
+        """``theta [M, d]`` → ``[M, n, k]``: the generator at ``n`` latent draws per point (shared by all points when ``common``)."""
         M, lat = theta.shape[0], self.cfg["latent"]
         z = torch.randn(1 if common else M, n, lat, generator=generator).expand(M, n, lat)
         c = self._cond(theta)[:, None, :].expand(M, n, self.dim)

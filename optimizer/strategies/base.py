@@ -327,6 +327,7 @@ class SobolStrategy(Strategy):
     """Continues the scrambled Sobol sequence of the initial design: a space-filling baseline."""
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """The next ``n`` feasible points of the initial design's Sobol sequence (``pending`` is already in it)."""
         return self.feasible_sobol(history.n_issued, n)
 
 
@@ -334,6 +335,7 @@ class RandomStrategy(Strategy):
     """Independent uniform points (seeded by the call index, so resumes reproduce them)."""
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """``n`` uniform feasible points, from a stream seeded by the study seed and the calls issued."""
         rng = np.random.default_rng([self.seed, history.n_issued])
         out = np.zeros((0, self.space.dim))
         for _ in range(MAX_FEASIBLE_SCAN // _SCAN_CHUNK):  # rejection: draw more until n are feasible
@@ -368,5 +370,6 @@ class ListedStrategy(Strategy):
         self.offset = study.budget.initial_design
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """The next ``n`` listed designs after those already issued (fewer, then none, once the list runs out)."""
         start = history.n_issued - self.offset
         return self.designs[start : start + n]

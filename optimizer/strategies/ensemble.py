@@ -81,6 +81,11 @@ class DeepEnsembleStrategy(Strategy):
         return y, se
 
     def tell(self, history: History) -> None:
+        """Fit the ensemble on the standardised objective: each member an MLP on its own bootstrap resample.
+
+        Needs two completed calls; refits only when the calls or their values changed. Seeded inside a forked
+        torch stream, so the caller's global torch state is unchanged.
+        """
         if len(history) < 2:
             return
         y, _ = self._targets(history)
@@ -129,6 +134,11 @@ class DeepEnsembleStrategy(Strategy):
         return ei
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """``[n, d]`` points of high expected improvement under the ensemble's mean and spread, one at a time.
+
+        Each is the best of Sobol candidates refined by local perturbations, with EI damped near evaluated,
+        failed, pending and already chosen points; Sobol points until two calls have completed.
+        """
         if len(history) < 2:  # too little to fit: keep filling space until two calls completed
             return self.feasible_sobol(history.n_issued, n)
         self.tell(history)

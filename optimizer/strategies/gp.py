@@ -141,6 +141,7 @@ class GPStrategy(Strategy):
         return torch.as_tensor(Y, dtype=torch.float64), torch.as_tensor(np.maximum(sems**2, floor), dtype=torch.float64)
 
     def tell(self, history: History) -> None:
+        """Fit the GP on the completed calls (reused by the asks until the history changes); nothing to fit on none."""
         if len(history):
             self.model(history)
 

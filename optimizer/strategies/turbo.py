@@ -153,6 +153,11 @@ class TurboStrategy(GPStrategy):
         return np.where(mask, pert, centre)
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """``[n, d]`` points by Thompson sampling in the trust region around the incumbent.
+
+        Candidates perturb a few coordinates of the incumbent inside the lengthscale-scaled box; each of ``n``
+        posterior draws (fantasised over ``pending``) picks its best candidate whose drawn constraints hold.
+        """
         from botorch.sampling import SobolQMCNormalSampler
 
         if len(history) == 0:  # every call so far failed: keep exploring space-filling until one completes

@@ -201,6 +201,10 @@ class WUGOStrategy(Strategy):
         return surrogate
 
     def tell(self, history: History) -> None:
+        """Add the new calls' samples to the distance bank and refit the surrogate on all calls (warm-started).
+
+        A no-op when the calls are those of the last fit (or of a restored state).
+        """
         ids = tuple(int(c) for c in history.call_ids)
         if not ids or (ids == self._fitted_on and self.bank is not None and len(self.bank) == len(ids)):
             return
@@ -237,12 +241,18 @@ class WUGOStrategy(Strategy):
         self._model_ok = True
 
     def state_dict(self) -> dict[str, Any] | None:
+        """The fitted surrogate's weights and the calls it was fitted on (``None`` before the first fit)."""
         if self.surrogate is None:
             return None
         return {"preset": self.preset, "k": self.bank.k if self.bank else 1, "fitted_on": list(self._fitted_on),
                 "surrogate": self.surrogate.state_dict(), "model_ok": self._model_ok}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a fit saved by :meth:`state_dict`, so a resume skips refitting on the same calls.
+
+        Raises:
+            ValueError: the state is from another preset.
+        """
         if state.get("preset") != self.preset:
             raise ValueError("saved WU-GO state is from another preset")
         self._build(int(state["k"])).load_state_dict(state["surrogate"])
@@ -406,6 +416,13 @@ class WUGOStrategy(Strategy):
         return False
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """``[n, d]`` points, one at a time, minimising the surrogate's predicted objective minus κ·σ_W (σ_W: the
+        generated outputs' distance to the nearest stored call's, a novelty bonus).
+
+        Pending points count as observed with their generated outputs; several objectives are scalarised
+        (Chebyshev) with random Dirichlet weights per point. Returns no points once the stopping rule holds, Sobol points while no
+        surrogate could be fitted.
+        """
         if self._should_stop(history):
             return np.zeros((0, self.space.dim))
         if len(history) == 0:  # every call so far failed: keep exploring space-filling until one completes
