@@ -22,6 +22,8 @@ INSTANT_STRATEGIES = frozenset({"sobol", "random", "listed"})
 #: Relative spread given to the stand-in objective values, so a model can be fitted on them (a GP on a
 #: constant target is degenerate); the values only feed a timing, never a proposal that is used.
 STANDIN_SPREAD = 0.05
+#: Added to |value| before scaling by STANDIN_SPREAD, so a stand-in value of 0 still varies.
+STANDIN_ZERO_SPREAD = 1e-6
 #: Stand-in results the decision is timed on when the study has no initial design to mimic.
 MIN_STANDIN_CALLS = 4
 
@@ -87,7 +89,7 @@ def _standin_history(study: StudyConfig, init: np.ndarray, samples: np.ndarray,
 
     def cols(names: list[str]) -> np.ndarray:
         base = np.array([values[k][0] for k in names], dtype=float)
-        jitter = rng.standard_normal((n, len(names))) * STANDIN_SPREAD * (np.abs(base) + 1e-6)
+        jitter = rng.standard_normal((n, len(names))) * STANDIN_SPREAD * (np.abs(base) + STANDIN_ZERO_SPREAD)
         return (base + jitter).reshape(n, len(names))
 
     sems = np.array([values[k][1] for k in obj], dtype=float)

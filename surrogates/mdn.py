@@ -22,6 +22,9 @@ SCALE_FLOOR = 1e-3
 #: Share of an output's training values that must sit exactly on its minimum (maximum) for that value to be
 #: an atom (``clip_to_data``): a continuous output repeats its extreme value with probability ~0.
 ATOM_FRACTION = 0.01
+#: Floor of the mixture factor's diagonal relative to the largest entry of its raw matrix: a thousandth of
+#: SCALE_FLOOR, so it only rescues a rank-deficient matrix and never binds where SCALE_FLOOR does.
+DIAG_FLOOR_FRACTION = SCALE_FLOOR * 1e-3
 
 
 class MDN(Surrogate):
@@ -215,6 +218,6 @@ def _lower_factor(A: Tensor) -> Tensor:
     sign = torch.where(torch.diagonal(R, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
     Lp = (R * sign[..., :, None]).transpose(-1, -2)  # rows of R flipped to a positive diagonal
     diag = torch.diagonal(Lp, dim1=-2, dim2=-1)
-    floor = SCALE_FLOOR * 1e-3 * A.double().abs().amax(dim=(-2, -1), keepdim=False)[..., None]
+    floor = DIAG_FLOOR_FRACTION * A.double().abs().amax(dim=(-2, -1), keepdim=False)[..., None]
     Lp = torch.tril(Lp, -1) + torch.diag_embed(torch.maximum(diag, floor))
     return Lp.to(A.dtype)

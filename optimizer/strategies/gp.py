@@ -36,6 +36,12 @@ if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
 
 ACQUISITIONS = ("qlognei", "qlogei", "ucb")
+#: Floor of a known noise variance, as a fraction of the outcome's observed variance: keeps the kernel matrix
+#: invertible when a statistic has zero standard error (a deterministic cost) while the GP still fits each
+#: value to within 0.1 % of the outcome's spread.
+NOISE_FLOOR_FRACTION = 1e-6
+#: ... and an absolute floor of the variance it is a fraction of, for an outcome equal on every call.
+MIN_OUTCOME_VARIANCE = 1e-12
 
 
 class _AcqfOptions(TypedDict):
@@ -137,7 +143,7 @@ class GPStrategy(Strategy):
                 self._warned_noise = True
             return torch.as_tensor(Y, dtype=torch.float64), None
         # floor the noise: a zero-variance outcome (a deterministic cost) makes the kernel matrix singular
-        floor = 1e-6 * np.maximum(Y.var(0), 1e-12)
+        floor = NOISE_FLOOR_FRACTION * np.maximum(Y.var(0), MIN_OUTCOME_VARIANCE)
         return torch.as_tensor(Y, dtype=torch.float64), torch.as_tensor(np.maximum(sems**2, floor), dtype=torch.float64)
 
     def tell(self, history: History) -> None:

@@ -44,6 +44,11 @@ MAX_CANDIDATE_BATCHES = 20
 #: Key offset between those batches: a prime above any budget in calls, so batch ``b`` of one ask never
 #: reuses the candidate stream of a later ask (whose key is its own issued count).
 CANDIDATE_BATCH_STRIDE = 7919
+#: Default Thompson-sampling candidates: 200 per dimension, between 2000 (enough to cover a small box) and 5000
+#: (TuRBO's cap: one posterior draw over the candidates is an n_candidates² covariance).
+CANDIDATES_PER_DIM, MIN_CANDIDATES, MAX_CANDIDATES = 200, 2000, 5000
+#: Default failures before the trust region shrinks: TuRBO's max(4, d) for one point per ask.
+MIN_FAILURE_TOLERANCE = 4
 
 
 class TrustRegionFallback(UserWarning):
@@ -82,8 +87,8 @@ class TurboStrategy(GPStrategy):
         d = space.dim
         self.length_init, self.length_min, self.length_max = length_init, length_min, length_max
         self.success_tolerance = int(success_tolerance)
-        self.failure_tolerance = int(failure_tolerance if failure_tolerance is not None else max(4, d))
-        self.n_candidates = int(n_candidates if n_candidates is not None else min(5000, max(2000, 200 * d)))
+        self.failure_tolerance = int(failure_tolerance if failure_tolerance is not None else max(MIN_FAILURE_TOLERANCE, d))
+        self.n_candidates = int(n_candidates if n_candidates is not None else min(MAX_CANDIDATES, max(MIN_CANDIDATES, CANDIDATES_PER_DIM * d)))
         if self.success_tolerance < 1 or self.failure_tolerance < 1 or self.n_candidates < 1:
             raise ValueError("strategy.options: success_tolerance, failure_tolerance and n_candidates must be >= 1")
 
@@ -96,7 +101,7 @@ class TurboStrategy(GPStrategy):
 
     def trust_region(self, history: History) -> TrustRegion:
         """Replay the completed calls in call order: calls of the baselines and the initial design set the
-        best value; each later call is a success (improves by more than 1e-3·|best|) or a failure.
+        best value; each later call is a success (improves by more than ``IMPROVEMENT_FRACTION``·|best|) or a failure.
         Calls that missed an outcome constraint count as failures."""
         first = len(self.study.baselines) + self.study.budget.initial_design
         y = history.minimization_targets()[:, self.index[0]] if len(history) else np.zeros(0)
