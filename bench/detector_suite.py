@@ -126,12 +126,12 @@ def true_objective(study: Any, sim: Any, params: dict[str, Any]) -> float:
 
 def run_one(name: str, strategy: str, seed: int, calls: int, checkpoints: list[int]) -> dict[str, Any]:
     """One seeded campaign: TRUE objective of the recommendation at each checkpoint, infeasible fraction."""
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
 
     path, overrides, true_name = problem(name)
     study, recs, wall = run_study(path, STRATEGIES[strategy], seed, calls, overrides)
     spec = study.simulator if true_name is None else study.simulator.model_copy(update={"name": true_name})
-    sim = build_simulator(spec)
+    sim = simulator_args(spec).build()
     objective, obj = next(iter(study.objectives.items()))
     sign = minimisation_sign(obj.direction)
     # checkpoints count the budget's calls (initial design and strategy); the baselines are known from the start
@@ -185,14 +185,14 @@ def summarize(rows: list[dict[str, Any]], checkpoints: list[int]) -> str:
 
 def baseline_truth(name: str) -> dict[str, float]:
     """TRUE objective of each feasible baseline of a problem (the designs a physicist starts from), for reference."""
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
     from optimizer.study import validate_study
 
     path, overrides, true_name = problem(name)
     data = {**yaml.safe_load((ROOT / path).read_text()), **overrides}
     study = validate_study(data)
     spec = study.simulator if true_name is None else study.simulator.model_copy(update={"name": true_name})
-    sim = build_simulator(spec)
+    sim = simulator_args(spec).build()
     out = {}
     for b in study.baselines:
         q = sim.quantities_at(b.params)

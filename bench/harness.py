@@ -66,12 +66,12 @@ def run_study(path: str, strategy: dict[str, Any], seed: int, calls: int,
 
 def run_one(problem: str, strategy: str, seed: int, calls: int) -> dict[str, Any]:
     """One seeded campaign; returns its scores and per-iteration strategy time."""
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
 
     path, eps = PROBLEMS[problem]
     init = yaml.safe_load((ROOT / path).read_text())["budget"]["initial_design"]
     study, recs, wall = run_study(path, STRATEGIES[strategy], seed, init + calls)
-    sim = build_simulator(study.simulator)
+    sim = simulator_args(study.simulator).build()
     names = list(study.parameters)
     opt = np.array([[o[n] for n in names] for o in sim.known_optima()])
     theta = np.array([[r.params[n] for n in names] for r in recs])

@@ -28,7 +28,7 @@ import numpy as np
 from optimizer import __version__
 from optimizer.constraints import quantity_oracle
 from optimizer.errors import CampaignError, InfrastructureError, StudyError
-from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
+from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, simulator_args
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import CHOOSING, COMPILING, FITTING, NullReporter, Reporter
 from optimizer.recommend import (ConfirmSkippedWarning, RecommendationFallbackWarning, confirm_label, recommend,
@@ -195,7 +195,7 @@ class Campaign(CampaignView):
         if not done or not (redo or constraints_changed):
             return {}
         from_samples = any(new_metrics[n].statistic != "quantity" for n in redo)
-        outputs = list(build_simulator(study.simulator).outputs) if from_samples else []
+        outputs = list(simulator_args(study.simulator).build().outputs) if from_samples else []
         out: dict[str, dict[str, Any]] = {}
         for r in done:
             metrics, sems = {}, {}
@@ -220,6 +220,11 @@ class Campaign(CampaignView):
         return out
 
     def set_budget(self, calls: int) -> None:
+        """Set the campaign's total budget to ``calls`` (``resume --budget``); the journal is untouched.
+
+        Raises:
+            CampaignError: ``calls`` is not positive.
+        """
         if calls < 1:
             raise CampaignError(f"--budget: {calls} is not a positive number of calls")
         meta = self.meta()
@@ -287,6 +292,11 @@ def check_simulator(study: StudyConfig, sim: Simulator, source: str) -> None:
 
 
 def make_strategy(study: StudyConfig, space: SearchSpace, source: str) -> Strategy:
+    """The strategy the study names, with its options checked.
+
+    Raises:
+        StudyError: unknown name or bad options, naming the ``strategy`` field.
+    """
     try:
         cls = STRATEGIES.get(study.strategy.name)
     except KeyError as err:
@@ -314,9 +324,10 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Simulator, St
     space = SearchSpace(study.parameters)
     if ":" in study.simulator.name:
         add_study_paths(source)
-    sim = build_simulator(study.simulator, source)
+    sim = simulator_args(study.simulator).build(source)  # the run's one instance in the driver
     check_simulator(study, sim, source)
     strategy = make_strategy(study, space, source)
+    strategy.set_simulator(sim)
     oracle = quantity_oracle(study, space, sim, source)
     if oracle is not None:
         strategy.set_feasibility(oracle)
@@ -331,6 +342,11 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Simulator, St
 
 
 def make_executor(study: StudyConfig, workdir: Path | None) -> Executor:
+    """The executor ``execution.backend`` names, given the study's simulator and execution sections.
+
+    Args:
+        workdir: the folder workers may keep scratch files in (the study's folder), or ``None``.
+    """
     return EXECUTORS.get(study.execution.backend)(study.simulator, study.execution, workdir)
 
 
@@ -365,6 +381,11 @@ def restore_strategy(campaign: Campaign, strategy: Strategy) -> bool:
 
 @dataclass
 class CampaignSummary:
+    """How a run of :func:`run_campaign` ended: calls recorded, the best values, and why it stopped.
+
+    ``best`` maps each objective to ``(value, call id)`` of the best feasible completed call (``None`` if none).
+    """
+
     root: Path
     calls: int
     completed: int

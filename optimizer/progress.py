@@ -36,6 +36,7 @@ COMPILING = "choosing designs (compiling kernels, once)"
 
 
 def format_duration(s: float) -> str:
+    """A duration for a progress line: seconds below 90 s, minutes below 1.5 h, hours beyond."""
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:
@@ -104,7 +105,8 @@ def format_front(study: StudyConfig, records: dict[int, CallRecord], short: bool
 class Reporter:
     """Receives campaign events; the base class ignores them."""
 
-    def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None: ...
+    def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None:
+        """The loop begins: ``budget`` calls in all, ``records`` already in the journal (a resume)."""
 
     def workers(self, n: int) -> None:
         """``n`` calls run at once (for the ETA)."""
@@ -115,14 +117,17 @@ class Reporter:
     def phase_done(self, what: str, seconds: float) -> None:
         """... and finished it after ``seconds``."""
 
-    def submitted(self, rec: CallRecord) -> None: ...
+    def submitted(self, rec: CallRecord) -> None:
+        """Call ``rec`` was handed to the executor."""
 
     def note(self, text: str) -> None:
         """One line about the campaign (e.g. which strategy ``auto`` chose)."""
 
-    def finished(self, rec: CallRecord, best: Best) -> None: ...
+    def finished(self, rec: CallRecord, best: Best) -> None:
+        """Call ``rec`` was recorded (completed, failed or to be retried); ``best`` is the best so far per objective."""
 
-    def end(self, summary: CampaignSummary) -> None: ...
+    def end(self, summary: CampaignSummary) -> None:
+        """The loop stopped; ``summary`` says why and what it found."""
 
 
 def format_recommended(rec: dict[str, Any], study: StudyConfig | None = None) -> str:
@@ -282,6 +287,7 @@ class RichReporter(LineReporter):
 
 
 def default_reporter(quiet: bool = False) -> Reporter:
+    """The progress display for the CLI: none when ``quiet``, a live rich display on a terminal, plain lines otherwise."""
     if quiet:
         return Reporter()
     return RichReporter() if sys.stderr.isatty() else LineReporter()

@@ -80,7 +80,9 @@ class Recommendation:
     model: Any = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON-ready fields (``status --json``, the cache); the fitted model is left out."""
+        """The recommendation as JSON-ready data (``status --json``, the cache): call, params, predicted and
+        observed values, method. ``reason`` and ``confirmation`` are included only when set; the fitted model is left out.
+        """
         out = {k: getattr(self, k) for k in ("call", "params", "mean", "std", "observed", "observed_sem", "method")}
         if self.reason:
             out["reason"] = self.reason
@@ -110,14 +112,14 @@ def fit_gp(X: np.ndarray, y: np.ndarray, sem: np.ndarray) -> Any:
     from botorch.models.transforms import Normalize, Standardize
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
-    from optimizer.strategies.gp import _quiet_known_warnings
+    from optimizer.strategies.gp import MIN_OUTCOME_VARIANCE, NOISE_FLOOR_FRACTION, _quiet_known_warnings
 
     Xt = torch.as_tensor(X, dtype=torch.float64)
     Y = torch.as_tensor(y, dtype=torch.float64).reshape(-1, 1)
     Yvar = None
     if np.all(np.isfinite(sem)):
         # floor as in GP-BO: a zero-variance (deterministic) statistic makes the kernel matrix singular
-        floor = 1e-6 * max(float(np.var(y)), 1e-12)
+        floor = NOISE_FLOOR_FRACTION * max(float(np.var(y)), MIN_OUTCOME_VARIANCE)
         Yvar = torch.as_tensor(np.maximum(np.asarray(sem, float) ** 2, floor), dtype=torch.float64).reshape(-1, 1)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         torch.manual_seed(FIT_SEED)

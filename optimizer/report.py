@@ -57,6 +57,13 @@ def _save(fig: Any, path: Path) -> Path:
 LOG_AXIS_DECADES = 2.0
 #: Otherwise the Pareto plot's limits are these quantiles of the values (outliers drawn at the edge as arrows).
 ROBUST_QUANTILES = (0.05, 0.95)
+#: Margin beyond those limits, as a fraction of their span (so edge points are not cut by the frame).
+AXIS_PAD = 0.08
+#: Quantile levels of the surrogate check's Q-Q plot: 199 mid-range levels; the extreme 0.5 % at each end
+#: rest on a handful of samples and would dominate the plot with noise.
+QQ_LEVELS = np.linspace(0.005, 0.995, 199)
+#: Its histograms span these quantiles of the pooled samples (a far outlier would squeeze every bin).
+HIST_QUANTILES = (0.001, 0.999)
 
 
 def convergence_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
@@ -97,7 +104,7 @@ def _axis_scale(values: np.ndarray, keep: np.ndarray) -> tuple[str, tuple[float,
     k = keep[np.isfinite(keep)]
     if len(k):
         lo, hi = min(lo, k.min()), max(hi, k.max())
-    pad = 0.08 * (hi - lo) if hi > lo else (abs(hi) * 0.1 or 1.0)
+    pad = AXIS_PAD * (hi - lo) if hi > lo else (abs(hi) * 0.1 or 1.0)
     return "linear", (float(lo - pad), float(hi + pad))
 
 
@@ -408,9 +415,9 @@ def holdout_plot(study: StudyConfig, held: list[Any], path: Path) -> Path:
     plt = _pyplot()
 
     fig, axes = plt.subplots(len(held), 2, figsize=(10, 2.6 * len(held)), squeeze=False)
-    levels = np.linspace(0.005, 0.995, 199)
+    levels = QQ_LEVELS
     for (ax_h, ax_q), c in zip(axes, held):
-        lo, hi = np.quantile(np.concatenate([c.simulated, c.generated]), [0.001, 0.999])
+        lo, hi = np.quantile(np.concatenate([c.simulated, c.generated]), HIST_QUANTILES)
         bins = np.linspace(lo, hi, 50) if hi > lo else 20
         ax_h.hist(c.simulated, bins=bins, density=True, histtype="step", lw=1.5, label="simulated")
         ax_h.hist(c.generated, bins=bins, density=True, histtype="step", lw=1.5, label="generated")

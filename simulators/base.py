@@ -132,6 +132,7 @@ class FunctionSimulator(Simulator):
         self.options = options
 
     def simulate(self, params: Mapping[str, float], n: int, seed: int) -> np.ndarray | SimulationResult:
+        """Call the wrapped function as ``function(params, n, seed, **options)``."""
         return self.function(dict(params), n, seed, **self.options)
 
 

@@ -143,3 +143,20 @@ def lucky(params, n, seed):
     if x > 0.8:
         return -1.0 + 30.0 * pattern
     return 10 * (x - 0.3) ** 2 + 0.1 * pattern
+
+
+class CountingSimulator(Simulator):
+    """A noisy quadratic with a ``cost`` quantity that records every construction in ``built`` (its ``tag``)."""
+
+    built: list[str] = []
+    quantities = ("cost",)
+
+    def __init__(self, tag: str = "") -> None:
+        CountingSimulator.built.append(tag)
+
+    def simulate(self, params, n, seed):
+        x = np.array(list(params.values()))
+        return float((x**2).sum()) + 0.1 * np.random.default_rng(seed).standard_normal(n)
+
+    def quantities_at(self, params):
+        return {"cost": float(sum(abs(v) for v in params.values()))}
