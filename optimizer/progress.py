@@ -70,6 +70,12 @@ class Eta:
         per_decision = self.decision_s / self.decided if self.decided else 0.0
         return median(durations) * left / max(1, self.workers) + per_decision * decisions
 
+    def untimed_decisions(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> bool:
+        """Whether strategy decisions are still to come but none has been timed yet (the estimate is a lower bound)."""
+        if self.decided or study.strategy.name in ("sobol", "random"):
+            return False
+        return budget > min(study.budget.initial_design, budget)
+
 
 def format_best(best: Best, study: StudyConfig | None = None) -> str:
     """Per-objective bests (single objective), with the objective's unit when the study is known."""
@@ -183,7 +189,11 @@ class LineReporter(Reporter):
         if self.study is None:
             return "-"
         left = self.eta.estimate(self.study, self.budget, self.records)
-        return "-" if left is None else f"~{format_duration(left)}"
+        if left is None:
+            return "-"
+        # during the initial design no decision has been timed: a GP or WU-GO decision can outweigh every call
+        bound = "≥" if self.eta.untimed_decisions(self.study, self.budget, self.records) else "~"
+        return f"{bound}{format_duration(left)}"
 
     def _best(self, best: Best, short: bool = False) -> str:
         if self.study is not None and len(self.study.objectives) > 1:

@@ -15,8 +15,10 @@ from optimizer.study import StudyConfig, is_minimised, minimisation_sign
 
 
 CAPTIONS = {
-    "convergence": "one objective: best feasible value so far vs call id (grey dots single calls, dashed lines "
-                   "baselines); several objectives: hypervolume w.r.t. the fixed reference vs call id",
+    "convergence": "best feasible value so far vs call id (grey dots single calls, dashed lines baselines)",
+    #: the convergence figure of a campaign with several objectives (the hypervolume trace)
+    "convergence_front": "hypervolume w.r.t. the fixed reference vs call id: it stays 0 until a design beats the "
+                         "reference in every objective (a baseline reference: better than that design in all of them)",
     "pareto": "every evaluated design coloured by call id, the Pareto front joined, the knee starred, baselines as "
               "black diamonds, infeasible designs hollow, ±1 standard error bars from the samples; an objective over "
               "more than two decades is on a log axis, otherwise designs outside the 5–95 % range sit at the edge as triangles",
@@ -504,6 +506,13 @@ def design_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[tupl
     return rows
 
 
+def _caption(study: StudyConfig, stem: str) -> str:
+    """The caption of figure ``stem`` for this study (the convergence figure differs with several objectives)."""
+    if stem == "convergence" and len(study.objectives) > 1:
+        return CAPTIONS["convergence_front"]
+    return CAPTIONS.get(stem, "")
+
+
 def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: list[Path], path: Path,
                 summary: Mapping[str, object]) -> Path:
     """One self-contained HTML page: summary, the designs (objectives first, ± s.e. and change against the
@@ -547,7 +556,7 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
         figures = [f for f in figures if f.stem != "hypervolume"]
     imgs = "".join(
         f'<figure><img alt="{esc(f.stem)}" src="data:{mime[f.suffix]};base64,{base64.b64encode(f.read_bytes()).decode()}">'
-        f"<figcaption><b>{esc(f.stem)}</b>: {esc(CAPTIONS.get(f.stem, ''))}</figcaption></figure>" for f in figures)
+        f"<figcaption><b>{esc(f.stem)}</b>: {esc(_caption(study, f.stem))}</figcaption></figure>" for f in figures)
     facts = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in summary.items())
     note = ("Values are ± 1 standard error from the samples; changes are relative to the first baseline, "
             "with both designs' standard errors propagated.")
