@@ -9,12 +9,19 @@ every strategy and run, so strategies are compared on the same draw. Printed per
 median [IQR] over seeds against calls (and particles simulated), and the fraction of calls spent on designs
 that broke a constraint.
 
-Problems so far: noisy Styblinski–Tang-20 (the WU-GO paper's ``styblinski_tang20`` study). The detector
-problems of the suite (42-D ``magnet_shape`` with a mass limit, a 30-D shield with length and iron-mass
-limits, the absorber study) are entries of ``PROBLEMS`` still to be added.
+Problems (each a variant of a shipped study, built by :func:`problem`):
 
-    python -m bench.detector_suite --problems styblinski_tang20 --strategies sobol gp turbo cmaes \\
-        --seeds 2 3 5 --calls 100 --out bench/results/detector_suite.jsonl
+* ``magnet_shape42``: the 42-D SHiP-2018 magnet shapes (``studies/detectors/magnet_shape.yaml``), background
+  as the one objective, SHiP-2018 mass ≤ the new baseline's (1239 t) as an exact quantity constraint.
+* ``shield30``: the same shield with the 30 parameters SHiP's deterministic optimisation varies (dZ, dXIn,
+  dXOut, gapIn, gapOut of the 6 magnets; the dY stay at the new baseline), mass ≤ the new baseline's and
+  length ≤ the new baseline's (35.32 m); every call simulates the same muons (a fixed seed), as there.
+* ``absorber15``: the hadron absorber's 14 shapes and field (``studies/detectors/absorber_shape.yaml``),
+  background as the objective, total iron mass ≤ the SHiP-2018 absorber's.
+* ``styblinski_tang20``: the WU-GO paper's noisy Styblinski–Tang-20.
+
+    python -m bench.detector_suite --problems magnet_shape42 --strategies sobol cmaes gp turbo \\
+        --seeds 2 3 5 --calls 150 --jobs 2 --out bench/results/detector_suite.jsonl
 """
 
 from __future__ import annotations
@@ -27,19 +34,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from bench.harness import run_study
 from optimizer.recommend import RecommendationFallbackWarning, recommend
 from optimizer.study import minimisation_sign
+from simulators.muon_shield import MuonShield
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Re-simulate the recommended design with this many times the study's particles (sem ~ 1/√10 of a call's).
 TRUE_FACTOR = 10
 #: The seed of every re-simulation: common random numbers across strategies and seeds.
 TRUE_SEED = 20_201
-PROBLEMS: dict[str, str] = {
-    "styblinski_tang20": "studies/benchmarks/styblinski_tang20.yaml",
-}
+#: Muons per call of the shield problems: a call takes ~0.3 s on one core, so 5 seeds × 150–400 calls × 6
+#: strategies fit this machine; the s.e. of a background near the new baseline's (0.05) is then ≈ 0.003.
+SHIELD_SAMPLES = 5000
+#: The fixed seed of every call of ``shield30`` (its simulator ignores the call's seed).
+SHIELD30_SEED = 4242
+#: The SHiP-2018 new baseline's mass (``ship_mass``, t) and length (m): the shield problems' limits.
+NEW_BASELINE_SHIP_MASS_T = 1238.85
+NEW_BASELINE_LENGTH_M = 35.32
+PROBLEMS = ("magnet_shape42", "shield30", "absorber15", "styblinski_tang20")
 STRATEGIES: dict[str, dict[str, Any]] = {
     "sobol": {"name": "sobol"},
     "gp": {"name": "gp"},
@@ -47,6 +62,55 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "cmaes": {"name": "cmaes"},
     "wugo": {"name": "wugo"},
 }
+
+
+class FixedSampleShield(MuonShield):
+    """The muon shield simulating the same muons at every call (SHiP's deterministic 30-parameter setup)."""
+
+    def simulate(self, params: Any, n: int, seed: int) -> Any:
+        """The shield at ``params`` with :data:`SHIELD30_SEED`, whatever the call's seed."""
+        return super().simulate(params, n, SHIELD30_SEED)
+
+
+def problem(name: str) -> tuple[str, dict[str, Any], str | None]:
+    """``(study path, top-level overrides, simulator name for the TRUE re-simulation or None)`` of a problem."""
+    if name == "styblinski_tang20":
+        return "studies/benchmarks/styblinski_tang20.yaml", {}, None
+    if name == "absorber15":
+        path = "studies/detectors/absorber_shape.yaml"
+        data = yaml.safe_load((ROOT / path).read_text())
+        base = data["baselines"][0]["params"]
+        limit = MuonShield(**data["simulator"]["options"]).quantities_at(base)["mass"]
+        return path, {
+            "objectives": {"background": data["objectives"]["background"]},
+            "constraints": {"heavy": {"quantity": "mass", "upper": round(limit, 2), "label": "iron mass", "unit": "t"}},
+            "simulator": {**data["simulator"], "samples_per_call": SHIELD_SAMPLES},
+            "budget": {"calls": 150, "initial_design": 20},
+        }, None
+    path = "studies/detectors/magnet_shape.yaml"
+    data = yaml.safe_load((ROOT / path).read_text())
+    mass = {"quantity": "ship_mass", "upper": NEW_BASELINE_SHIP_MASS_T, "label": "shield mass", "unit": "t"}
+    over: dict[str, Any] = {
+        "objectives": {"background": data["objectives"]["background"]},
+        "constraints": {"heavy": mass},
+        "simulator": {**data["simulator"], "samples_per_call": SHIELD_SAMPLES},
+        "budget": {"calls": 150, "initial_design": 20},
+    }
+    if name == "magnet_shape42":
+        return path, over, None
+    if name != "shield30":
+        raise KeyError(name)
+    keep = ("dZ", "dXIn", "dXOut", "gapIn", "gapOut")
+    params = {k: v for k, v in data["parameters"].items() if k.split("_", 1)[1] in keep}
+    over.update(
+        parameters=params,
+        simulator={**over["simulator"], "name": "bench.detector_suite:FixedSampleShield"},
+        constraints={"heavy": mass, "long": {"quantity": "length", "upper": NEW_BASELINE_LENGTH_M,
+                                             "label": "shield length", "unit": "m"}},
+        baselines=[{"name": b["name"], "params": {k: v for k, v in b["params"].items() if k in params}}
+                   for b in data["baselines"]],
+    )
+    return path, over, "muon_shield"
 
 
 def true_objective(study: Any, sim: Any, params: dict[str, Any]) -> float:
@@ -60,29 +124,36 @@ def true_objective(study: Any, sim: Any, params: dict[str, Any]) -> float:
     return float(evaluate_metric(metric, samples, list(sim.outputs), sim.quantities_at(params))[0])
 
 
-def run_one(problem: str, strategy: str, seed: int, calls: int, checkpoints: list[int]) -> dict[str, Any]:
+def run_one(name: str, strategy: str, seed: int, calls: int, checkpoints: list[int]) -> dict[str, Any]:
     """One seeded campaign: TRUE objective of the recommendation at each checkpoint, infeasible fraction."""
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
 
-    study, recs, wall = run_study(PROBLEMS[problem], STRATEGIES[strategy], seed, calls)
-    sim = build_simulator(study.simulator)
-    name, obj = next(iter(study.objectives.items()))
+    path, overrides, true_name = problem(name)
+    study, recs, wall = run_study(path, STRATEGIES[strategy], seed, calls, overrides)
+    spec = study.simulator if true_name is None else study.simulator.model_copy(update={"name": true_name})
+    sim = simulator_args(spec).build()
+    objective, obj = next(iter(study.objectives.items()))
     sign = minimisation_sign(obj.direction)
+    # checkpoints count the budget's calls (initial design and strategy); the baselines are known from the start
+    base = [r for r in recs if r.origin == "baseline"]
+    chosen = [r for r in recs if r.origin != "baseline"]
     true, recommended, particles = {}, {}, {}
     for k in checkpoints:
-        ok = [r for r in recs[:k] if r.status == "completed" and r.feasible]
+        pool = base + chosen[:k]
+        ok = [r for r in pool if r.status == "completed" and r.feasible]
         if ok:
-            best = min(ok, key=lambda r: sign * r.metrics[name])
+            best = min(ok, key=lambda r: sign * r.metrics[objective])
             true[k] = true_objective(study, sim, best.params)
             with warnings.catch_warnings():  # a fallback to the best observed is the point of the comparison
                 warnings.simplefilter("ignore", RecommendationFallbackWarning)
-                rec = recommend(study, recs[:k], name)
+                rec = recommend(study, pool, objective)
             recommended[k] = true[k] if rec is None or rec.call == best.call_id else true_objective(study, sim, rec.params)
-        particles[k] = int(sum(r.n_samples for r in recs[:k]))
-    broke = sum(1 for r in recs if r.status == "infeasible" or (r.status == "completed" and not r.feasible))
-    return {"problem": problem, "strategy": strategy, "seed": seed, "calls": len(recs), "true_recommended": recommended,
+        particles[k] = int(sum(r.n_samples for r in chosen[:k]))
+    # baselines are the user's own designs: only what the initial design and the strategy chose counts
+    broke = sum(1 for r in chosen if r.status == "infeasible" or (r.status == "completed" and not r.feasible))
+    return {"problem": name, "strategy": strategy, "seed": seed, "calls": calls, "true_recommended": recommended,
             "true": true,
-            "particles": particles, "infeasible_fraction": broke / max(1, len(recs)), "wall_s": wall}
+            "particles": particles, "infeasible_fraction": broke / max(1, len(chosen)), "wall_s": wall}
 
 
 def summarize(rows: list[dict[str, Any]], checkpoints: list[int]) -> str:
@@ -112,13 +183,43 @@ def summarize(rows: list[dict[str, Any]], checkpoints: list[int]) -> str:
     return "\n".join(lines)
 
 
+def baseline_truth(name: str) -> dict[str, float]:
+    """TRUE objective of each feasible baseline of a problem (the designs a physicist starts from), for reference."""
+    from optimizer.executors import simulator_args
+    from optimizer.study import validate_study
+
+    path, overrides, true_name = problem(name)
+    data = {**yaml.safe_load((ROOT / path).read_text()), **overrides}
+    study = validate_study(data)
+    spec = study.simulator if true_name is None else study.simulator.model_copy(update={"name": true_name})
+    sim = simulator_args(spec).build()
+    out = {}
+    for b in study.baselines:
+        q = sim.quantities_at(b.params)
+        if all((c.upper is None or q[c.quantity] <= c.upper) and (c.lower is None or q[c.quantity] >= c.lower)
+               for c in study.constraints.values() if c.quantity):
+            out[b.name] = true_objective(study, sim, b.params)
+    return out
+
+
+def _worker(args: tuple[str, str, int, int, list[int]]) -> dict[str, Any]:
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    return run_one(*args)
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run every (problem, strategy, seed) not yet in ``--out`` (JSONL, appended as runs finish), then summarise."""
+    import multiprocessing as mp
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     ap.add_argument("--strategies", nargs="+", default=["sobol", "gp", "turbo", "cmaes"], choices=list(STRATEGIES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[2, 3, 5])
     ap.add_argument("--calls", type=int, default=100, help="calls per campaign, initial design included")
     ap.add_argument("--checkpoints", nargs="+", type=int, default=None)
+    ap.add_argument("--jobs", type=int, default=1, help="campaigns run at once (one core each)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/detector_suite.jsonl")
     args = ap.parse_args(argv)
     checkpoints = args.checkpoints or [args.calls // 4, args.calls // 2, 3 * args.calls // 4, args.calls]
@@ -128,22 +229,24 @@ def main(argv: list[str] | None = None) -> None:
         # rows from before recommendations were scored are left in the file but neither reused nor summarised
         rows = [r for r in map(json.loads, args.out.read_text().splitlines()) if "true_recommended" in r]
         done = {(r["problem"], r["strategy"], r["seed"], r["calls"]) for r in rows}
+    todo = [(p, s, seed, args.calls, checkpoints) for p in args.problems for s in args.strategies for seed in args.seeds
+            if (p, s, seed, args.calls) not in done]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as fh:
-        for p in args.problems:
-            for s in args.strategies:
-                for seed in args.seeds:
-                    if (p, s, seed, args.calls) in done:
-                        continue
-                    t0 = time.time()
-                    r = run_one(p, s, seed, args.calls, checkpoints)
-                    fh.write(json.dumps(r) + "\n")
-                    fh.flush()
-                    rows.append(json.loads(json.dumps(r)))
-                    print(f"{p} {s:6s} seed {seed}: true {r['true_recommended']} (best observed {r['true']}), infeasible {r['infeasible_fraction']:.2f}, "
-                          f"{time.time() - t0:.0f} s", flush=True)
+    t0 = time.time()
+    with mp.get_context("spawn").Pool(max(1, args.jobs)) as pool, open(args.out, "a") as fh:
+        for r in pool.imap_unordered(_worker, todo):
+            fh.write(json.dumps(r) + "\n")
+            fh.flush()
+            rows.append(json.loads(json.dumps(r)))
+            print(f"{r['problem']} {r['strategy']:6s} seed {r['seed']}: true {r['true_recommended']} (best observed "
+                  f"{r['true']}), infeasible {r['infeasible_fraction']:.2f}, {r['wall_s']:.0f} s "
+                  f"[{time.time() - t0:.0f} s in all]", flush=True)
     rows = [r for r in rows if r["calls"] == args.calls and r["problem"] in args.problems]
     print(summarize(rows, checkpoints))
+    for p in args.problems:
+        truth = baseline_truth(p)
+        if truth:
+            print(f"{p}: TRUE objective of the feasible baselines: " + ", ".join(f"{k} {v:.4g}" for k, v in truth.items()))
 
 
 if __name__ == "__main__":

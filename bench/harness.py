@@ -39,16 +39,18 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 }
 
 
-def run_study(path: str, strategy: dict[str, Any], seed: int, calls: int) -> tuple[Any, list[Any], float]:
+def run_study(path: str, strategy: dict[str, Any], seed: int, calls: int,
+              overrides: dict[str, Any] | None = None) -> tuple[Any, list[Any], float]:
     """One seeded inline campaign of the study at ``path`` (relative to the repository) with ``strategy``
-    swapped in and ``calls`` in all. Returns the study, its records in call order and the wall time."""
+    swapped in and ``calls`` in all; ``overrides`` replaces top-level sections of the study first (a
+    benchmark variant of a shipped study). Returns the study, its records in call order and the wall time."""
     import torch
 
     torch.set_num_threads(1)
     from optimizer.campaign import Campaign, run_campaign
     from optimizer.study import validate_study
 
-    data = yaml.safe_load((ROOT / path).read_text())
+    data = {**yaml.safe_load((ROOT / path).read_text()), **(overrides or {})}
     init = data["budget"]["initial_design"]
     data.update(seed=seed, budget={"calls": calls, "initial_design": init}, execution={"backend": "inline"})
     data["strategy"] = {**strategy, "initial_design": data["strategy"]["initial_design"]}
@@ -64,12 +66,12 @@ def run_study(path: str, strategy: dict[str, Any], seed: int, calls: int) -> tup
 
 def run_one(problem: str, strategy: str, seed: int, calls: int) -> dict[str, Any]:
     """One seeded campaign; returns its scores and per-iteration strategy time."""
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
 
     path, eps = PROBLEMS[problem]
     init = yaml.safe_load((ROOT / path).read_text())["budget"]["initial_design"]
     study, recs, wall = run_study(path, STRATEGIES[strategy], seed, init + calls)
-    sim = build_simulator(study.simulator)
+    sim = simulator_args(study.simulator).build()
     names = list(study.parameters)
     opt = np.array([[o[n] for n in names] for o in sim.known_optima()])
     theta = np.array([[r.params[n] for n in names] for r in recs])

@@ -27,10 +27,11 @@ import numpy as np
 from optimizer import __version__
 from optimizer.constraints import quantity_oracle
 from optimizer.errors import CampaignError, InfrastructureError, StudyError
-from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, build_simulator
+from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, simulator_args
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import CHOOSING, COMPILING, FITTING, NullReporter, Reporter
-from optimizer.recommend import ConfirmSkippedWarning, confirm_label, recommend
+from optimizer.recommend import (ConfirmSkippedWarning, RecommendationFallbackWarning, confirm_label, recommend,
+                                 recommend_cached)
 from optimizer.records import (  # noqa: F401 - re-exported
     META_FILE, STRATEGY_STATE, STUDY_FILE, CampaignView, best_so_far, build_history, charged, finished_calls,
     is_lost_for_good,
@@ -197,7 +198,7 @@ class Campaign(CampaignView):
         if not done or not (redo or constraints_changed):
             return {}
         from_samples = any(new_metrics[n].statistic != "quantity" for n in redo)
-        outputs = list(build_simulator(study.simulator).outputs) if from_samples else []
+        outputs = list(simulator_args(study.simulator).build().outputs) if from_samples else []
         out: dict[str, dict[str, Any]] = {}
         for r in done:
             metrics, sems = {}, {}
@@ -222,6 +223,11 @@ class Campaign(CampaignView):
         return out
 
     def set_budget(self, calls: int) -> None:
+        """Set the campaign's total budget to ``calls`` (``resume --budget``); the journal is untouched.
+
+        Raises:
+            CampaignError: ``calls`` is not positive.
+        """
         if calls < 1:
             raise CampaignError(f"--budget: {calls} is not a positive number of calls")
         meta = self.meta()
@@ -292,6 +298,11 @@ def check_simulator(study: StudyConfig, sim: Simulator, source: str) -> None:
 
 
 def make_strategy(study: StudyConfig, space: SearchSpace, source: str) -> Strategy:
+    """The strategy the study names, with its options checked.
+
+    Raises:
+        StudyError: unknown name or bad options, naming the ``strategy`` field.
+    """
     try:
         cls = STRATEGIES.get(study.strategy.name)
     except KeyError as err:
@@ -319,9 +330,10 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Simulator, St
     space = SearchSpace(study.parameters)
     if ":" in study.simulator.name:
         add_study_paths(source)
-    sim = build_simulator(study.simulator, source)
+    sim = simulator_args(study.simulator).build(source)  # the run's one instance in the driver
     check_simulator(study, sim, source)
     strategy = make_strategy(study, space, source)
+    strategy.set_simulator(sim)
     oracle = quantity_oracle(study, space, sim, source)
     if oracle is not None:
         strategy.set_feasibility(oracle)
@@ -336,6 +348,11 @@ def prepare(study: StudyConfig, source: str) -> tuple[SearchSpace, Simulator, St
 
 
 def make_executor(study: StudyConfig, workdir: Path | None) -> Executor:
+    """The executor ``execution.backend`` names, given the study's simulator and execution sections.
+
+    Args:
+        workdir: the folder workers may keep scratch files in (the study's folder), or ``None``.
+    """
     return EXECUTORS.get(study.execution.backend)(study.simulator, study.execution, workdir)
 
 
@@ -370,6 +387,11 @@ def restore_strategy(campaign: Campaign, strategy: Strategy) -> bool:
 
 @dataclass
 class CampaignSummary:
+    """How a run of :func:`run_campaign` ended: calls recorded, the best values, and why it stopped.
+
+    ``best`` maps each objective to ``(value, call id)`` of the best feasible completed call (``None`` if none).
+    """
+
     root: Path
     calls: int
     completed: int
@@ -379,6 +401,8 @@ class CampaignSummary:
     stopped: str  # "budget" | "strategy" | "lost" | "interrupted" (errors are raised, not returned)
     finished: int = 0  # finished calls charged to the budget (`optimizer.records.finished_calls`)
     budget: int = 0
+    #: One objective: the model-based recommendation (``Recommendation.as_dict`` plus ``objective``), else None.
+    recommended: dict[str, Any] | None = None
 
 
 #: Strategies built on BoTorch (auto chooses gp or turbo): their first acquisition optimisation in a process
@@ -421,9 +445,10 @@ def run_campaign(
             storage.check_fresh_start()
         for r in records.values():  # stored coordinates follow the current bounds (a --force change)
             r.unit = space.to_unit(space.from_params(r.params)).tolist()
-        if meta.get("outputs") != list(sim.outputs):
-            # reports read output names from here, without importing a user's simulator module
-            campaign._write_meta({**meta, "outputs": list(sim.outputs)})
+        known = {"outputs": list(sim.outputs), "known_optima": sim.known_optima(), "optimum_value": sim.optimum_value()}
+        if any(meta.get(k, "unset") != v for k, v in known.items()):
+            # reports and status read these from here, without importing (or building) the simulator
+            campaign._write_meta({**meta, **known})
         # Calls that were in flight when a previous driver died, or failed with retries left, run again.
         rerun: deque[CallRecord] = deque(r for _, r in sorted(records.items()) if not r.done)
         baselines = deque(b for b in study.baselines if b.name not in {r.label for r in records.values() if r.origin == "baseline"})
@@ -633,6 +658,12 @@ def run_campaign(
             if stopped in ("budget", "strategy", "lost"):
                 storage.append({"event": "campaign", "action": "finished", "stopped": stopped})
             storage.close()
+        recommended = None
+        if len(study.objectives) == 1 and stopped != "interrupted":  # Ctrl-C ends now; status recommends later
+            with warnings.catch_warnings():  # a fallback says why in the end line itself
+                warnings.simplefilter("ignore", RecommendationFallbackWarning)
+                final = recommend_cached(study, records.values(), campaign.root)
+            recommended = None if final is None else {"objective": final.objective, **final.as_dict()}
         summary = CampaignSummary(
             root=campaign.root,
             calls=len(records),
@@ -643,6 +674,7 @@ def run_campaign(
             stopped=stopped,
             finished=finished_calls(records.values()),
             budget=budget,
+            recommended=recommended,
         )
         reporter.end(summary)
         return summary

@@ -55,6 +55,11 @@ def _check_budget(budget: int | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``optimize run STUDY``: check everything the study names, create the campaign directory and run it.
+
+    Returns:
+        0 when the budget is spent or the strategy stops, the signal exit code when interrupted.
+    """
     from optimizer.campaign import Campaign, check_output_dir, prepare, run_campaign
     from optimizer.study import load_study
 
@@ -99,6 +104,10 @@ def _with_initial_design(study: Any, text: str, args: argparse.Namespace) -> tup
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    """``optimize resume DIR``: continue a campaign from its journal (re-running the calls in flight when it stopped).
+
+    A changed study is accepted only with ``--force`` and only where the stored calls support it.
+    """
     from optimizer.campaign import Campaign, prepare, run_campaign
     from optimizer.study import load_study
 
@@ -166,8 +175,12 @@ def _table(title: str, cols: list[str], cells: list[list[str]], essential: int, 
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """``optimize status DIR``: counts, best and recommended designs (or the Pareto front) from the records alone.
+
+    Never imports the driver; ``--json`` prints the same facts as one JSON object.
+    """
     from optimizer.diagnostics import registered_simulator
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
     from optimizer.records import CampaignView, best_so_far, charged, finished_calls, is_lost_for_good
     from optimizer.results import call_rows, column_units, compute_hours, particles
 
@@ -191,9 +204,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                  for k, v in best.items()},
     }
     if len(study.objectives) == 1:  # several objectives report a Pareto front instead
-        from optimizer.recommend import recommend
+        from optimizer.recommend import recommend_cached
 
-        recs = {k: recommend(study, records.values(), k) for k in study.objectives}
+        recs = {k: recommend_cached(study, records.values(), camp.root, k) for k in study.objectives}
         summary["recommended"] = {k: None if r is None else r.as_dict() for k, r in recs.items()}
     front: list[Any] = []
     if len(study.objectives) > 1:
@@ -207,11 +220,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         summary["hypervolume"] = hypervolume_summary(study, records)
     # Benchmarks know their optimum: report how close the campaign got (never used by strategies).
     # Only detopt's own simulators: a campaign directory never makes status import a user's module.
-    optima = None
-    if registered_simulator(study):
+    meta = camp.meta()
+    optima, optimum_value = meta.get("known_optima"), meta.get("optimum_value")
+    if "known_optima" not in meta and registered_simulator(study):  # written before the driver recorded them
         try:
-            sim = build_simulator(study.simulator)
-            optima = sim.known_optima()
+            sim = simulator_args(study.simulator).build()
+            optima, optimum_value = sim.known_optima(), sim.optimum_value()
         except DetoptError:
             optima = None
     if optima and not any(p.categorical for p in study.parameters.values()):  # a distance needs numbers
@@ -223,7 +237,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             theta = np.array([[r.params[n] for n in study.parameters] for r in pts])
             dist = np.linalg.norm(theta[:, None, :] - opt[None], axis=-1).min()
             summary["distance_to_optimum"] = float(dist)
-            summary["optimum_value"] = sim.optimum_value()
+            summary["optimum_value"] = optimum_value
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
         return 0
@@ -324,6 +338,7 @@ def _recommended_lines(study: Any, name: str, rec: dict[str, Any] | None, unit: 
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """``optimize export DIR``: write one row per call (CSV or JSON) and print the file's path."""
     from optimizer.records import CampaignView
     from optimizer.results import export
 
@@ -339,6 +354,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """``optimize report DIR``: write the HTML report with its figures (``--watch S`` re-renders as the journal grows)."""
     from optimizer.records import CampaignView
     from optimizer.report import SURROGATE_BY_DEFAULT, write_report
 
@@ -403,6 +419,10 @@ def _parse_objective(text: str) -> tuple[str, Any]:
 
 
 def cmd_retarget(args: argparse.Namespace) -> int:
+    """``optimize retarget DIR --objective NAME={...}``: a new objective's recommendation from the stored samples.
+
+    Writes nothing; prints the surrogate's optimum, the best evaluated call and optional proposals.
+    """
     from optimizer.records import CampaignView
     from optimizer.retarget import retarget
 
@@ -431,6 +451,7 @@ def cmd_retarget(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    """``optimize sample DIR --at θ -n N``: draw ``N`` samples at θ from the campaign's fitted surrogate and write them."""
     from optimizer.records import CampaignView
     from optimizer.sampling import check_output, generate, parse_design, write
 
@@ -453,6 +474,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``optimize list [simulators|strategies|executors] [NAME...] [-v]``: the registered names (``-v`` describes simulators)."""
     from optimizer.executors import EXECUTORS
     from optimizer.strategies import STRATEGIES
     from simulators import SIMULATORS
@@ -484,6 +506,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``optimize`` argument parser; choices come from the registries, so importing it stays light."""
     p = argparse.ArgumentParser(prog="optimize", description="detopt: detector-design optimisation campaigns.")
     p.add_argument("--version", action="version", version=f"detopt {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -582,6 +605,10 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``optimize`` command line with ``argv`` (default ``sys.argv[1:]``) and return its exit code.
+
+    Exit codes: 0 done, 2 bad input (one ``error:`` line), 3 the Ray cluster was lost, 128 + signal when interrupted.
+    """
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)

@@ -41,6 +41,7 @@ _TEMPORARIES = 4
 
 
 def quantile_levels(K: int, dtype: torch.dtype = torch.float64, device: torch.device | None = None) -> Tensor:
+    """The ``[K]`` mid-point quantile levels ``(k + ½) / K``, ``k = 0 … K-1``, at which quantile functions are compared."""
     return (torch.arange(K, dtype=dtype, device=device) + 0.5) / K
 
 

@@ -22,6 +22,8 @@ INSTANT_STRATEGIES = frozenset({"sobol", "random", "listed"})
 #: Relative spread given to the stand-in objective values, so a model can be fitted on them (a GP on a
 #: constant target is degenerate); the values only feed a timing, never a proposal that is used.
 STANDIN_SPREAD = 0.05
+#: Added to |value| before scaling by STANDIN_SPREAD, so a stand-in value of 0 still varies.
+STANDIN_ZERO_SPREAD = 1e-6
 #: Stand-in results the decision is timed on when the study has no initial design to mimic.
 MIN_STANDIN_CALLS = 4
 
@@ -48,6 +50,7 @@ class DryRun:
 
 
 def format_seconds(s: float) -> str:
+    """A timing for the dry-run summary: milliseconds below 1 s, then seconds, minutes (from 90 s) or hours (from 1.5 h)."""
     if s < 1:
         return f"{s * 1000:.0f} ms"
     if s < 90:
@@ -86,7 +89,7 @@ def _standin_history(study: StudyConfig, init: np.ndarray, samples: np.ndarray,
 
     def cols(names: list[str]) -> np.ndarray:
         base = np.array([values[k][0] for k in names], dtype=float)
-        jitter = rng.standard_normal((n, len(names))) * STANDIN_SPREAD * (np.abs(base) + 1e-6)
+        jitter = rng.standard_normal((n, len(names))) * STANDIN_SPREAD * (np.abs(base) + STANDIN_ZERO_SPREAD)
         return (base + jitter).reshape(n, len(names))
 
     sems = np.array([values[k][1] for k in obj], dtype=float)
@@ -107,7 +110,7 @@ def dry_run(study: StudyConfig, source: str, say: Any = print) -> DryRun:
         DetoptError: the timed call failed (its first error line), or its metrics cannot be computed.
     """
     from optimizer.campaign import call_seed, prepare
-    from optimizer.executors import CallRequest, execute_call
+    from optimizer.executors import CallRequest, execute_call, simulator_args
     from optimizer.metrics import evaluate_metric
 
     space, sim, strategy, init = prepare(study, source)
@@ -117,7 +120,7 @@ def dry_run(study: StudyConfig, source: str, say: Any = print) -> DryRun:
         params, where = space.to_params(space.from_unit(np.full(space.dim, 0.5))), "the centre of the space"
     n = study.simulator.samples_per_call
     say(f"timing one call at {where} with {n} samples ...")
-    out = execute_call(study.simulator.model_dump(), CallRequest(0, 1, params, n, call_seed(study.seed, 1)),
+    out = execute_call(simulator_args(study.simulator), CallRequest(0, 1, params, n, call_seed(study.seed, 1)),
                        max(1, int(study.execution.num_cpus)))
     if out.status != "completed" or out.samples is None:
         first = (out.error or out.status).splitlines()[0]
@@ -162,6 +165,7 @@ def dry_run(study: StudyConfig, source: str, say: Any = print) -> DryRun:
 
 
 def print_dry_run(study: StudyConfig, res: DryRun, out_dir: Path, say: Any = print) -> None:
+    """Print the dry run through ``say``: one call's and one decision's timings, the workers and the estimated wall time."""
     base = f" + {res.baselines} baselines" if res.baselines else ""
     say(f"study {study.name}: valid; {res.calls} calls{base}, strategy {study.strategy.name}, "
         f"backend {study.execution.backend}")

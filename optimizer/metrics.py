@@ -13,6 +13,10 @@ import torch
 
 from optimizer.study import Constraint, Metric
 
+#: Divisor floor where a zero total weight is handled by the result (NaN or no error): it only keeps numpy
+#: and torch from warning about 0/0, and never changes a value computed from positive weights.
+TINY = 1e-300
+
 
 def evaluate_metric(
     metric: Metric, samples: np.ndarray, outputs: Sequence[str], quantities: Mapping[str, float]
@@ -40,7 +44,7 @@ def evaluate_metric(
         else:
             total = float(w.sum())
             mean = float((w * y).sum() / total) if total > 0 else float("nan")
-            n_eff = total**2 / max(float((w**2).sum()), 1e-300)  # Kish's effective sample size
+            n_eff = total**2 / max(float((w**2).sum()), TINY)  # Kish's effective sample size
             var = float((w * (y - mean) ** 2).sum() / total) if total > 0 else 0.0
             sem = float(np.sqrt(var / n_eff)) if n_eff > 1 else float("nan")
         # a sum of n i.i.d. terms is n·mean (or Σw·mean): its error scales alike
@@ -112,7 +116,7 @@ def metric_on_samples(metric: Metric, samples: torch.Tensor, outputs: Sequence[s
         if stat == "sum":
             return (w * y).sum(-1)
         # no weight at all: the mean is undefined (NaN makes the call invalid_output), not 0
-        return torch.where(total > 0, (w * y).sum(-1) / total.clamp_min(1e-300), torch.nan)
+        return torch.where(total > 0, (w * y).sum(-1) / total.clamp_min(TINY), torch.nan)
     if stat == "median":
         return y.quantile(0.5, dim=-1)
     if stat == "std":

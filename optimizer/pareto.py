@@ -1,7 +1,9 @@
-"""Pareto set, knee, Pareto table and hypervolume of a campaign, with BoTorch's multi-objective utilities.
+"""Pareto set, knee, Pareto table and hypervolume of a campaign, in numpy.
 
-Objectives are turned into "larger is better" (minimised ones negated) before BoTorch sees
-them. Only completed, feasible calls count.
+Objectives are turned into "larger is better" (minimised ones negated). Only completed, feasible
+calls count. The non-dominated filter and the exact hypervolume are written here rather than taken
+from BoTorch so that the read-only views (``optimize status``, ``export``) never import torch: they
+start in well under a second. ``tests/test_pareto.py`` checks both against BoTorch's utilities.
 
 Hypervolume reference (fixed, never moved by the front): per objective, the study's
 ``objectives.NAME.reference`` where given; else the first completed baseline's value; else the
@@ -23,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from optimizer.records import finished_in_order
 from optimizer.storage import CallRecord
@@ -45,22 +46,39 @@ def _feasible(records: Iterable[CallRecord]) -> list[CallRecord]:
     return [r for r in sorted(records, key=lambda r: r.call_id) if r.status == "completed" and r.feasible]
 
 
-def maximisation_matrix(study: StudyConfig, records: Iterable[CallRecord]) -> tuple[list[int], torch.Tensor]:
+def maximisation_matrix(study: StudyConfig, records: Iterable[CallRecord]) -> tuple[list[int], np.ndarray]:
     """Call ids and ``[N, m]`` objective values of completed feasible calls, larger is better."""
     recs = _feasible(records)
     Y = np.array([[r.metrics[o] for o in study.objectives] for r in recs], dtype=float).reshape(len(recs), len(study.objectives))
-    return [r.call_id for r in recs], torch.as_tensor(Y * signs(study), dtype=torch.float64)
+    return [r.call_id for r in recs], Y * signs(study)
+
+
+#: Rows compared at once in :func:`non_dominated` (bounds its ``[rows, N, m]`` comparison to ~64 MB at N = 4000, m = 2).
+_DOMINANCE_CHUNK = 1024
+
+
+def non_dominated(Y: np.ndarray) -> np.ndarray:
+    """``[N]`` mask of the rows of ``Y [N, m]`` (maximisation) that no other row dominates.
+
+    A row is dominated when another is at least as large in every objective and larger in one;
+    identical rows do not dominate each other, so duplicates on the front are all kept (BoTorch's
+    ``is_non_dominated(Y, deduplicate=False)``).
+    """
+    Y = np.asarray(Y, dtype=float)
+    keep = np.ones(len(Y), dtype=bool)
+    for start in range(0, len(Y), _DOMINANCE_CHUNK):
+        block = Y[start:start + _DOMINANCE_CHUNK, None, :]  # [b, 1, m] against every row [1, N, m]
+        dominated = ((Y[None] >= block).all(-1) & (Y[None] > block).any(-1)).any(-1)
+        keep[start:start + _DOMINANCE_CHUNK] = ~dominated
+    return keep
 
 
 def pareto_calls(study: StudyConfig, records: Iterable[CallRecord]) -> list[int]:
     """Call ids of the non-dominated completed feasible calls (in call order)."""
-    from botorch.utils.multi_objective.pareto import is_non_dominated
-
     ids, Y = maximisation_matrix(study, records)
     if not ids:
         return []
-    mask = is_non_dominated(Y, deduplicate=False)
-    return [i for i, keep in zip(ids, mask.tolist()) if keep]
+    return [i for i, keep in zip(ids, non_dominated(Y).tolist()) if keep]
 
 
 def knee_call(study: StudyConfig, records: dict[int, CallRecord]) -> int | None:
@@ -119,26 +137,46 @@ def ideal(study: StudyConfig, records: dict[int, CallRecord], ref: np.ndarray) -
     return np.array(out)
 
 
-def reference_point(study: StudyConfig, records: dict[int, CallRecord]) -> torch.Tensor:
+def reference_point(study: StudyConfig, records: dict[int, CallRecord]) -> np.ndarray:
     """``[m]`` reference point in the maximisation convention."""
     ref, _ = reference(study, records)
-    return torch.as_tensor(ref * signs(study), dtype=torch.float64)
+    return ref * signs(study)
 
 
-def hypervolume(Y: torch.Tensor, ref: torch.Tensor) -> float:
-    """Hypervolume dominated by ``Y [N, m]`` (maximisation) above ``ref [m]``."""
-    from botorch.utils.multi_objective.box_decompositions.dominated import DominatedPartitioning
+def _hv_sorted(Y: np.ndarray, ref: np.ndarray) -> float:
+    """Hypervolume of mutually non-dominated ``Y [N, m]`` strictly above ``ref [m]``, by slicing on the last objective."""
+    if Y.shape[1] == 1:
+        return float(Y[:, 0].max() - ref[0])
+    if Y.shape[1] == 2:  # the staircase: sorted by the first objective, the second falls
+        Y = Y[np.argsort(-Y[:, 0])]
+        widths = Y[:, 0] - np.append(Y[1:, 0], ref[0])
+        return float(np.sum(widths * (np.maximum.accumulate(Y[:, 1]) - ref[1])))
+    # slabs between successive values of the last objective, each covered by the points above it
+    order = np.argsort(-Y[:, -1])
+    Y = Y[order]
+    lower = np.append(Y[1:, -1], ref[-1])
+    total = 0.0
+    for k in range(len(Y)):
+        height = Y[k, -1] - lower[k]
+        if height > 0:
+            head = Y[: k + 1, :-1]
+            total += height * _hv_sorted(head[non_dominated(head)], ref[:-1])
+    return total
 
-    if not bool(torch.isfinite(ref).all()):
+
+def hypervolume(Y: np.ndarray, ref: np.ndarray) -> float:
+    """Exact hypervolume dominated by ``Y [N, m]`` (maximisation) above ``ref [m]`` (0 when ``ref`` is not finite)."""
+    Y, ref = np.asarray(Y, dtype=float), np.asarray(ref, dtype=float)
+    if not np.isfinite(ref).all():
         return 0.0
     Y = Y[(Y > ref).all(-1)]
     if len(Y) == 0:
         return 0.0
-    return float(DominatedPartitioning(ref_point=ref, Y=Y).compute_hypervolume())
+    return _hv_sorted(Y[non_dominated(Y)], ref)
 
 
 def hypervolume_trace(study: StudyConfig, records: dict[int, CallRecord],
-                      order: str = "call") -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+                      order: str = "call") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hypervolume after each finished non-baseline call, in call-id order (the numbering of every view),
     or in finish order with x = 1, 2, … (``order="finish"``, pairs with ``results.spend_trace``).
 
@@ -149,13 +187,13 @@ def hypervolume_trace(study: StudyConfig, records: dict[int, CallRecord],
     finished = finished_in_order(records)
     if order == "call":
         finished = sorted(finished, key=lambda r: r.call_id)
-    sign = torch.as_tensor(signs(study), dtype=torch.float64)
-    rows: list[torch.Tensor] = []
+    sign = signs(study)
+    rows: list[np.ndarray] = []
     hv = []
     for r in finished:
         if r.status == "completed" and r.feasible:
-            rows.append(torch.tensor([r.metrics[o] for o in study.objectives], dtype=torch.float64) * sign)
-        hv.append(hypervolume(torch.stack(rows), ref) if rows else 0.0)
+            rows.append(np.array([r.metrics[o] for o in study.objectives], dtype=float) * sign)
+        hv.append(hypervolume(np.stack(rows), ref) if rows else 0.0)
     x = [r.call_id for r in finished] if order == "call" else list(range(1, len(finished) + 1))
     return np.array(x, dtype=int), np.array(hv), ref
 
@@ -165,7 +203,7 @@ def hypervolume_summary(study: StudyConfig, records: dict[int, CallRecord]) -> d
     ref, source = reference(study, records)
     box = ideal(study, records, ref)
     _, Y = maximisation_matrix(study, records.values())
-    hv = hypervolume(Y, torch.as_tensor(ref * signs(study), dtype=torch.float64)) if len(Y) else 0.0
+    hv = hypervolume(Y, ref * signs(study)) if len(Y) else 0.0
     volume = float(np.prod(np.abs(ref - box)))
     names = list(study.objectives)
     return {

@@ -25,6 +25,7 @@ class CampaignSummary(Protocol):
     stopped: str
     finished: int
     budget: int
+    recommended: dict[str, Any] | None
 
 
 #: Phases of the strategy's work between calls, named by the loop (``Reporter.phase``).
@@ -35,6 +36,7 @@ COMPILING = "choosing designs (compiling kernels, once)"
 
 
 def format_duration(s: float) -> str:
+    """A duration for a progress line: seconds below 90 s, minutes below 1.5 h, hours beyond."""
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:
@@ -67,6 +69,12 @@ class Eta:
         decisions = max(0, left - initial_left)
         per_decision = self.decision_s / self.decided if self.decided else 0.0
         return median(durations) * left / max(1, self.workers) + per_decision * decisions
+
+    def untimed_decisions(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> bool:
+        """Whether strategy decisions are still to come but none has been timed yet (the estimate is a lower bound)."""
+        if self.decided or study.strategy.name in ("sobol", "random"):
+            return False
+        return budget > min(study.budget.initial_design, budget)
 
 
 def format_best(best: Best, study: StudyConfig | None = None) -> str:
@@ -103,7 +111,8 @@ def format_front(study: StudyConfig, records: dict[int, CallRecord], short: bool
 class Reporter:
     """Receives campaign events; the base class ignores them."""
 
-    def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None: ...
+    def start(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> None:
+        """The loop begins: ``budget`` calls in all, ``records`` already in the journal (a resume)."""
 
     def workers(self, n: int) -> None:
         """``n`` calls run at once (for the ETA)."""
@@ -114,20 +123,35 @@ class Reporter:
     def phase_done(self, what: str, seconds: float) -> None:
         """... and finished it after ``seconds``."""
 
-    def submitted(self, rec: CallRecord) -> None: ...
+    def submitted(self, rec: CallRecord) -> None:
+        """Call ``rec`` was handed to the executor."""
 
     def note(self, text: str) -> None:
         """One line about the campaign (e.g. which strategy ``auto`` chose)."""
 
-    def finished(self, rec: CallRecord, best: Best) -> None: ...
+    def finished(self, rec: CallRecord, best: Best) -> None:
+        """Call ``rec`` was recorded (completed, failed or to be retried); ``best`` is the best so far per objective."""
 
-    def end(self, summary: CampaignSummary) -> None: ...
+    def end(self, summary: CampaignSummary) -> None:
+        """The loop stopped; ``summary`` says why and what it found."""
 
 
-def end_lines(summary: CampaignSummary, best: str) -> list[str]:
+def format_recommended(rec: dict[str, Any], study: StudyConfig | None = None) -> str:
+    """``recommended NAME = mean ± std UNIT at call N (method)``: the design a single-objective campaign reports."""
+    name = rec["objective"]
+    unit = study.objectives[name].unit if study is not None and name in study.objectives else ""
+    why = f"; {rec['reason']}" if rec.get("reason") else ""
+    return (f"recommended {name} = {rec['mean']:.6g} ± {rec['std']:.2g}{' ' + unit if unit else ''} at call "
+            f"{rec['call']} ({rec['method']}{why})")
+
+
+def end_lines(summary: CampaignSummary, best: str, study: StudyConfig | None = None) -> list[str]:
     """The end-of-run lines: what ran, what it found, and what to run next."""
     failed = f", {summary.failed} failed" if summary.failed else ""
     more = ", baselines included" if summary.completed + summary.failed > summary.finished else ""
+    rec = summary.recommended
+    if rec is not None:  # under noise the best observed value is an optimistic draw: the model's choice leads
+        best = f"{format_recommended(rec, study)}; {best.replace('best: ', 'best observed: ', 1)}"
     head = (f"{summary.stopped}: {summary.finished}/{summary.budget} calls finished ({summary.completed} completed"
             f"{failed}{more}) in {format_duration(summary.wall_s)}; {best}")
     if summary.stopped == "interrupted":
@@ -165,7 +189,11 @@ class LineReporter(Reporter):
         if self.study is None:
             return "-"
         left = self.eta.estimate(self.study, self.budget, self.records)
-        return "-" if left is None else f"~{format_duration(left)}"
+        if left is None:
+            return "-"
+        # during the initial design no decision has been timed: a GP or WU-GO decision can outweigh every call
+        bound = "≥" if self.eta.untimed_decisions(self.study, self.budget, self.records) else "~"
+        return f"{bound}{format_duration(left)}"
 
     def _best(self, best: Best, short: bool = False) -> str:
         if self.study is not None and len(self.study.objectives) > 1:
@@ -205,7 +233,7 @@ class LineReporter(Reporter):
         return self.study is not None and len(self.study.objectives) > 1
 
     def end(self, summary: CampaignSummary) -> None:
-        for line in end_lines(summary, f"{'' if self._multi else 'best: '}{self._best(summary.best)}"):
+        for line in end_lines(summary, f"{'' if self._multi else 'best: '}{self._best(summary.best)}", self.study):
             self._say(f"[detopt] {line}")
 
 
@@ -269,6 +297,7 @@ class RichReporter(LineReporter):
 
 
 def default_reporter(quiet: bool = False) -> Reporter:
+    """The progress display for the CLI: none when ``quiet``, a live rich display on a terminal, plain lines otherwise."""
     if quiet:
         return Reporter()
     return RichReporter() if sys.stderr.isatty() else LineReporter()

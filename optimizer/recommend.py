@@ -10,13 +10,20 @@ fails, it is the best observed call, with a :class:`RecommendationFallbackWarnin
 
 Confirmation calls (``origin == "confirm"``, see ``budget.confirm``) re-simulate the recommended
 design; they are left out of the fit so the recommendation stays the design they confirm.
+
+:func:`recommend_cached` keeps the answer in the campaign directory, keyed by a hash of exactly what
+the fit reads, so ``optimize status`` on a finished campaign answers without importing torch.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +37,10 @@ MIN_CALLS = 3
 #: Seed of the fit's torch stream (a restart after a failed optimisation draws from it): the same
 #: journal gives the same recommendation every time status or report reads it.
 FIT_SEED = 0
+#: Where :func:`recommend_cached` keeps its answers, inside the campaign directory (never the journal).
+CACHE_DIR = "cache"
+#: Bumped when what a recommendation contains or how it is computed changes: older cache files are ignored.
+CACHE_VERSION = 1
 MODEL_METHOD = "model-based: posterior mean at evaluated designs"
 OBSERVED_METHOD = "best observed"
 
@@ -69,12 +80,22 @@ class Recommendation:
     model: Any = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
+        """The recommendation as JSON-ready data (``status --json``, the cache): call, params, predicted and
+        observed values, method. ``reason`` and ``confirmation`` are included only when set; the fitted model is left out.
+        """
         out = {k: getattr(self, k) for k in ("call", "params", "mean", "std", "observed", "observed_sem", "method")}
         if self.reason:
             out["reason"] = self.reason
         if self.confirmation:
             out["confirmation"] = self.confirmation
         return out
+
+    @classmethod
+    def from_dict(cls, objective: str, d: dict[str, Any]) -> Recommendation:
+        """The inverse of :meth:`as_dict` (``model`` is ``None``)."""
+        return cls(objective, int(d["call"]), dict(d["params"]), float(d["mean"]), float(d["std"]),
+                   float(d["observed"]), float(d["observed_sem"]), str(d["method"]), d.get("reason"),
+                   d.get("confirmation"))
 
 
 def fit_gp(X: np.ndarray, y: np.ndarray, sem: np.ndarray) -> Any:
@@ -91,14 +112,14 @@ def fit_gp(X: np.ndarray, y: np.ndarray, sem: np.ndarray) -> Any:
     from botorch.models.transforms import Normalize, Standardize
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
-    from optimizer.strategies.gp import _quiet_known_warnings
+    from optimizer.strategies.gp import MIN_OUTCOME_VARIANCE, NOISE_FLOOR_FRACTION, _quiet_known_warnings
 
     Xt = torch.as_tensor(X, dtype=torch.float64)
     Y = torch.as_tensor(y, dtype=torch.float64).reshape(-1, 1)
     Yvar = None
     if np.all(np.isfinite(sem)):
         # floor as in GP-BO: a zero-variance (deterministic) statistic makes the kernel matrix singular
-        floor = 1e-6 * max(float(np.var(y)), 1e-12)
+        floor = NOISE_FLOOR_FRACTION * max(float(np.var(y)), MIN_OUTCOME_VARIANCE)
         Yvar = torch.as_tensor(np.maximum(np.asarray(sem, float) ** 2, floor), dtype=torch.float64).reshape(-1, 1)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         torch.manual_seed(FIT_SEED)
@@ -176,3 +197,47 @@ def recommend(study: StudyConfig, records: Iterable[CallRecord], name: str | Non
     r = recs[i]
     return Recommendation(name, r.call_id, r.params, float(y[i]), float(sem[i]), float(y[i]), float(sem[i]),
                           OBSERVED_METHOD, reason=reason, confirmation=_confirmation(records, name, r.call_id))
+
+
+def _cache_key(study: StudyConfig, records: list[CallRecord], name: str) -> str:
+    """A hash of everything :func:`recommend` reads for objective ``name``."""
+    used = [[r.call_id, r.origin, r.label, r.params, r.metrics.get(name), r.sems.get(name), r.n_samples]
+            for r in sorted(records, key=lambda r: r.call_id)
+            if r.status == "completed" and r.feasible and name in r.metrics]
+    what = {"version": CACHE_VERSION, "objective": name, "direction": study.objectives[name].direction,
+            "parameters": {k: p.model_dump() for k, p in study.parameters.items()}, "calls": used}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def recommend_cached(study: StudyConfig, records: Iterable[CallRecord], root: str | Path,
+                     name: str | None = None) -> Recommendation | None:
+    """:func:`recommend`, answered from ``ROOT/cache`` when the calls it reads are unchanged.
+
+    A miss computes and stores the answer (written atomically; a read-only directory is just not
+    cached). A cached fallback warns again, as the computation would.
+    """
+    records = list(records)
+    name = name or next(iter(study.objectives))
+    key = _cache_key(study, records, name)
+    path = Path(root) / CACHE_DIR / f"recommendation-{hashlib.sha256(name.encode()).hexdigest()[:12]}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            if cached["rec"] is None:
+                return None
+            hit = Recommendation.from_dict(name, cached["rec"])
+            if hit.reason:
+                warnings.warn(f"recommendation of {name}: best observed call instead of the model's ({hit.reason})",
+                              RecommendationFallbackWarning, stacklevel=2)
+            return hit
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no cache, or an unreadable one: compute
+    rec = recommend(study, records, name)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "rec": None if rec is None else rec.as_dict()}, allow_nan=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only campaign directory: answer without caching
+    return rec

@@ -39,6 +39,11 @@ class CampaignView:
 
     @classmethod
     def open(cls, root: str | Path) -> Self:
+        """Open an existing campaign directory for reading.
+
+        Raises:
+            CampaignError: the directory is missing, is not a campaign, or its ``campaign.json`` cannot be read.
+        """
         camp = cls(root)
         if not camp.root.is_dir():
             raise CampaignError(f"{camp.root}: no such campaign directory")
@@ -52,6 +57,11 @@ class CampaignView:
         return self.root / META_FILE
 
     def meta(self) -> dict[str, Any]:
+        """The campaign's ``campaign.json`` (budget, output names, detopt version) as a dict.
+
+        Raises:
+            CampaignError: the file is missing or unreadable (one line, naming it).
+        """
         try:
             meta = json.loads(self.meta_path.read_text())
         except FileNotFoundError:

@@ -15,8 +15,10 @@ from optimizer.study import StudyConfig, is_minimised, minimisation_sign
 
 
 CAPTIONS = {
-    "convergence": "one objective: best feasible value so far vs call id (grey dots single calls, dashed lines "
-                   "baselines); several objectives: hypervolume w.r.t. the fixed reference vs call id",
+    "convergence": "best feasible value so far vs call id (grey dots single calls, dashed lines baselines)",
+    #: the convergence figure of a campaign with several objectives (the hypervolume trace)
+    "convergence_front": "hypervolume w.r.t. the fixed reference vs call id: it stays 0 until a design beats the "
+                         "reference in every objective (a baseline reference: better than that design in all of them)",
     "pareto": "every evaluated design coloured by call id, the Pareto front joined, the knee starred, baselines as "
               "black diamonds, infeasible designs hollow, ±1 standard error bars from the samples; an objective over "
               "more than two decades is on a log axis, otherwise designs outside the 5–95 % range sit at the edge as triangles",
@@ -58,6 +60,13 @@ def _save(fig: Any, path: Path) -> Path:
 LOG_AXIS_DECADES = 2.0
 #: Otherwise the Pareto plot's limits are these quantiles of the values (outliers drawn at the edge as arrows).
 ROBUST_QUANTILES = (0.05, 0.95)
+#: Margin beyond those limits, as a fraction of their span (so edge points are not cut by the frame).
+AXIS_PAD = 0.08
+#: Quantile levels of the surrogate check's Q-Q plot: 199 mid-range levels; the extreme 0.5 % at each end
+#: rest on a handful of samples and would dominate the plot with noise.
+QQ_LEVELS = np.linspace(0.005, 0.995, 199)
+#: Its histograms span these quantiles of the pooled samples (a far outlier would squeeze every bin).
+HIST_QUANTILES = (0.001, 0.999)
 
 
 def convergence_plot(study: StudyConfig, records: dict[int, CallRecord], path: Path) -> Path:
@@ -98,7 +107,7 @@ def _axis_scale(values: np.ndarray, keep: np.ndarray) -> tuple[str, tuple[float,
     k = keep[np.isfinite(keep)]
     if len(k):
         lo, hi = min(lo, k.min()), max(hi, k.max())
-    pad = 0.08 * (hi - lo) if hi > lo else (abs(hi) * 0.1 or 1.0)
+    pad = AXIS_PAD * (hi - lo) if hi > lo else (abs(hi) * 0.1 or 1.0)
     return "linear", (float(lo - pad), float(hi + pad))
 
 
@@ -432,9 +441,9 @@ def holdout_plot(study: StudyConfig, held: list[Any], path: Path) -> Path:
     plt = _pyplot()
 
     fig, axes = plt.subplots(len(held), 2, figsize=(10, 2.6 * len(held)), squeeze=False)
-    levels = np.linspace(0.005, 0.995, 199)
+    levels = QQ_LEVELS
     for (ax_h, ax_q), c in zip(axes, held):
-        lo, hi = np.quantile(np.concatenate([c.simulated, c.generated]), [0.001, 0.999])
+        lo, hi = np.quantile(np.concatenate([c.simulated, c.generated]), HIST_QUANTILES)
         bins = np.linspace(lo, hi, 50) if hi > lo else 20
         ax_h.hist(c.simulated, bins=bins, density=True, histtype="step", lw=1.5, label="simulated")
         ax_h.hist(c.generated, bins=bins, density=True, histtype="step", lw=1.5, label="generated")
@@ -521,6 +530,13 @@ def design_rows(study: StudyConfig, records: dict[int, CallRecord]) -> list[tupl
     return rows
 
 
+def _caption(study: StudyConfig, stem: str) -> str:
+    """The caption of figure ``stem`` for this study (the convergence figure differs with several objectives)."""
+    if stem == "convergence" and len(study.objectives) > 1:
+        return CAPTIONS["convergence_front"]
+    return CAPTIONS.get(stem, "")
+
+
 def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: list[Path], path: Path,
                 summary: Mapping[str, object]) -> Path:
     """One self-contained HTML page: summary, the designs (objectives first, ± s.e. and change against the
@@ -564,7 +580,7 @@ def html_report(study: StudyConfig, records: dict[int, CallRecord], figures: lis
         figures = [f for f in figures if f.stem != "hypervolume"]
     imgs = "".join(
         f'<figure><img alt="{esc(f.stem)}" src="data:{mime[f.suffix]};base64,{base64.b64encode(f.read_bytes()).decode()}">'
-        f"<figcaption><b>{esc(f.stem)}</b>: {esc(CAPTIONS.get(f.stem, ''))}</figcaption></figure>" for f in figures)
+        f"<figcaption><b>{esc(f.stem)}</b>: {esc(_caption(study, f.stem))}</figcaption></figure>" for f in figures)
     facts = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in summary.items())
     note = ("Values are ± 1 standard error from the samples; changes are relative to the first baseline, "
             "with both designs' standard errors propagated.")
@@ -581,7 +597,7 @@ figure{{display:block;margin:1.5em 0}}img{{max-width:100%;height:auto}}figcaptio
 
 
 def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: int | None,
-                  held: list[Any] | None = None) -> dict[str, str]:
+                  held: list[Any] | None = None, root: Path | None = None) -> dict[str, str]:
     """The report's text summary: what ran, what it cost, what it found (and whether G can be trusted)."""
     from optimizer.records import best_so_far
     from optimizer.results import compute_hours
@@ -620,7 +636,7 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
             params = ", ".join(f"{p}={format_param(r.params.get(p), 4)}" for p in list(study.parameters)[:6])
             more = f", … ({len(study.parameters) - 6} more)" if len(study.parameters) > 6 else ""
             facts[f"best {name}"] = f"{b[0]:.6g}{err}{unit} at call {b[1]} ({params}{more})"
-            facts.update(_recommended_fact(study, records, name, unit))
+            facts.update(_recommended_fact(study, records, name, unit, root))
     else:
         from optimizer.pareto import format_hypervolume, hypervolume_summary, pareto_calls
         from optimizer.progress import format_front
@@ -640,11 +656,12 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
     return facts
 
 
-def _recommended_fact(study: StudyConfig, records: dict[int, CallRecord], name: str, unit: str) -> dict[str, str]:
+def _recommended_fact(study: StudyConfig, records: dict[int, CallRecord], name: str, unit: str,
+                      root: Path | None = None) -> dict[str, str]:
     """``recommended NAME``: the model's best evaluated design (:mod:`optimizer.recommend`), and its confirmation."""
-    from optimizer.recommend import recommend
+    from optimizer.recommend import recommend, recommend_cached
 
-    rec = recommend(study, records.values(), name)
+    rec = recommend(study, records.values(), name) if root is None else recommend_cached(study, records.values(), root, name)
     if rec is None:
         return {}
     params = ", ".join(f"{p}={format_param(rec.params.get(p), 4)}" for p in list(study.parameters)[:6])
@@ -695,7 +712,7 @@ def write_report(campaign: CampaignView, out: Path, ext: str = "png", surrogate:
             held = held_out(model, study)
             if held:
                 paths.append(holdout_plot(study, held, out / f"surrogate_check.{ext}"))
-    facts = summary_facts(study, records, campaign.meta().get("budget_calls"), held)
+    facts = summary_facts(study, records, campaign.meta().get("budget_calls"), held, campaign.root)
     if surrogate:
         from optimizer.diagnostics import unavailable_offline
 

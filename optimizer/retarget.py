@@ -92,9 +92,9 @@ def retarget(campaign: CampaignView, name: str, objective: Objective, propose: i
 
     base = campaign.study()
     study = retarget_study(base, name, objective)
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
 
-    outputs = list(build_simulator(base.simulator).outputs)
+    outputs = list(simulator_args(base.simulator).build().outputs)
     done = recompute(study, campaign.records(), campaign.storage, outputs)
     model = report_model(study, done, campaign.storage)
     if model is None:

@@ -384,6 +384,7 @@ class CallRecord:
 
     @property
     def duration(self) -> float | None:
+        """Seconds the call ran on its worker, or ``None`` until it has both a start and a finish time."""
         if self.started_at is None or self.finished_at is None:
             return None
         return self.finished_at - self.started_at

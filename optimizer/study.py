@@ -333,6 +333,8 @@ def is_minimised(direction: str) -> bool:
 
 
 class Objective(Metric):
+    """A metric to optimise: minimised or maximised (``direction``), with an optional hypervolume reference value."""
+
     direction: Direction = "minimize"
     #: Hypervolume reference value (the worst value still of interest); inferred from the data when absent.
     reference: float | None = None
@@ -376,6 +378,8 @@ class SimulatorSpec(_Strict):
 
 
 class StrategySpec(_Strict):
+    """The study's ``strategy`` section: a name in :data:`optimizer.strategies.STRATEGIES`, its initial design and options."""
+
     name: str = "sobol"
     #: How the initial design is drawn: sobol, lhs, olhs (orthogonal LHS of strength 2 where it exists, else an
     #: optimised LHS) or random.
@@ -388,6 +392,8 @@ CONFIRM_FACTOR = 10
 
 
 class Budget(_Strict):
+    """The study's ``budget`` section: calls (initial design included), and the optional confirmation calls after them."""
+
     calls: int = Field(ge=1, description="simulator calls, initial design included, baselines excluded")
     initial_design: int = Field(default=0, ge=0)
     #: Calls after the budget that re-simulate the recommended design (origin "confirm", not charged to ``calls``).
@@ -412,6 +418,8 @@ DEFAULT_RETRY_ON: tuple[RetryKind, ...] = ("transient", "error", "timeout")
 
 class Execution(_Strict):
     #: A name in :data:`optimizer.executors.EXECUTORS`.
+    """The study's ``execution`` section: where calls run (backend, Ray address), per-call resources, concurrency and retries."""
+
     backend: str = "ray"
     #: Existing Ray cluster (``auto``, ``host:port``, ``ray://…``); else ``RAY_ADDRESS``; else an embedded local Ray.
     address: str | None = None
@@ -542,6 +550,11 @@ class StudyConfig(_Strict):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def science_dict(self) -> dict[str, Any]:
+        """The study as data without what leaves the problem unchanged (execution, output, description, budget sizes, labels).
+
+        Two studies with the same science dict are the same optimisation problem: :meth:`fingerprint` hashes it,
+        and a campaign refuses to resume under a study whose science dict differs.
+        """
         data = self.model_dump(mode="json", exclude={"execution", "output", "description"})
         data["budget"].pop("calls")
         # confirmation calls come after the optimisation and draw no strategy stream: like calls, not the problem
@@ -610,6 +623,7 @@ class StudyLoader(yaml.SafeLoader):
     _depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
+        """Compose one node, refusing nesting deeper than ``MAX_YAML_DEPTH`` (a deep document would exhaust the stack)."""
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
@@ -620,6 +634,7 @@ class StudyLoader(yaml.SafeLoader):
             self._depth -= 1
 
     def compose_document(self) -> Any:
+        """Compose the document, refusing one that expands to more than ``MAX_YAML_NODES`` values (alias bombs) or refers to itself."""
         node = super().compose_document()
         sizes: dict[int, int] = {}
 
@@ -640,6 +655,7 @@ class StudyLoader(yaml.SafeLoader):
         return node
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """Build a mapping, refusing a key given twice (PyYAML keeps the last silently); ``<<`` merge keys may be overridden."""
         first: dict[Any, Any] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` entries may be overridden

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 
 def params_inside(sim: Any, rng: np.random.Generator, bounds: dict[str, tuple[float, float]] | None = None) -> dict[str, float]:
+    """A valid θ for ``sim``: its ``default_params()`` if it has them, else each parameter uniform in ``bounds`` (default ±1)."""
     default = sim.default_params() if hasattr(sim, "default_params") else None
     if default:
         return dict(default)
@@ -92,6 +93,7 @@ class SimulatorConformance:
 
     @pytest.fixture
     def simulator_params(self, simulator: Any) -> dict[str, float]:
+        """The θ the checks simulate at (override for a simulator whose parameters need other values)."""
         return params_inside(simulator, np.random.default_rng(0))
 
     def test_declares_outputs(self, simulator: Any) -> None:
@@ -214,10 +216,12 @@ class StrategyConformance:
 
     @pytest.fixture
     def study(self) -> StudyConfig:
+        """The study the strategies are built for: :func:`conformance_study` unless overridden."""
         return conformance_study()
 
     @pytest.fixture
     def space(self, study: StudyConfig) -> SearchSpace:
+        """The search space of ``study``."""
         return SearchSpace(study.parameters)
 
     @staticmethod
@@ -237,6 +241,7 @@ class StrategyConformance:
 
     @staticmethod
     def none(space: SearchSpace) -> np.ndarray:
+        """No pending points: a ``[0, d]`` array."""
         return np.zeros((0, space.dim))
 
     def test_proposals_in_unit_cube(self, make_strategy: StrategyFactory, space: SearchSpace,
@@ -347,6 +352,34 @@ class StrategyConformance:
         strategy.tell(h)
         x = np.asarray(strategy.ask(h, self.none(space), 3))
         _check_valid(x, space, 3)
+
+    def test_leaves_global_random_state_alone(self, make_strategy: StrategyFactory, space: SearchSpace,
+                                              study: StudyConfig) -> None:
+        """Building, telling and asking never touch the caller's global torch or numpy streams (a seeded
+        strategy seeds its own generators, or forks the global one and restores it)."""
+        torch_state, np_state = _global_random_state()
+        strategy = make_strategy(space, study, 0)
+        h = self.make_history(space, 6)
+        strategy.tell(h)
+        strategy.ask(h, self.none(space), 2)
+        _check_random_state_unchanged(torch_state, np_state)
+
+
+def _global_random_state() -> tuple[Any, Any]:
+    """The caller's global torch and numpy random states (torch is imported first, so a strategy that
+    imports it later cannot hide a reseed behind its import)."""
+    import torch
+
+    return torch.get_rng_state(), np.random.get_state(legacy=True)
+
+
+def _check_random_state_unchanged(torch_state: Any, np_state: Any) -> None:
+    import torch
+
+    assert torch.equal(torch.get_rng_state(), torch_state), "the global torch random state changed"
+    after = np.random.get_state(legacy=True)
+    assert isinstance(after, tuple) and isinstance(np_state, tuple)
+    assert np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:], "the global numpy random state changed"
 
 
 # -- executors ----------------------------------------------------------------------------------------
@@ -676,15 +709,9 @@ class SurrogateConformance:
 
     def test_leaves_global_random_state_alone(self, make_surrogate: SurrogateFactory) -> None:
         """Building, fitting and sampling with a generator never touch the caller's torch or numpy streams."""
-        import torch
-
         theta, y = theta_data(2, 1, self.N, self.n, 0)
-        torch_state, np_state = torch.get_rng_state(), np.random.get_state(legacy=True)
+        torch_state, np_state = _global_random_state()
         surrogate = make_surrogate(2, 1, 0)
         surrogate.fit(theta, y)
         surrogate.sample(theta[:2], 4, generator=self._gen(0))
-        assert torch.equal(torch.get_rng_state(), torch_state), "the global torch random state changed"
-        after = np.random.get_state(legacy=True)
-        assert isinstance(after, tuple) and isinstance(np_state, tuple)
-        assert np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:], \
-            "the global numpy random state changed"
+        _check_random_state_unchanged(torch_state, np_state)

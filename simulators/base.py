@@ -133,6 +133,7 @@ class FunctionSimulator(Simulator):
         self.options = options
 
     def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> np.ndarray | SimulationResult:
+        """Call the wrapped function as ``function(params, n, seed, **options)``."""
         return self.function(dict(params), n, seed, **self.options)
 
 

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from simulators.base import Simulator, emulate_cost
 
+#: Offset inside the log of the log-transformed variants, so a response of exactly 0 (at the minimum) stays finite.
 LOG_EPS = 1e-8
 
 
@@ -80,6 +81,7 @@ class Benchmark(Simulator):
         return torch.tensor([float(params[name]) for name in self.parameters], dtype=torch.float64)
 
     def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> np.ndarray:
+        """``[n, 1]`` samples: the noise-free response at θ plus :meth:`noise`, drawn from a generator seeded by ``seed``."""
         emulate_cost(self.delay_s)
         x = self._theta(params)
         gen = torch.Generator().manual_seed(int(seed))
@@ -94,6 +96,8 @@ class Benchmark(Simulator):
 
 
 class ThreeHumpCamel(Benchmark):
+    """Textbook three-hump camel in 2-D, ``2a² − 1.05a⁴ + a⁶/6 + ab + b²``: minimum 0 at the origin."""
+
     def f(self, x: Tensor) -> Tensor:
         a, b = x[..., 0], x[..., 1]
         return 2 * a**2 - 1.05 * a**4 + a**6 / 6 + a * b + b**2
@@ -148,12 +152,15 @@ class Himmelblau(Benchmark):
 
 
 class Rosenbrock(Benchmark):
+    """Textbook Rosenbrock valley in any dimension (default 8) on ``[-2, 2]^d``: minimum 0 at ``(1, …, 1)``."""
+
     variable_dim = True
     default_dim = 8
     domain = (-2.0, 2.0)
 
     @property
     def epsilon(self) -> float:  # type: ignore[override]
+        # the paper's success radii for its 8-D and 20-D runs; 0.1·√d in other dimensions
         return {8: 1.1, 20: 2.0}.get(self.dim, 0.1 * math.sqrt(self.dim))
 
     def f(self, x: Tensor) -> Tensor:
@@ -186,7 +193,7 @@ class _Paper:
 
 
 class ThreeHumpCamelPaper(_Paper, ThreeHumpCamel):
-    pass
+    """The three-hump camel as the WU-GO code uses it: the textbook function, observed as ``log(f + LOG_EPS)``."""
 
 
 class AckleyPaper(_Paper, Benchmark):
@@ -219,11 +226,11 @@ class LeviPaper(_Paper, Levi):
 
 
 class HimmelblauPaper(_Paper, Himmelblau):
-    pass
+    """Himmelblau as the WU-GO code uses it: the textbook function (four minima), observed as ``log(f + LOG_EPS)``."""
 
 
 class RosenbrockPaper(_Paper, Rosenbrock):
-    pass
+    """Rosenbrock as the WU-GO code uses it: the textbook function, observed as ``log(f + LOG_EPS)``."""
 
 
 class StyblinskiTangPaper(_Paper, StyblinskiTang):
@@ -268,6 +275,7 @@ class BraninCurrin(Simulator):
         return self._f.evaluate_true(x.to(torch.float64))
 
     def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> np.ndarray:
+        """``[n, 2]`` samples: the noise-free Branin and Currin values at θ plus Gaussian noise of ``sigma`` per column."""
         emulate_cost(self.delay_s)
         x = torch.tensor([[float(params["x1"]), float(params["x2"])]], dtype=torch.float64)
         gen = torch.Generator().manual_seed(int(seed))

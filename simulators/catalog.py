@@ -32,6 +32,7 @@ class SimulatorInfo:
     note: str = ""
 
     def lines(self) -> list[str]:
+        """The ``optimize list simulators NAME -v`` entry: name and source, summary, parameters, outputs, quantities, options."""
         def names(values: tuple[str, ...] | None, empty: str) -> str:
             if values is None:
                 return "set by the options"

@@ -31,7 +31,10 @@ import numpy as np
 
 from simulators.base import SimulationResult, Simulator, SimulatorOptionError, TransientError
 
+#: Characters of the program's stderr kept in an error message (the end, where the error usually is).
 TAIL = 2000
+#: Characters of its stdout kept in each call's metadata (the journal stores them for every call).
+STDOUT_TAIL = 500
 #: Placeholder names the simulator fills itself; a study parameter of one of these names would be shadowed.
 RESERVED = ("n", "seed", "workdir", "input")
 READERS = (".npy", ".npz", ".csv", ".json", ".root")
@@ -163,6 +166,12 @@ class CommandSimulator(Simulator):
                 raise _refuse(option, f"bad placeholder: {err} (write {{{{ }}}} for a literal brace)") from None
 
     def simulate(self, params: Mapping[str, float | str], n: int, seed: int) -> SimulationResult:
+        """Run the command in a fresh working folder (placeholders filled from θ, ``n`` and ``seed``) and read its output file.
+
+        Raises:
+            TransientError: the program exited with one of ``transient_exit_codes``.
+            TimeoutError: it ran longer than ``timeout``.
+        """
         wd = Path(tempfile.mkdtemp(prefix=f"detopt-{seed}-", dir=self.workdir))
         for f in self.cwd_files:
             (wd / f.name).symlink_to(f)
@@ -189,7 +198,7 @@ class CommandSimulator(Simulator):
             kind = TransientError if proc.returncode in self.transient_exit_codes else RuntimeError
             raise kind(f"{argv[0]} exited with code {proc.returncode} (workdir {wd}); stderr:\n{_tail(err_path)}")
         samples = self._read(wd / self.output)
-        meta = {"workdir": str(wd) if self.keep else None, "stdout_tail": _tail(out_path)[-500:]}
+        meta = {"workdir": str(wd) if self.keep else None, "stdout_tail": _tail(out_path)[-STDOUT_TAIL:]}
         if not self.keep:
             for p in sorted(wd.rglob("*"), reverse=True):
                 p.unlink() if not p.is_dir() or p.is_symlink() else p.rmdir()

@@ -21,6 +21,10 @@ from scipy import optimize, special, stats
 
 from simulators.base import Simulator
 
+#: Absolute tolerance of a mixture quantile (Brent's method), and the bracket width below which the parts'
+#: quantiles already agree: far below the sampling error of any finite set of calls.
+PPF_XTOL = 1e-12
+
 
 class _Dist(Protocol):
     """What a problem returns at θ: the parts of a frozen scipy distribution the scores use."""
@@ -41,27 +45,33 @@ class Mixture:
         self.w, self.parts = w / w.sum(), parts
 
     def mean(self) -> float:
+        """The mixture's mean, ``Σ w_j·μ_j``."""
         return float(sum(w * p.mean() for w, p in zip(self.w, self.parts)))
 
     def std(self) -> float:
+        """The mixture's standard deviation, from its second moment ``Σ w_j·(σ_j² + μ_j²)``."""
         m = self.mean()
         second = sum(w * (p.var() + p.mean() ** 2) for w, p in zip(self.w, self.parts))
         return float(np.sqrt(max(second - m * m, 0.0)))
 
     def cdf(self, x: float) -> float:
+        """``P(Y ≤ x)``."""
         return float(sum(w * p.cdf(x) for w, p in zip(self.w, self.parts)))
 
     def sf(self, x: float) -> float:
+        """``P(Y > x)``."""
         return 1.0 - self.cdf(x)
 
     def ppf(self, q: float) -> float:
+        """The ``q``-quantile, found by Brent's method between the parts' own ``q``-quantiles (which bracket it)."""
         lo = min(p.ppf(q) for p in self.parts)  # the mixture's quantile lies between its parts' quantiles
         hi = max(p.ppf(q) for p in self.parts)
-        if hi - lo < 1e-12:
+        if hi - lo < PPF_XTOL:
             return float(lo)
-        return float(optimize.brentq(lambda x: self.cdf(x) - q, lo, hi, xtol=1e-12))
+        return float(optimize.brentq(lambda x: self.cdf(x) - q, lo, hi, xtol=PPF_XTOL))
 
     def rvs(self, size: int, random_state: np.random.Generator) -> np.ndarray:
+        """``[size]`` draws: each picks a part by weight, then draws from it with ``random_state``."""
         which = random_state.choice(len(self.parts), size=size, p=self.w)
         out = np.empty(size)
         for j, p in enumerate(self.parts):

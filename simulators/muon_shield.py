@@ -159,6 +159,8 @@ def frustum(half_length: float, area_in: float, area_out: float) -> float:
 
 @dataclass(frozen=True)
 class Geometry:
+    """A built shield: its elements in z order and the z of the detector plane behind them (m)."""
+
     elements: tuple[Element, ...]
     detector_z: float
 
@@ -167,10 +169,12 @@ class Geometry:
         return self.elements[-1].z1 - self.elements[0].z0 if self.elements else 0.0
 
     def mass_t(self, which: str = "all") -> float:
+        """Iron mass in tonnes of ``which`` elements: ``"all"``, ``"absorber"`` (the hadron absorber), else the magnets."""
         sel = [e for e in self.elements if which == "all" or (e.absorber == (which == "absorber"))]
         return sum(e.volume() for e in sel) * IRON.density  # m³ × g/cm³ = t
 
     def iron_length(self) -> float:
+        """Total iron length along z (m): the sum of the elements' full lengths ``2·dz``."""
         return sum(2 * e.dz for e in self.elements)
 
 
@@ -206,6 +210,7 @@ class BeamDumpSource:
         self.pt_mean, self.sigma_xy = pt_mean, sigma_xy
 
     def sample(self, n: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> Muons:
+        """``n`` muons drawn with ``gen`` (each field ``[n]``), weighted by f_phys/f_draw."""
         u = torch.rand(5, n, generator=gen, device=device, dtype=torch.float64)
         p = self.p_min + (self.p_max - self.p_min) * u[0]
         cap = p.clamp(max=self.pt_max)
@@ -231,6 +236,7 @@ class UniformSource:
         self.p_min, self.p_max, self.theta_max, self.sigma_xy = p_min, p_max, math.radians(theta_max_deg), sigma_xy
 
     def sample(self, n: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> Muons:
+        """``n`` muons drawn with ``gen`` (each field ``[n]``), each of weight 1."""
         u = torch.rand(4, n, generator=gen, device=device, dtype=torch.float64)
         p = self.p_min + (self.p_max - self.p_min) * u[0]
         theta, phi = self.theta_max * u[1], 2 * math.pi * u[2]
@@ -271,6 +277,7 @@ class FileSource:
         self.table = torch.as_tensor(table, dtype=torch.float64)
 
     def sample(self, n: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> Muons:
+        """``n`` of the file's muons picked with ``gen`` (without replacement while ``n`` ≤ rows), weights kept; fields ``[n]``."""
         m = len(self.table)
         if n <= m:
             idx = torch.randperm(m, generator=gen, device=device)[:n]

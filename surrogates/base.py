@@ -51,6 +51,7 @@ class Surrogate(ABC):
 
 
 def mlp(inp: int, out: int, hidden: int, layers: int, act: type[torch.nn.Module] = torch.nn.SiLU) -> torch.nn.Sequential:
+    """A ``layers``-hidden-layer perceptron ``[..., inp]`` → ``[..., out]``, each hidden layer ``hidden`` wide followed by ``act``."""
     mods: list[torch.nn.Module] = []
     width = inp
     for _ in range(layers):
@@ -58,6 +59,10 @@ def mlp(inp: int, out: int, hidden: int, layers: int, act: type[torch.nn.Module]
         width = hidden
     mods.append(torch.nn.Linear(width, out))
     return torch.nn.Sequential(*mods)
+
+
+#: Floor of a column's standard deviation: a constant output (all samples equal) divides by this, not by 0.
+MIN_STD = 1e-12
 
 
 class Standardizer:
@@ -68,18 +73,23 @@ class Standardizer:
         self.std = torch.ones(k, dtype=torch.float64)
 
     def fit(self, y: Tensor) -> None:
+        """Set the per-column mean and standard deviation from ``y [..., k]`` (all leading dimensions pooled)."""
         flat = y.reshape(-1, y.shape[-1]).double()
         self.mean = flat.mean(0)
-        self.std = flat.std(0).clamp_min(1e-12)
+        self.std = flat.std(0).clamp_min(MIN_STD)
 
     def forward(self, y: Tensor) -> Tensor:
+        """``y [..., k]`` → standardised ``[..., k]`` (float32, as the networks take it)."""
         return ((y.double() - self.mean) / self.std).float()
 
     def inverse(self, z: Tensor) -> Tensor:
+        """Standardised ``z [..., k]`` → ``[..., k]`` in the outputs' own units (float64)."""
         return z.double() * self.std + self.mean
 
     def state(self) -> dict[str, Tensor]:
+        """``{"mean": [k], "std": [k]}`` for a surrogate's ``state_dict``."""
         return {"mean": self.mean, "std": self.std}
 
     def load(self, s: dict[str, Tensor]) -> None:
+        """Restore the statistics saved by :meth:`state`."""
         self.mean, self.std = s["mean"], s["std"]

@@ -19,6 +19,12 @@ from surrogates.base import FIT_STREAM_PRIME, Standardizer, Surrogate, mlp
 # Floor of every standardised scale (the Cholesky diagonal): keeps each component's covariance well
 # conditioned (condition number ≤ (max scale / 1e-3)²) so its log-density cannot diverge on an atom.
 SCALE_FLOOR = 1e-3
+#: Share of an output's training values that must sit exactly on its minimum (maximum) for that value to be
+#: an atom (``clip_to_data``): a continuous output repeats its extreme value with probability ~0.
+ATOM_FRACTION = 0.01
+#: Floor of the mixture factor's diagonal relative to the largest entry of its raw matrix: a thousandth of
+#: SCALE_FLOOR, so it only rescues a rank-deficient matrix and never binds where SCALE_FLOOR does.
+DIAG_FLOOR_FRACTION = SCALE_FLOOR * 1e-3
 
 
 class MDN(Surrogate):
@@ -136,13 +142,19 @@ class MDN(Surrogate):
         return torch.special.log_ndtr(sign * (bound - mean) / sd)
 
     def fit(self, theta: Tensor, samples: Tensor) -> None:
+        """Maximise the likelihood of ``samples [N, n, k]`` at ``theta [N, d]``: a fixed number of Adam steps on random rows.
+
+        The first fit runs ``steps``, later ones ``refit_steps`` from the current weights. A value that more than
+        ``ATOM_FRACTION`` of the samples take exactly at the data's minimum or maximum is an atom: samples are
+        clipped to it (and, with ``censor``, it is fitted as a censored boundary).
+        """
         N, n, k = samples.shape
         self.scaler.fit(samples)
         flat = samples.reshape(-1, k).double()
         lo, hi = flat.min(0).values, flat.max(0).values
         inf = torch.full_like(lo, torch.inf)
-        self.lo = torch.where((flat == lo).double().mean(0) > 0.01, lo, -inf)
-        self.hi = torch.where((flat == hi).double().mean(0) > 0.01, hi, inf)
+        self.lo = torch.where((flat == lo).double().mean(0) > ATOM_FRACTION, lo, -inf)
+        self.hi = torch.where((flat == hi).double().mean(0) > ATOM_FRACTION, hi, inf)
         y = self.scaler.forward(samples).reshape(N * n, k)
         state = None
         if self.clip_to_data and self.censor and (torch.isfinite(self.lo) | torch.isfinite(self.hi)).any():
@@ -169,6 +181,7 @@ class MDN(Surrogate):
 
     @torch.no_grad()
     def sample(self, theta: Tensor, n: int, generator: torch.Generator | None = None, common: bool = False) -> Tensor:
+        """``theta [M, d]`` → ``[M, n, k]``: pick a component by its weight, then draw from its Gaussian (clipped to the data's atoms)."""
         M = theta.shape[0]
         logits, means, L = self._params(theta)
         lead = 1 if common else M
@@ -205,6 +218,6 @@ def _lower_factor(A: Tensor) -> Tensor:
     sign = torch.where(torch.diagonal(R, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
     Lp = (R * sign[..., :, None]).transpose(-1, -2)  # rows of R flipped to a positive diagonal
     diag = torch.diagonal(Lp, dim1=-2, dim2=-1)
-    floor = SCALE_FLOOR * 1e-3 * A.double().abs().amax(dim=(-2, -1), keepdim=False)[..., None]
+    floor = DIAG_FLOOR_FRACTION * A.double().abs().amax(dim=(-2, -1), keepdim=False)[..., None]
     Lp = torch.tril(Lp, -1) + torch.diag_embed(torch.maximum(diag, floor))
     return Lp.to(A.dtype)

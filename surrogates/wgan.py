@@ -31,6 +31,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 class ConditionalWGAN(Surrogate):
+    """Conditional WGAN-GP G(z, θ) → y for ``dim`` parameters and ``k`` outputs (see the module docstring for the presets).
+
+    Args:
+        dim: θ dimension (unit cube).
+        k: output columns.
+        seed: seeds the initial weights and each fit's minibatch stream.
+        preset: ``"paper"`` (the public WU-GO code) or ``"fast"``.
+        theta_low, theta_high: the study's bounds, so θ enters in its own units as in the paper (``None``: unit cube).
+        overrides: any hyperparameter of the preset (``lr``, ``steps``, ``latent``...).
+    """
+
     def __init__(self, dim: int, k: int, seed: int = 0, preset: str = "paper",
                  theta_low: list[float] | None = None, theta_high: list[float] | None = None, **overrides: Any) -> None:
         super().__init__(dim, k, seed)
@@ -82,6 +93,11 @@ class ConditionalWGAN(Surrogate):
         optG.step()
 
     def fit(self, theta: Tensor, samples: Tensor) -> None:
+        """Train generator and critic on ``samples [N, n, k]`` at ``theta [N, d]`` (WGAN-GP, warm-started after the first fit).
+
+        ``paper``: epochs over all rows, lr × ``refit_lr_factor`` with a step schedule from the second fit;
+        ``fast``: a fixed number of generator steps on random minibatches.
+        """
         cfg = self.cfg
         N, n, k = samples.shape
         if cfg["standardize"]:
@@ -111,6 +127,7 @@ class ConditionalWGAN(Surrogate):
 
     @torch.no_grad()
     def sample(self, theta: Tensor, n: int, generator: torch.Generator | None = None, common: bool = False) -> Tensor:
+        """``theta [M, d]`` → ``[M, n, k]``: the generator at ``n`` latent draws per point (shared by all points when ``common``)."""
         M, lat = theta.shape[0], self.cfg["latent"]
         z = torch.randn(1 if common else M, n, lat, generator=generator).expand(M, n, lat)
         c = self._cond(theta)[:, None, :].expand(M, n, self.dim)

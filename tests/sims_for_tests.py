@@ -145,6 +145,23 @@ def lucky(params, n, seed):
     return 10 * (x - 0.3) ** 2 + 0.1 * pattern
 
 
+class CountingSimulator(Simulator):
+    """A noisy quadratic with a ``cost`` quantity that records every construction in ``built`` (its ``tag``)."""
+
+    built: list[str] = []
+    quantities = ("cost",)
+
+    def __init__(self, tag: str = "") -> None:
+        CountingSimulator.built.append(tag)
+
+    def simulate(self, params, n, seed):
+        x = np.array(list(params.values()))
+        return float((x**2).sum()) + 0.1 * np.random.default_rng(seed).standard_normal(n)
+
+    def quantities_at(self, params):
+        return {"cost": float(sum(abs(v) for v in params.values()))}
+
+
 #: Offsets of the mixed test problem's absorbers: W is clearly the best.
 MIXED_OFFSETS = {"Pb": 1.0, "W": 0.0, "Fe": 2.0, "Cu": 1.5}
 

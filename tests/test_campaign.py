@@ -12,7 +12,7 @@ import pytest
 from conftest import base_study
 from optimizer.campaign import Campaign, run_campaign
 from optimizer.errors import CampaignError
-from optimizer.executors.base import CallOutcome, CallRequest, Executor, execute_call
+from optimizer.executors.base import CallOutcome, CallRequest, Executor, execute_call, simulator_args
 from optimizer.study import load_study
 
 
@@ -27,7 +27,7 @@ class InterruptAfter(Executor):
     """Inline runs that stop the driver (like Ctrl-C) after ``k`` results, with calls still in flight."""
 
     def __init__(self, study: Any, k: int, capacity: int = 3) -> None:
-        self.spec = study.simulator.model_dump()
+        self.spec = simulator_args(study.simulator)
         self.k, self.capacity, self.q = k, capacity, deque()
 
     def submit(self, request: CallRequest) -> None:

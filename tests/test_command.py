@@ -72,6 +72,7 @@ def test_failure_keeps_stderr_and_timeout(prog: str) -> None:
 
 def test_transient_exit_codes_are_transient_failures(prog: str) -> None:
     from optimizer.executors.base import CallRequest, execute_call
+    from simulators.factory import SimulatorArgs
     from simulators.base import TransientError
 
     with pytest.raises(TransientError, match="(?s)exited with code 75.*licence server busy"):
@@ -81,8 +82,7 @@ def test_transient_exit_codes_are_transient_failures(prog: str) -> None:
     assert not isinstance(err.value, TransientError)
     kinds = {}
     for mode in ("tempfail", "fail", "sleep"):
-        spec = {"name": "command", "samples_per_call": 3, "outputs": None,
-                "options": {"command": [sys.executable, prog, mode], "output": "out.npy", "timeout": 1}}
+        spec = SimulatorArgs("command", {"command": [sys.executable, prog, mode], "output": "out.npy", "timeout": 1})
         kinds[mode] = execute_call(spec, CallRequest(1, 1, {"a": 1.0}, 3, 0)).status
     assert kinds == {"tempfail": "transient", "fail": "error", "sleep": "timeout"}
 

@@ -171,15 +171,29 @@ def test_reporting_layer_does_not_import_the_driver(module: str) -> None:
     assert "optimizer.campaign" not in reached
 
 
-def test_simulators_do_not_import_the_optimizer_beyond_its_bottom_layer() -> None:
-    """``simulators`` and ``surrogates`` sit below the optimiser: only its registry and errors are theirs to use."""
-    g = import_graph()
+#: The optimiser modules ``simulators`` and ``surrogates`` may import: its dependency-free bottom (the
+#: registries they keep their names in, and the errors :func:`simulators.factory.build_simulator` raises).
+BOTTOM_LAYER = {"optimizer", "optimizer.registry", "optimizer.errors"}
+
+
+@pytest.mark.parametrize("include_deferred", [False, True])
+def test_simulators_do_not_import_the_optimizer_beyond_its_bottom_layer(include_deferred: bool) -> None:
+    """``simulators`` and ``surrogates`` sit below the optimiser: only its registry and errors are theirs to use,
+    directly or through anything they import, also inside functions (a deferred import is still a dependency)."""
+    g = import_graph(include_deferred=include_deferred)
     for pkg in ("simulators", "surrogates"):
         for mod in (m for m in g if m == pkg or m.startswith(pkg + ".")):
+            assert {m for m in g[mod] if m.startswith("optimizer")} <= BOTTOM_LAYER, (mod, sorted(g[mod]))
             reached = reachable(g, mod)
-            assert reached <= {"optimizer", "optimizer.registry", "optimizer.errors"} | {
-                m for m in g if not m.startswith("optimizer")
-            }, (mod, sorted(r for r in reached if r.startswith("optimizer")))
+            assert reached <= BOTTOM_LAYER | {m for m in g if not m.startswith("optimizer")}, (
+                mod, sorted(r for r in reached if r.startswith("optimizer")))
+
+
+def test_layering_check_sees_a_deferred_import_of_the_optimizer() -> None:
+    """The walker counts an import inside a function body, where the old factory imported the study schema."""
+    tree = ast.parse("def build():\n    from optimizer.study import SimulatorSpec\n")
+    assert [n.module for n in _imports(tree, include_deferred=True, is_package=False)] == ["optimizer.study"]
+    assert list(_imports(tree, include_deferred=False, is_package=False)) == []
 
 
 # -- what a fresh interpreter loads ------------------------------------------------------------
@@ -200,6 +214,7 @@ QUIET_MAIN = "from optimizer import cli\nwith contextlib.redirect_stdout(io.Stri
 
 @pytest.mark.parametrize("code", [
     "import simulators.base",
+    "import simulators.factory",
     "from simulators.base import Simulator, InfeasibleDesign, SimulationResult",
     "import simulators",
     "from simulators import SIMULATORS; SIMULATORS.names()",
@@ -270,7 +285,7 @@ def test_public_names_still_importable() -> None:
     import optimizer
     from optimizer import Campaign, CampaignSummary, StudyConfig, load_study, run_campaign, validate_study
     from optimizer.campaign import META_FILE, STRATEGY_STATE, STUDY_FILE, best_so_far, build_history
-    from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, build_simulator, execute_call
+    from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, execute_call, simulator_args
     from optimizer.results import finished_in_order
     from optimizer.strategies import STRATEGIES, History, Strategy, initial_design
     from simulators import SIMULATORS, FunctionSimulator, InfeasibleDesign, SimulationResult, Simulator
@@ -288,5 +303,5 @@ def test_public_names_still_importable() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         optimizer.nope  # noqa: B018
     del (CampaignSummary, StudyConfig, validate_study, META_FILE, STRATEGY_STATE, STUDY_FILE, EXECUTORS, CallOutcome,
-         CallRequest, Executor, build_simulator, execute_call, STRATEGIES, History, Strategy, initial_design,
+         CallRequest, Executor, simulator_args, execute_call, STRATEGIES, History, Strategy, initial_design,
          FunctionSimulator, InfeasibleDesign, SimulationResult, SURROGATES, load_study)

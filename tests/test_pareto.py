@@ -1,4 +1,4 @@
-"""Pareto set and hypervolume (BoTorch utilities) and a two-objective campaign with a constraint."""
+"""Pareto set and hypervolume (numpy, checked against BoTorch's utilities) and a two-objective campaign with a constraint."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import base_study
-from optimizer.pareto import hypervolume, hypervolume_trace, maximisation_matrix, pareto_calls
+from optimizer.pareto import hypervolume, hypervolume_trace, maximisation_matrix, non_dominated, pareto_calls
 from optimizer.storage import CallRecord
 from optimizer.study import validate_study
 
@@ -31,12 +31,45 @@ def test_pareto_and_hypervolume_hand_computed() -> None:
     ids, Y = maximisation_matrix(STUDY, records.values())
     assert ids == [1, 2, 3, 4]
     # reference (4, 4) in minimisation terms: staircase columns x∈[1,2]: 1, [2,3]: 2, [3,4]: 3 → 6
-    assert hypervolume(Y, torch.tensor([-4.0, -4.0], dtype=torch.float64)) == pytest.approx(6.0)
+    assert hypervolume(Y, np.array([-4.0, -4.0])) == pytest.approx(6.0)
     study = validate_study(base_study(objectives={"bkg": {"reference": 4.0}, "cost": {"reference": 4.0}}))
     calls, hv, ref = hypervolume_trace(study, records)
     assert ref.tolist() == [-4.0, -4.0]
     # (1,3) alone: 3·1; with (2,2): 3 + 4 − 2 overlap = 5; with (3,1): 6; then flat
     assert hv.tolist() == pytest.approx([3.0, 5.0, 6.0, 6.0, 6.0, 6.0])
+
+
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_non_dominated_and_hypervolume_equal_botorch(m: int) -> None:
+    from botorch.utils.multi_objective.box_decompositions.dominated import DominatedPartitioning
+    from botorch.utils.multi_objective.pareto import is_non_dominated
+
+    rng = np.random.default_rng(m)
+    for trial in range(6):
+        n = int(rng.integers(1, 40))
+        Y = rng.normal(size=(n, m))
+        if trial % 2:  # ties and duplicates, as a journal of rounded values has
+            Y = np.round(Y, 1)
+            Y[-1] = Y[0]
+        ref = Y.min(0) - rng.uniform(0.0, 0.5, size=m)
+        if trial == 5:
+            ref = np.quantile(Y, 0.5, axis=0)  # some points at or below the reference
+        T = torch.as_tensor(Y, dtype=torch.float64)
+        assert non_dominated(Y).tolist() == is_non_dominated(T, deduplicate=False).tolist()
+        R = torch.as_tensor(ref, dtype=torch.float64)
+        above = T[(T > R).all(-1)]
+        expected = float(DominatedPartitioning(ref_point=R, Y=above).compute_hypervolume()) if len(above) else 0.0
+        assert hypervolume(Y, ref) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_status_pareto_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, optimizer.pareto, optimizer.results, optimizer.records; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_maximised_objective_sign() -> None:

@@ -136,3 +136,22 @@ def test_eta_is_median_call_times_remaining_over_workers_plus_decisions() -> Non
     # median of measured durations (2, 4, 50, 100) = 27; 7 budget calls left, 6 of them strategy decisions
     assert eta.estimate(study, 10, recs) == pytest.approx(27.0 * 7 / 2 + 2.0 * 6)
     assert Eta().estimate(study, 10, {5: recs[5]}) is None  # nothing measured yet
+
+
+def test_eta_is_a_lower_bound_until_a_decision_is_timed() -> None:
+    import io
+
+    from optimizer.progress import LineReporter
+    from optimizer.study import StudyConfig
+
+    study = StudyConfig.model_validate(base_study(budget={"calls": 10, "initial_design": 4}, strategy={"name": "gp"}))
+    recs = {2: _rec(2, "initial", 2.0), 3: _rec(3, "initial", 4.0)}
+    rep = LineReporter(io.StringIO())
+    rep.start(study, 10, recs)
+    assert rep._eta().startswith("≥")  # 6 strategy decisions to come, none timed: calls alone underestimate
+    rep.eta.decision_s, rep.eta.decided = 5.0, 1
+    assert rep._eta().startswith("~")
+    sobol = StudyConfig.model_validate(base_study(budget={"calls": 10, "initial_design": 4}, strategy={"name": "sobol"}))
+    rep = LineReporter(io.StringIO())
+    rep.start(sobol, 10, recs)
+    assert rep._eta().startswith("~")  # space filling decides in no time

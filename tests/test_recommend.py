@@ -241,3 +241,50 @@ def test_particles_simulated_equal_the_journal(write_study, tmp_path: Path, monk
     axes = drawn[0].axes
     assert axes[1].get_xlabel() == "particles simulated"
     assert axes[1].lines[0].get_xdata()[-1] == expected
+
+
+def test_the_end_of_run_line_leads_with_the_recommendation(write_study, tmp_path: Path, capsys) -> None:
+    from optimizer.cli import main
+
+    p = write_study(lucky_study())
+    assert main(["run", str(p), "--output", str(tmp_path / "e")]) == 0
+    end = [line for line in capsys.readouterr().err.splitlines() if "calls finished" in line][-1]
+    # the model's choice (x = 0.3) first, the optimistic draw (x = 0.9, call 8) after it and named as such
+    assert "recommended f = " in end and "(model-based: posterior mean at evaluated designs)" in end
+    assert end.index("recommended f") < end.index("best observed: f=") and "(call 8)" in end
+
+
+def test_status_answers_from_the_cache_without_torch(lucky_campaign: Path) -> None:
+    from optimizer.recommend import CACHE_DIR
+
+    assert list((lucky_campaign / CACHE_DIR).glob("recommendation-*.json"))  # written at the campaign's end
+    code = ("import sys, json; from optimizer.cli import main; main(['status', sys.argv[1], '--json']); "
+            "print('torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, str(lucky_campaign)], capture_output=True, text=True, check=True)
+    assert out.stderr.strip().splitlines()[-1] == "False"
+    assert json.loads(out.stdout)["recommended"]["f"]["params"]["x"] == pytest.approx(0.3)
+
+
+def test_the_cache_answers_only_for_the_calls_it_was_computed_from(lucky_campaign: Path) -> None:
+    from optimizer.records import CampaignView
+    from optimizer.recommend import CACHE_DIR, recommend, recommend_cached
+
+    camp = CampaignView.open(lucky_campaign)
+    study, records = camp.study(), camp.records()
+    cached = recommend_cached(study, records.values(), lucky_campaign)
+    fresh = recommend(study, records.values())
+    assert cached is not None and fresh is not None
+    assert cached.call == fresh.call and cached.params == fresh.params
+    assert cached.mean == pytest.approx(fresh.mean, rel=1e-9) and cached.std == pytest.approx(fresh.std, rel=1e-9)
+    # a changed journal (one call fewer, one value moved) is a miss: the answer is recomputed, then cached again
+    fewer = {k: v for k, v in records.items() if k != max(records)}
+    assert recommend_cached(study, fewer.values(), lucky_campaign).mean == pytest.approx(
+        recommend(study, fewer.values()).mean, rel=1e-9)
+    moved = dict(records)
+    r = moved[3]
+    moved[3] = type(r)(**{**r.__dict__, "metrics": {"f": r.metrics["f"] + 5.0}})
+    assert recommend_cached(study, moved.values(), lucky_campaign).call != 3
+    # a corrupt cache file is ignored, not trusted
+    for f in (lucky_campaign / CACHE_DIR).glob("*.json"):
+        f.write_text("{not json")
+    assert recommend_cached(study, records.values(), lucky_campaign).call == fresh.call

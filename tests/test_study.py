@@ -17,10 +17,10 @@ STUDIES = sorted((ROOT / "studies").rglob("*.yaml"))
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_studies_validate_against_their_simulators(path: Path) -> None:
     from optimizer.campaign import check_simulator
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
 
     study, text = load_study(path)
-    check_simulator(study, build_simulator(study.simulator), str(path))
+    check_simulator(study, simulator_args(study.simulator).build(), str(path))
     assert text.strip()
 
 

@@ -26,11 +26,11 @@ def test_mypy_passes() -> None:
 
 def _seams() -> list[tuple[object, str, str]]:
     from optimizer.campaign import prepare
-    from optimizer.executors import build_simulator
     from optimizer.report import write_report
     from optimizer.retarget import retarget
     from optimizer.sampling import generate
     from optimizer.strategies.wugo import WUGOStrategy
+    from simulators.factory import build_simulator
 
     return [(build_simulator, "return", "Simulator"), (write_report, "campaign", "CampaignView"),
             (retarget, "campaign", "CampaignView"), (generate, "campaign", "CampaignView"),

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from optimizer.executors.base import CallOutcome, CallRequest, build_simulator
+from optimizer.executors.base import CallOutcome, CallRequest, simulator_args
 from optimizer.executors.inline import InlineExecutor
 from optimizer.space import SearchSpace
 from optimizer.storage import JournalStorage
@@ -206,7 +206,7 @@ class RaisingInlineExecutor(InlineExecutor):
 
     def __init__(self, simulator: SimulatorSpec, execution: Execution, workdir: Path | None = None) -> None:
         super().__init__(simulator, execution, workdir)
-        self._sim = build_simulator(simulator)
+        self._sim = simulator_args(simulator).build()
 
     def wait(self, timeout: float | None = None) -> list[CallOutcome]:
         if not self._queue:

@@ -11,7 +11,7 @@ from optimizer.registry import Registry, lazy_exports
 
 if TYPE_CHECKING:
     from optimizer.executors.base import (
-        CallOutcome, CallRequest, Executor, add_study_paths, build_simulator, execute_call,
+        CallOutcome, CallRequest, Executor, add_study_paths, simulator_args, execute_call,
     )
 
 EXECUTORS: Registry[type[Executor]] = Registry(
@@ -23,6 +23,6 @@ EXECUTORS: Registry[type[Executor]] = Registry(
 )
 
 __getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(
-    ("CallOutcome", "CallRequest", "Executor", "add_study_paths", "build_simulator", "execute_call"), "optimizer.executors.base"))
+    ("CallOutcome", "CallRequest", "Executor", "add_study_paths", "simulator_args", "execute_call"), "optimizer.executors.base"))
 
-__all__ = ["EXECUTORS", "CallOutcome", "CallRequest", "Executor", "add_study_paths", "build_simulator", "execute_call"]
+__all__ = ["EXECUTORS", "CallOutcome", "CallRequest", "Executor", "add_study_paths", "simulator_args", "execute_call"]

@@ -19,13 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from optimizer.errors import DetoptError, StudyError
-from optimizer.registry import import_object
 from optimizer.space import active_params
 from optimizer.study import Execution, ParamValue, SimulatorSpec
 
 if TYPE_CHECKING:
-    from simulators.base import Simulator
+    from simulators.factory import SimulatorArgs
 
 
 @dataclass(frozen=True)
@@ -94,57 +92,14 @@ class Executor(ABC):
 
 
 # -- simulator construction ----------------------------------------------------------
-def build_simulator(spec: SimulatorSpec, source: str = "<study>") -> Simulator:
-    """Instantiate the simulator a study names.
+def simulator_args(spec: SimulatorSpec) -> SimulatorArgs:
+    """The study's simulator section as :func:`simulators.factory.build_simulator` takes it (and workers receive it).
 
-    ``spec.name`` is a registered name, or ``module:attr`` naming a Simulator subclass
-    or a plain function ``fn(params, n, seed, **options)`` (its signature is checked here).
-
-    Args:
-        spec: the study's simulator section.
-        source: the study file, for error messages.
-
-    Raises:
-        StudyError: unknown name, failed import, wrong signature or bad options, naming the study field.
+    ``simulator_args(study.simulator).build(source)`` is how the optimiser builds the study's simulator.
     """
-    from simulators import SIMULATORS, FunctionSimulator, Simulator, SimulatorOptionError
+    from simulators.factory import SimulatorArgs
 
-    options = dict(spec.options)
-    if ":" in spec.name:
-        try:
-            target = import_object(spec.name)
-        except DetoptError as err:
-            raise StudyError(source, "simulator.name", str(err)) from None
-        if isinstance(target, type) and issubclass(target, Simulator):
-            cls: Any = target
-        elif callable(target) and not isinstance(target, type):
-            outputs = tuple(spec.outputs or ("y",))
-            try:
-                return FunctionSimulator(target, outputs=outputs, **options)
-            except SimulatorOptionError as err:
-                raise StudyError(source, err.field, err.message) from None
-        else:
-            raise StudyError(source, "simulator.name", f"'{spec.name}' is neither a Simulator class nor a function")
-    else:
-        try:
-            cls = SIMULATORS.get(spec.name)
-        except KeyError as err:
-            raise StudyError(source, "simulator.name", err.args[0]) from None
-    if spec.outputs is not None:
-        raise StudyError(source, "simulator.outputs", "only a module:function simulator takes outputs")
-    try:
-        return cls(**options)
-    except SimulatorOptionError as err:
-        raise StudyError(source, err.field, err.message) from None
-    except (TypeError, ValueError) as err:
-        raise StudyError(source, "simulator.options", f"{spec.name}: {_first_line(err)}") from None
-    except Exception as err:  # noqa: BLE001 - a simulator's constructor failed on its options: one line
-        raise StudyError(source, "simulator.options", f"{spec.name}: {type(err).__name__}: {_first_line(err)}") from None
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+    return SimulatorArgs(spec.name, dict(spec.options), None if spec.outputs is None else tuple(spec.outputs))
 
 
 def add_study_paths(source: str | os.PathLike[str]) -> None:
@@ -167,17 +122,6 @@ def add_study_paths(source: str | os.PathLike[str]) -> None:
     sys.path[0:0] = new
 
 
-_SIM_CACHE: dict[str, Simulator] = {}
-
-
-def _cached_simulator(spec: dict[str, Any]) -> Simulator:
-    # One construction per worker process: geometry/tables are built once.
-    key = repr(sorted(spec.items()))
-    if key not in _SIM_CACHE:
-        _SIM_CACHE[key] = build_simulator(SimulatorSpec(**spec))
-    return _SIM_CACHE[key]
-
-
 def set_threads(n: int) -> None:
     """Pin math-library threads (Ray sets OMP_NUM_THREADS=1 for tasks it places)."""
     n = max(1, int(n))
@@ -189,22 +133,23 @@ def set_threads(n: int) -> None:
             torch.set_num_threads(n)
 
 
-def execute_call(spec: dict[str, Any], request: CallRequest, threads: int = 1) -> CallOutcome:
+def execute_call(simulator: SimulatorArgs, request: CallRequest, threads: int = 1) -> CallOutcome:
     """Run one call in the current process; never raises for simulator problems.
 
     Args:
-        spec: ``SimulatorSpec.model_dump()`` of the study's simulator.
+        simulator: the study's simulator (:func:`simulator_args`), built once per process.
         request: the call.
         threads: math-library threads for the simulator.
     """
     from simulators.base import InfeasibleDesign, TransientError, check_result
+    from simulators.factory import cached_simulator
 
     set_threads(threads)
     worker = {"host": socket.gethostname(), "pid": os.getpid()}
     started = time.time()
     out = CallOutcome(request.call_id, request.attempt, "completed", worker=worker, started=started)
     try:
-        sim = _cached_simulator(spec)
+        sim = cached_simulator(simulator)
         params = active_params(request.params)
         raw = sim.simulate(params, request.n_samples, request.seed)
         try:

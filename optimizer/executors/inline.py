@@ -7,17 +7,21 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
-from typing import Any
 
-from optimizer.executors.base import CallOutcome, CallRequest, Executor, execute_call
+from optimizer.executors.base import CallOutcome, CallRequest, Executor, execute_call, simulator_args
 from optimizer.study import Execution, SimulatorSpec
 
 
 class InlineExecutor(Executor):
+    """Runs each call in the driver process, one at a time, when :meth:`wait` is called (no workers, no timeout).
+
+    The simulator is built here once per process from the study's name and options, as a worker would.
+    """
+
     capacity = 1
 
     def __init__(self, simulator: SimulatorSpec, execution: Execution, workdir: Path | None = None) -> None:
-        self._spec: dict[str, Any] = simulator.model_dump()
+        self._simulator = simulator_args(simulator)
         self._threads = max(1, int(execution.num_cpus))
         self._queue: deque[CallRequest] = deque()
 
@@ -27,7 +31,7 @@ class InlineExecutor(Executor):
     def wait(self, timeout: float | None = None) -> list[CallOutcome]:
         if not self._queue:
             return []
-        return [execute_call(self._spec, self._queue.popleft(), self._threads)]
+        return [execute_call(self._simulator, self._queue.popleft(), self._threads)]
 
     def in_flight(self) -> int:
         return len(self._queue)

@@ -21,11 +21,14 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optimizer.errors import DetoptError, InfrastructureError
-from optimizer.executors.base import CallOutcome, CallRequest, Executor, _cached_simulator, execute_call
+from optimizer.executors.base import CallOutcome, CallRequest, Executor, execute_call, simulator_args
 from optimizer.study import Execution, SimulatorSpec
+
+if TYPE_CHECKING:
+    from simulators.factory import SimulatorArgs
 
 #: Ray-level retries of a task whose worker or node died.
 SYSTEM_RETRIES = 3
@@ -76,16 +79,18 @@ class _StartBoard:
         return out
 
 
-def _ray_call(spec: dict[str, Any], request: CallRequest, threads: int, board: Any = None) -> CallOutcome:
+def _ray_call(simulator: SimulatorArgs, request: CallRequest, threads: int, board: Any = None) -> CallOutcome:
     import ray
+
+    from simulators.factory import cached_simulator
 
     if board is not None:
         try:  # one-time construction (geometry, tables) is start-up too; its errors are reported by execute_call
-            _cached_simulator(spec)
+            cached_simulator(simulator)
         except Exception:  # noqa: BLE001 - execute_call builds it again and records the error
             pass
         board.started.remote((request.call_id, request.attempt))
-    out = execute_call(spec, request, threads)
+    out = execute_call(simulator, request, threads)
     ctx = ray.get_runtime_context()
     out.worker["node"] = ctx.get_node_id()
     try:
@@ -141,7 +146,7 @@ class RayExecutor(Executor):
         import ray
 
         self._ray = ray
-        self._spec = simulator.model_dump()
+        self._simulator = simulator_args(simulator)
         self._execution = execution
         self._threads = max(1, int(math.ceil(execution.num_cpus)))
         self._started_ray = False  # this executor called ray.init (and shuts it down)
@@ -281,7 +286,7 @@ class RayExecutor(Executor):
         if self._broken is not None:
             raise self._broken
         try:
-            ref = self._remote.remote(self._spec, request, self._threads, self._board)
+            ref = self._remote.remote(self._simulator, request, self._threads, self._board)
         except _infrastructure_errors(self._ray) as err:
             self._broken = InfrastructureError(f"cannot submit a call: {type(err).__name__}: {_first_line(err)}")
             raise self._broken from None

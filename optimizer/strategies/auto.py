@@ -19,13 +19,16 @@ meet the quantity constraints. ``auto`` takes no options (name the strategy to s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import FeasibilityOracle, History, Strategy
 from optimizer.study import StudyConfig
+
+if TYPE_CHECKING:
+    from simulators.base import Simulator
 
 #: Up to this many parameters GP-BO is chosen (2-D paper problems: GP-BO best; 10-D: turbo ahead).
 LOW_DIM = 10
@@ -70,6 +73,10 @@ class AutoStrategy(Strategy):
     def set_feasibility(self, oracle: FeasibilityOracle) -> None:
         super().set_feasibility(oracle)
         self.inner.set_feasibility(oracle)
+
+    def set_simulator(self, sim: Simulator) -> None:
+        super().set_simulator(sim)
+        self.inner.set_simulator(sim)
 
     def tell(self, history: History) -> None:
         self.inner.tell(history)

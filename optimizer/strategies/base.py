@@ -16,7 +16,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
 import numpy as np
 import pydantic
@@ -24,6 +24,9 @@ from scipy.stats import qmc
 
 from optimizer.space import SearchSpace
 from optimizer.study import StudyConfig, minimisation_sign
+
+if TYPE_CHECKING:
+    from simulators.base import Simulator
 
 
 @dataclass
@@ -204,6 +207,8 @@ class Strategy(ABC):
     #: The study's quantity constraints (:meth:`set_feasibility`); every point is feasible until one is given.
     feasible: FeasibilityOracle = staticmethod(all_feasible)
     _sobol: FeasibleSobol | None = None
+    #: The study's simulator, built once by the driver (:meth:`set_simulator`); ``None`` until given.
+    simulator: Simulator | None = None
     #: whether :meth:`tell` should still run after each initial-design call. False where a fit is wasted
     #: until the strategy can propose (GP-BO refits from scratch); WU-GO's warm-started surrogate keeps
     #: the training those early fits give it.
@@ -230,6 +235,10 @@ class Strategy(ABC):
         """Give the study's exact quantity constraints: from now on propose only points ``oracle`` accepts."""
         self.feasible = oracle
         self._sobol = None
+
+    def set_simulator(self, sim: Simulator) -> None:
+        """Give the study's simulator (the driver's one instance), for its output names and exact quantities."""
+        self.simulator = sim
 
     def feasible_sobol(self, start: int, n: int) -> np.ndarray:
         """``[n, d]`` feasible Sobol points number ``start …`` (the space-filling fallback of every strategy)."""
@@ -318,6 +327,7 @@ class SobolStrategy(Strategy):
     """Continues the scrambled Sobol sequence of the initial design: a space-filling baseline."""
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """The next ``n`` feasible points of the initial design's Sobol sequence (``pending`` is already in it)."""
         return self.feasible_sobol(history.n_issued, n)
 
 
@@ -325,6 +335,7 @@ class RandomStrategy(Strategy):
     """Independent uniform points (seeded by the call index, so resumes reproduce them)."""
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """``n`` uniform feasible points, from a stream seeded by the study seed and the calls issued."""
         rng = np.random.default_rng([self.seed, history.n_issued])
         out = np.zeros((0, self.space.dim))
         for _ in range(MAX_FEASIBLE_SCAN // _SCAN_CHUNK):  # rejection: draw more until n are feasible
@@ -360,5 +371,6 @@ class ListedStrategy(Strategy):
         self.offset = study.budget.initial_design
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """The next ``n`` listed designs after those already issued (fewer, then none, once the list runs out)."""
         start = history.n_issued - self.offset
         return self.designs[start : start + n]

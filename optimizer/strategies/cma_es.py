@@ -180,6 +180,11 @@ class CMAESStrategy(Strategy):
                 opt = self._optimizer(run)
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """Up to ``n`` members of the current generation not yet issued (replayed from the history, so resumes agree).
+
+        Falls back to feasible Sobol points, with an :class:`InfeasibleDistribution` warning, when CMA-ES keeps drawing
+        only designs the quantity constraints reject.
+        """
         try:
             members, states = self.current_generation(history, pending)
         except _Stuck:

@@ -39,6 +39,13 @@ RADII = (0.1, 0.03, 0.01)
 PERTURBATIONS = 64
 #: Radius (unit cube, times √d) within which a chosen or pending point suppresses EI: keeps a batch apart.
 PENALTY_RADIUS = 0.05
+#: Floor of the ensemble's spread in EI: members that agree exactly would make EI 0/0.
+MIN_SPREAD = 1e-9
+#: Sobol seed offset between the points of one ask: a prime above any budget in calls, so point ``j`` of one ask
+#: never reuses the candidates of a later ask (whose offset is its own issued count).
+POINT_SEED_STRIDE = 7919
+#: Decimals of the targets compared to decide that a history is the one already fitted (round-off is not news).
+FIT_KEY_DECIMALS = 12
 
 
 def _reflect(u: np.ndarray) -> np.ndarray:
@@ -81,10 +88,15 @@ class DeepEnsembleStrategy(Strategy):
         return y, se
 
     def tell(self, history: History) -> None:
+        """Fit the ensemble on the standardised objective: each member an MLP on its own bootstrap resample.
+
+        Needs two completed calls; refits only when the calls or their values changed. Seeded inside a forked
+        torch stream, so the caller's global torch state is unchanged.
+        """
         if len(history) < 2:
             return
         y, _ = self._targets(history)
-        key = (tuple(int(c) for c in history.call_ids), tuple(np.round(y, 12)))
+        key = (tuple(int(c) for c in history.call_ids), tuple(np.round(y, FIT_KEY_DECIMALS)))
         if key == self._fitted_on:
             return
         mu, sd = float(y.mean()), float(y.std()) or 1.0
@@ -118,7 +130,7 @@ class DeepEnsembleStrategy(Strategy):
     # -- acquisition ------------------------------------------------------------------------
     def _ei(self, x: np.ndarray, best: float, avoid: np.ndarray) -> np.ndarray:
         m, s = self.predict(x)
-        s = np.maximum(s, 1e-9)
+        s = np.maximum(s, MIN_SPREAD)
         z = (best - self.xi - m) / s
         ei = s * (z * norm.cdf(z) + norm.pdf(z))
         ei = np.where(self.feasible(x), ei, -np.inf)  # exact quantity constraints: never propose past them
@@ -129,6 +141,11 @@ class DeepEnsembleStrategy(Strategy):
         return ei
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """``[n, d]`` points of high expected improvement under the ensemble's mean and spread, one at a time.
+
+        Each is the best of Sobol candidates refined by local perturbations, with EI damped near evaluated,
+        failed, pending and already chosen points; Sobol points until two calls have completed.
+        """
         if len(history) < 2:  # too little to fit: keep filling space until two calls completed
             return self.feasible_sobol(history.n_issued, n)
         self.tell(history)
@@ -140,7 +157,7 @@ class DeepEnsembleStrategy(Strategy):
         rng = np.random.default_rng([self.seed, history.n_issued])
         for j in range(n):
             avoid = np.vstack([history.theta, history.failed_theta, pending.reshape(-1, d), *(c[None] for c in chosen)])
-            cands = sobol_points(d, self.seed + 1 + history.n_issued + 7919 * j, 0, CANDIDATES)
+            cands = sobol_points(d, self.seed + 1 + history.n_issued + POINT_SEED_STRIDE * j, 0, CANDIDATES)
             score = self._ei(cands, best, avoid)
             centres = cands[np.argsort(-score)[:TOP]]
             cs = -np.sort(-score)[:TOP]

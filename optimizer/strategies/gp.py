@@ -41,6 +41,12 @@ if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
 
 ACQUISITIONS = ("qlognei", "qlogei", "ucb")
+#: Floor of a known noise variance, as a fraction of the outcome's observed variance: keeps the kernel matrix
+#: invertible when a statistic has zero standard error (a deterministic cost) while the GP still fits each
+#: value to within 0.1 % of the outcome's spread.
+NOISE_FLOOR_FRACTION = 1e-6
+#: ... and an absolute floor of the variance it is a fraction of, for an outcome equal on every call.
+MIN_OUTCOME_VARIANCE = 1e-12
 
 
 class _AcqfOptions(TypedDict):
@@ -169,10 +175,11 @@ class GPStrategy(Strategy):
                 self._warned_noise = True
             return torch.as_tensor(Y, dtype=torch.float64), None
         # floor the noise: a zero-variance outcome (a deterministic cost) makes the kernel matrix singular
-        floor = 1e-6 * np.maximum(Y.var(0), 1e-12)
+        floor = NOISE_FLOOR_FRACTION * np.maximum(Y.var(0), MIN_OUTCOME_VARIANCE)
         return torch.as_tensor(Y, dtype=torch.float64), torch.as_tensor(np.maximum(sems**2, floor), dtype=torch.float64)
 
     def tell(self, history: History) -> None:
+        """Fit the GP on the completed calls (reused by the asks until the history changes); nothing to fit on none."""
         if len(history):
             self.model(history)
 
@@ -226,6 +233,16 @@ class GPStrategy(Strategy):
         return fns
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """``[n, d]`` points maximising the acquisition, with ``pending [p, d]`` as points already being evaluated.
+
+        Seeded from the study seed and the calls issued, inside a forked torch stream: the caller's global
+        torch random state is unchanged.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0]))
+            return self._ask(history, pending, n)
+
+    def _ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
         from botorch.acquisition import qUpperConfidenceBound
         from botorch.acquisition.logei import qLogExpectedImprovement, qLogNoisyExpectedImprovement
         from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
@@ -237,7 +254,6 @@ class GPStrategy(Strategy):
         if len(history) == 0:  # every call so far failed: keep exploring space-filling until one completes
             return self.feasible_sobol(history.n_issued, n)
         gp = self.model(history)
-        torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0]))
         X = torch.as_tensor(self.encode(history.theta), dtype=torch.float64)
         X_pending = torch.as_tensor(self.encode(pending), dtype=torch.float64) if len(pending) else None
         sampler = SobolQMCNormalSampler(torch.Size([self.opt["mc_samples"]]), seed=self.seed + history.n_issued)

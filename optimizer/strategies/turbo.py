@@ -41,6 +41,14 @@ IMPROVEMENT_FRACTION = 1e-3
 PERTURB_DIMS = 20.0
 #: Sobol candidate batches scanned when the quantity constraints reject every candidate in the box.
 MAX_CANDIDATE_BATCHES = 20
+#: Key offset between those batches: a prime above any budget in calls, so batch ``b`` of one ask never
+#: reuses the candidate stream of a later ask (whose key is its own issued count).
+CANDIDATE_BATCH_STRIDE = 7919
+#: Default Thompson-sampling candidates: 200 per dimension, between 2000 (enough to cover a small box) and 5000
+#: (TuRBO's cap: one posterior draw over the candidates is an n_candidates² covariance).
+CANDIDATES_PER_DIM, MIN_CANDIDATES, MAX_CANDIDATES = 200, 2000, 5000
+#: Default failures before the trust region shrinks: TuRBO's max(4, d) for one point per ask.
+MIN_FAILURE_TOLERANCE = 4
 
 
 class TrustRegionFallback(UserWarning):
@@ -83,8 +91,8 @@ class TurboStrategy(GPStrategy):
         d = space.dim
         self.length_init, self.length_min, self.length_max = length_init, length_min, length_max
         self.success_tolerance = int(success_tolerance)
-        self.failure_tolerance = int(failure_tolerance if failure_tolerance is not None else max(4, d))
-        self.n_candidates = int(n_candidates if n_candidates is not None else min(5000, max(2000, 200 * d)))
+        self.failure_tolerance = int(failure_tolerance if failure_tolerance is not None else max(MIN_FAILURE_TOLERANCE, d))
+        self.n_candidates = int(n_candidates if n_candidates is not None else min(MAX_CANDIDATES, max(MIN_CANDIDATES, CANDIDATES_PER_DIM * d)))
         if self.success_tolerance < 1 or self.failure_tolerance < 1 or self.n_candidates < 1:
             raise ValueError("strategy.options: success_tolerance, failure_tolerance and n_candidates must be >= 1")
 
@@ -97,7 +105,7 @@ class TurboStrategy(GPStrategy):
 
     def trust_region(self, history: History) -> TrustRegion:
         """Replay the completed calls in call order: calls of the baselines and the initial design set the
-        best value; each later call is a success (improves by more than 1e-3·|best|) or a failure.
+        best value; each later call is a success (improves by more than ``IMPROVEMENT_FRACTION``·|best|) or a failure.
         Calls that missed an outcome constraint count as failures."""
         first = len(self.study.baselines) + self.study.budget.initial_design
         y = history.minimization_targets()[:, self.index[0]] if len(history) else np.zeros(0)
@@ -154,6 +162,11 @@ class TurboStrategy(GPStrategy):
         return np.where(mask, pert, centre)
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """``[n, d]`` points by Thompson sampling in the trust region around the incumbent.
+
+        Candidates perturb a few coordinates of the incumbent inside the lengthscale-scaled box; each of ``n``
+        posterior draws (fantasised over ``pending``) picks its best candidate whose drawn constraints hold.
+        """
         from botorch.sampling import SobolQMCNormalSampler
 
         if len(history) == 0:  # every call so far failed: keep exploring space-filling until one completes
@@ -164,7 +177,7 @@ class TurboStrategy(GPStrategy):
         lb, ub = self.box(gp, centre, tr.length)
         X = np.zeros((0, self.space.dim))
         for b in range(MAX_CANDIDATE_BATCHES):
-            cand = self.candidates(centre, lb, ub, history.n_issued + b * 7919)
+            cand = self.candidates(centre, lb, ub, history.n_issued + b * CANDIDATE_BATCH_STRIDE)
             X = np.vstack([X, cand[np.asarray(self.feasible(cand), dtype=bool)]])
             if len(X) >= min(self.n_candidates, 4 * n):
                 break
@@ -172,14 +185,15 @@ class TurboStrategy(GPStrategy):
             warnings.warn(f"only {len(X)} of {MAX_CANDIDATE_BATCHES * self.n_candidates} trust-region candidates satisfy "
                           "the quantity constraints; filling with feasible Sobol points", TrustRegionFallback, stacklevel=2)
             X = np.vstack([X, self.feasible_sobol(history.n_issued, n - len(X))])
-        torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued, 2]).generate_state(1)[0]))
-        model = gp
-        if len(pending):
-            sampler = SobolQMCNormalSampler(torch.Size([1]), seed=self.seed + history.n_issued)
-            model = gp.fantasize(torch.as_tensor(pending, dtype=torch.float64), sampler=sampler)
-        Xt = torch.as_tensor(X, dtype=torch.float64)
-        with torch.no_grad():
-            Z = model.posterior(Xt).rsample(torch.Size([n])).reshape(n, len(X), -1)  # [n, Ncand, m + c]
+        with torch.random.fork_rng(devices=[]):  # seeded Thompson draws; the caller's torch stream is left alone
+            torch.manual_seed(int(np.random.SeedSequence([self.seed, history.n_issued, 2]).generate_state(1)[0]))
+            model = gp
+            if len(pending):
+                sampler = SobolQMCNormalSampler(torch.Size([1]), seed=self.seed + history.n_issued)
+                model = gp.fantasize(torch.as_tensor(pending, dtype=torch.float64), sampler=sampler)
+            Xt = torch.as_tensor(X, dtype=torch.float64)
+            with torch.no_grad():
+                Z = model.posterior(Xt).rsample(torch.Size([n])).reshape(n, len(X), -1)  # [n, Ncand, m + c]
         return X[self.thompson_pick(Z)]
 
     def thompson_pick(self, Z: Tensor) -> list[int]:

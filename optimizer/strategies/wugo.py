@@ -62,6 +62,26 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Added to an infeasible candidate's acquisition, in units of the observed objective spread: far beyond any
 # feasible (standardised) score, so feasibility always ranks first whatever the objective's scale.
 INFEASIBLE_OFFSET = 1e6
+#: Weight of the sum term of the augmented Chebyshev scalarisation ``max(w·z) + ρ·Σ w·z`` (several objectives): the
+#: small sum term breaks ties between points of equal max, so the pick is Pareto-optimal, not only weakly.
+CHEBYSHEV_RHO = 0.05
+#: Floor of an objective's observed range when normalising it: equal values on every call divide by this, not 0.
+SPREAD_FLOOR = 1e-12
+#: Seed offset between the points of one ask: each point generates from its own stream (any stride would do;
+#: this one keeps the seeded benchmark tables in docs/ reproducible).
+POINT_SEED_STRIDE = 7
+#: Bank keys of the points chosen earlier in the same ask are ``CHOSEN_KEY_BASE - j``; pending points use
+#: ``-1 - j``, so the two never collide for fewer than 999 points in flight. Both are removed after the ask.
+CHOSEN_KEY_BASE = -1000
+#: Generator seeds are kept below 2³¹: a non-negative 32-bit int, which every seeding API accepts.
+SEED_MODULUS = 2**31
+#: Default ``min_distance``: a candidate this close (unit cube) to a taken point counts as re-evaluating it;
+#: far above the round-off of a θ round trip through physical units, far below any useful step.
+DEFAULT_MIN_DISTANCE = 1e-6
+#: Default ``chunk``: candidates per surrogate batch, bounding memory to chunk × generated × k floats.
+DEFAULT_CHUNK = 2048
+
+
 class WUGOOptions(pydantic.BaseModel):
     """Types and ranges of the study's ``strategy.options`` for WU-GO (absent: the preset's value)."""
 
@@ -131,7 +151,7 @@ class WUGOStrategy(Strategy):
         self.check_options({"preset": preset, **options})
         options = {k: v for k, v in options.items() if v is not None}  # None: the preset's value
         cfg = {**PRESETS[preset], "objective": None, "objectives": None, "target": None, "plateau": None,
-               "plateau_tol": 0.0, "min_distance": 1e-6, "chunk": 2048, "projections": None, **options}
+               "plateau_tol": 0.0, "min_distance": DEFAULT_MIN_DISTANCE, "chunk": DEFAULT_CHUNK, "projections": None, **options}
         if cfg["acquisition"] == "refine" and cfg["top_k"] and cfg["radii"] and not cfg["perturbations"]:
             raise OptionError("strategy.options.perturbations", "the local search (top_k > 0, radii) needs at least 1")
         # Several objectives → random Chebyshev scalarisations; `objective` picks a single one.
@@ -182,8 +202,6 @@ class WUGOStrategy(Strategy):
 
     def _build(self, k: int) -> Surrogate:
         """A fresh surrogate and distance bank for ``k`` outputs, and the simulator for exact quantities."""
-        from optimizer.executors import build_simulator
-
         self.surrogate = surrogate = self.new_surrogate(k)
         # sliced distances for k > 1 outputs: 4 directions per output, at most 32
         L = self.cfg["projections"] or min(32, 4 * k)
@@ -191,14 +209,24 @@ class WUGOStrategy(Strategy):
         if self.offline_outputs is not None:
             self._sim, self.outputs = None, list(self.offline_outputs)
             return surrogate
-        try:
-            self._sim = build_simulator(self.study.simulator)
-            self.outputs = list(self._sim.outputs)
-        except Exception:  # noqa: BLE001 - a study-less test history: outputs by position
+        if self.simulator is None:  # used outside a campaign: build the study's simulator here
+            from optimizer.executors import simulator_args
+
+            try:
+                self.set_simulator(simulator_args(self.study.simulator).build())
+            except Exception:  # noqa: BLE001 - a study-less test history: outputs by position
+                pass
+        if self.simulator is not None:
+            self._sim, self.outputs = self.simulator, list(self.simulator.outputs)
+        else:
             self._sim, self.outputs = None, [f"y{i}" for i in range(k)]
         return surrogate
 
     def tell(self, history: History) -> None:
+        """Add the new calls' samples to the distance bank and refit the surrogate on all calls (warm-started).
+
+        A no-op when the calls are those of the last fit (or of a restored state).
+        """
         ids = tuple(int(c) for c in history.call_ids)
         if not ids or (ids == self._fitted_on and self.bank is not None and len(self.bank) == len(ids)):
             return
@@ -235,12 +263,18 @@ class WUGOStrategy(Strategy):
         self._model_ok = True
 
     def state_dict(self) -> dict[str, Any] | None:
+        """The fitted surrogate's weights and the calls it was fitted on (``None`` before the first fit)."""
         if self.surrogate is None:
             return None
         return {"preset": self.preset, "k": self.bank.k if self.bank else 1, "fitted_on": list(self._fitted_on),
                 "surrogate": self.surrogate.state_dict(), "model_ok": self._model_ok}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a fit saved by :meth:`state_dict`, so a resume skips refitting on the same calls.
+
+        Raises:
+            ValueError: the state is from another preset.
+        """
         if state.get("preset") != self.preset:
             raise ValueError("saved WU-GO state is from another preset")
         self._build(int(state["k"])).load_state_dict(state["surrogate"])
@@ -321,7 +355,7 @@ class WUGOStrategy(Strategy):
             z = np.stack([s * self._value(self.study.objectives[n], ys, q) for n, s in zip(self.names, self._signs)])
             z = (z - lo[:, None]) / span[:, None]
             w = self._weights[:, None]
-            cheb = (w * z).max(0) + 0.05 * (w * z).sum(0)
+            cheb = (w * z).max(0) + CHEBYSHEV_RHO * (w * z).sum(0)
             score = cheb - self.cfg["kappa"] * sigma / (self._sigma_scale if standardised else sigma_scale)
         score = np.where(np.isnan(score), np.inf, score)  # an undefined statistic ranks last
         viol = np.zeros(len(x))
@@ -404,6 +438,13 @@ class WUGOStrategy(Strategy):
         return False
 
     def ask(self, history: History, pending: np.ndarray, n: int) -> np.ndarray:
+        """``[n, d]`` points, one at a time, minimising the surrogate's predicted objective minus κ·σ_W (σ_W: the
+        generated outputs' distance to the nearest stored call's, a novelty bonus).
+
+        Pending points count as observed with their generated outputs; several objectives are scalarised
+        (Chebyshev) with random Dirichlet weights per point. Returns no points once the stopping rule holds, Sobol points while no
+        surrogate could be fitted.
+        """
         if self._should_stop(history):
             return np.zeros((0, self.space.dim))
         if len(history) == 0:  # every call so far failed: keep exploring space-filling until one completes
@@ -414,7 +455,7 @@ class WUGOStrategy(Strategy):
             return sobol_points(self.space.dim, self.seed, history.n_issued, n)
         base = len(self.bank)
         taken = np.vstack([history.theta, history.failed_theta, pending]).reshape(-1, self.space.dim)
-        gen_seed = int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0] % 2**31)
+        gen_seed = int(np.random.SeedSequence([self.seed, history.n_issued]).generate_state(1)[0] % SEED_MODULUS)
         try:
             if len(pending):  # in-flight points: their predicted outputs count as observed
                 ys = self._generate(pending, gen_seed)
@@ -424,19 +465,19 @@ class WUGOStrategy(Strategy):
             if len(self.names) > 1:
                 Y = np.stack([self._signs[i] * history.objectives[:, list(self.study.objectives).index(nm)]
                               for i, nm in enumerate(self.names)])
-                lo, span = Y.min(1), np.maximum(np.ptp(Y, 1), 1e-12)
+                lo, span = Y.min(1), np.maximum(np.ptp(Y, 1), SPREAD_FLOOR)
                 prim = history.objectives[:, self._objective_index]
-                self._norm = (lo, span, max(float(np.ptp(prim)), 1e-12))
+                self._norm = (lo, span, max(float(np.ptp(prim)), SPREAD_FLOOR))
             chosen: list[np.ndarray] = []
             for j in range(n):
                 rng = np.random.default_rng([self.seed, history.n_issued, j])
                 self._weights = rng.dirichlet(np.ones(len(self.names)))
-                x = self._pick(history, np.vstack([taken, *chosen]) if chosen else taken, gen_seed + 7 * j)
+                x = self._pick(history, np.vstack([taken, *chosen]) if chosen else taken, gen_seed + POINT_SEED_STRIDE * j)
                 if x is None:
                     break
                 chosen.append(x)
                 if j + 1 < n:
-                    self.bank.add(-1000 - j, self._generate(x[None], gen_seed)[0])
+                    self.bank.add(CHOSEN_KEY_BASE - j, self._generate(x[None], gen_seed)[0])
         finally:
             self.bank.remove_after(base)
         return np.array(chosen).reshape(-1, self.space.dim)
