@@ -194,13 +194,13 @@ def test_an_interrupted_mixed_campaign_resumes_to_the_same_designs(name: str, tm
     from test_campaign import InterruptAfter
 
     data = mixed_study(strategy={"name": name, "options": FAST_OPTIONS.get(name, {})},
-                       budget={"calls": 10, "initial_design": 4}, execution={"backend": "inline", "max_concurrent": 1})
+                       budget={"calls": 8, "initial_design": 4}, execution={"backend": "inline", "max_concurrent": 1})
     whole = _run(tmp_path, data, "whole").records()
     path = tmp_path / "parts.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     study, text = load_study(path)
     camp = Campaign.create(tmp_path / "parts", study, text, source=str(path))
-    assert run_campaign(camp, study, source=str(path), executor=InterruptAfter(study, k=6, capacity=1)).stopped \
+    assert run_campaign(camp, study, source=str(path), executor=InterruptAfter(study, k=5, capacity=1)).stopped \
         == "interrupted"
     run_campaign(Campaign.open(camp.root), study, source=str(path))
     parts = camp.records()
