@@ -41,22 +41,26 @@ ECN3 = {"half_width": (3.56, 4.56), "half_height": (1.69, 3.35), "z_step": 18.37
 class Cavern:
     """Inner envelope of the cavern (m): ``|x| ≤ half_width[i]``, ``|y| ≤ half_height[i]``, i = 0 for
     ``z < z_step`` (from the shield's first face), 1 beyond. ``step``: step length (m) of the transport
-    through air (gaps and the drift to the detector), where the walls are looked for."""
+    through air (gaps and the drift to the detector), where the walls are looked for; ``z_end``: where the
+    walls end (default: they reach the detector plane)."""
 
     half_width: tuple[float, float]
     half_height: tuple[float, float]
     z_step: float = 0.0
     step: float = 1.0
+    z_end: float = math.inf
 
     def envelope(self, z: float) -> tuple[float, float]:
-        """(half-width, half-height) at ``z`` (the narrower hall at z = z_step itself)."""
+        """(half-width, half-height) at ``z`` (the narrower hall at z = z_step itself; no walls beyond z_end)."""
+        if z > self.z_end:
+            return math.inf, math.inf
         i = 0 if z <= self.z_step else 1
         return self.half_width[i], self.half_height[i]
 
 
 def make_cavern(spec: str | Mapping[str, Any] | None) -> Cavern | None:
     """``None`` (no cavern), ``ecn3``, or a dict with ``half_width``, ``half_height`` (a number or [up, down]),
-    optional ``z_step`` and ``step``, and optional ``preset`` whose values the others override.
+    optional ``z_step``, ``z_end`` and ``step``, and optional ``preset`` whose values the others override.
 
     Raises:
         SimulatorOptionError: naming ``simulator.options.cavern[.key]``.
@@ -72,7 +76,7 @@ def make_cavern(spec: str | Mapping[str, Any] | None) -> Cavern | None:
         if preset != "ecn3":
             raise SimulatorOptionError(f"{field}.preset", f"must be ecn3, got '{preset}'")
         spec = {**ECN3, **spec}
-    known = ("half_width", "half_height", "z_step", "step")
+    known = ("half_width", "half_height", "z_step", "z_end", "step")
     for key in spec:
         if key not in known:
             raise SimulatorOptionError(f"{field}.{key}", f"unknown; a cavern takes preset, {', '.join(known)}")
@@ -86,7 +90,9 @@ def make_cavern(spec: str | Mapping[str, Any] | None) -> Cavern | None:
         spec[key] = pair
     if float(spec.get("step", 1.0)) <= 0:
         raise SimulatorOptionError(f"{field}.step", "must be positive (m)")
-    return Cavern(spec["half_width"], spec["half_height"], float(spec.get("z_step", 0.0)), float(spec.get("step", 1.0)))
+    z_end = spec.get("z_end")
+    return Cavern(spec["half_width"], spec["half_height"], float(spec.get("z_step", 0.0)), float(spec.get("step", 1.0)),
+                  math.inf if z_end is None else float(z_end))
 
 
 def clearance(cavern: Cavern, faces: Sequence[tuple[float, float, float]]) -> float:

@@ -39,7 +39,7 @@ physical fraction), for background estimates where only the hard tail counts.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 import torch
@@ -84,11 +84,14 @@ def _p_density_torch(p: Tensor) -> Tensor:
     return torch.exp(C1 * lp + C2 * lp * lp) * (1 - p / P_BEAM).clamp_min(0) ** BETA / p
 
 
-def broad_weight(p: np.ndarray | Tensor) -> np.ndarray | Tensor:
+def broad_weight(p: np.ndarray) -> np.ndarray:
     """Weight of the broad p_T component at ``p`` (GeV)."""
-    if isinstance(p, Tensor):
-        return torch.sigmoid(PT_W0 + PT_W1 * torch.log(p / P_REF))
     return 1 / (1 + np.exp(-(PT_W0 + PT_W1 * np.log(np.asarray(p, dtype=float) / P_REF))))
+
+
+def _broad_weight_torch(p: Tensor) -> Tensor:
+    """:func:`broad_weight` in torch."""
+    return torch.sigmoid(PT_W0 + PT_W1 * torch.log(p / P_REF))
 
 
 def mean_pt(p: np.ndarray) -> np.ndarray:
@@ -187,6 +190,11 @@ class ShipBeamDumpSource:
         norm = integrate.quad(p_density, self.p_min, self.p_max, limit=200)[0]
         return integrate.quad(lambda p: p * p_density(p), self.p_min, self.p_max, limit=200)[0] / norm
 
+    @overload
+    def positive_fraction(self, p: np.ndarray) -> np.ndarray: ...
+    @overload
+    def positive_fraction(self, p: Tensor) -> Tensor: ...
+
     def positive_fraction(self, p: np.ndarray | Tensor) -> np.ndarray | Tensor:
         """P(μ⁺ | p) = R/(1 + R), R = r₀ + r₁·p/400."""
         r = self.charge_ratio + self.charge_ratio_slope * p / P_BEAM
@@ -205,7 +213,7 @@ class ShipBeamDumpSource:
             p = self.p_min * torch.exp(log_range * u[0])
             weight = p * _p_density_torch(p) * (log_range / self._norm)
         lp = torch.log(p / P_REF)
-        broad = u[1] < broad_weight(p)
+        broad = u[1] < _broad_weight_torch(p)
         (a1, g1, s1), (a2, g2, s2) = PT_NARROW, PT_BROAD
         ln_pt = torch.where(broad, a2 + g2 * lp + s2 * z[0], a1 + g1 * lp + s1 * z[0])
         pt = torch.minimum(torch.exp(ln_pt), MAX_PT_OVER_P * p)

@@ -159,13 +159,14 @@ def test_bethe_formula_reproduces_the_iron_table_and_concrete_minimum() -> None:
     assert min(bethe_dedx(e, BETHE_CONCRETE) for e in es) * 1e3 == pytest.approx(CONCRETE.dedx_min, rel=0.02)
 
 
-def wall_run(p: float, n: int, length: float, seed: int = 0, **physics: object) -> dict[str, torch.Tensor]:
+def wall_run(p: float, n: int, length: float, seed: int = 0, z_end: float | None = None,
+             **physics: object) -> dict[str, torch.Tensor]:
     """Muons of ``p`` along z at x = 1 m, outside a 0.5 m cavern, for ``length`` m (a 0.2 mm iron wire on the axis)."""
     geometry = Geometry((Element(0.0, 1e-4, (1e-3, 1e-3), (1e-3, 1e-3), (0.0, 0.0), 0.0, 0.0),), length)
     z = torch.zeros(n, dtype=F64)
     muons = Muons(z + 1.0, z.clone(), z.clone(), z.clone(), torch.full((n,), p, dtype=F64), z + 1.0, z + 1.0)
     phys = Physics(**{"world": 1e3, "p_kill": 0.01, **physics})
-    cavern = make_cavern({"half_width": 0.5, "half_height": 0.5, "step": 0.5})
+    cavern = make_cavern({"half_width": 0.5, "half_height": 0.5, "step": 0.5, "z_end": z_end})
     return transport(muons, geometry, phys, torch.Generator().manual_seed(seed), IronIonisation(), cavern)
 
 
@@ -200,6 +201,9 @@ def test_concrete_scatters_by_highland_and_stops_soft_muons() -> None:
     assert r["y"].numpy().std() == pytest.approx(10.0 * theta0 / math.sqrt(3), rel=0.03)
     soft = wall_run(3.0, 2000, 10.0, seed=2, field=False, scattering=False, energy_loss="continuous")
     assert int(soft["alive"].sum()) == 0
+    # walls that end after 2 m: 3 GeV/c muons lose ≈ 1 GeV there and fly on
+    short = wall_run(3.0, 200, 10.0, seed=2, field=False, scattering=False, energy_loss="continuous", z_end=2.0)
+    assert bool(short["alive"].all()) and float(short["pz"].max()) < 2.2
 
 
 def test_concrete_loss_table_matches_its_formula() -> None:
