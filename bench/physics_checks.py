@@ -226,7 +226,7 @@ def cavern_rows(n: int) -> None:
     row("θ_plane RMS, 50 GeV/c, 10 m concrete", f"{t0 * 1e3:.3f} mrad (Highland, PDG)", f"{th * 1e3:.3f}",
         f"{th / t0 - 1:+.1%}", "2 %")
     alive = int(wall(3.0, 2000, 10.0, 2, scattering=False, energy_loss="continuous")["alive"].sum())
-    row("3 GeV/c through 10 m concrete (CSDA range ≈ 6 m)", "0 of 2000", f"{alive}", f"{alive}", "0")
+    row("3 GeV/c through 10 m concrete (CSDA range ≈ 6.5 m)", "0 of 2000", f"{alive}", f"{alive}", "0")
     cav = {"half_width": [3.0, 1.5], "half_height": 2.0, "z_step": 2.5}
     c = MuonShield(preset="single_magnet", cavern=cav).quantities_at(
         {"X_begin": 1.0, "X_end": 2.0, "Y_begin": 1.0, "Y_end": 1.5, "Z": 5.0})["cavern_clearance"]

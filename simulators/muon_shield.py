@@ -25,8 +25,11 @@ muons that turn back or leave the world box are dropped. See docs/physics.md.
 **Inputs.** ``source: beam_dump`` (default): an importance sample flat in
 ``(p, p_T)`` like SHiP's optimisation sample, each muon carrying the weight
 ``f_phys/f_draw`` of a toy physical spectrum (power law in p, exponential in
-p_T; see :class:`BeamDumpSource`); ``uniform``: p and polar angle uniform (the
-single-magnet toy); or ``file``: a user's muons.
+p_T; see :class:`BeamDumpSource`); ``ship_beam_dump``: the SHiP muon flux after the target
+(:mod:`simulators.muon_source`: fitted p, p-dependent p_T, charge ratio, production depth); ``uniform``: p and
+polar angle uniform (the single-magnet toy); or ``file``: a user's muons. ``cavern`` (optional,
+:mod:`simulators.cavern`): concrete walls around the shield that muons traverse, and a ``cavern_clearance``
+quantity for a constraint that the magnets fit.
 
 **Outputs per muon** (``outputs``): position and momentum at the detector plane,
 charge, importance weight, hit flag, the SHiP-2017 hit weight, the window radius

@@ -15,9 +15,9 @@ made to 4×10⁶ muons drawn from that mixture; docs/physics.md tabulates how cl
   N(−0.915 + 0.122L, 0.560), and a broad one, N(−1.851 + 0.312L, 0.920), of weight
   w(p) = 1/(1 + e^{1.412 − 0.187L}) (0.20 at 20 GeV, 0.29 at 200 GeV). So p_T grows harder with p (mean
   0.44 GeV at 20–50 GeV, 0.55 GeV at 100–200 GeV) and its tail grows faster than its mean. Fitted by maximum
-  likelihood to the muons above 30 GeV (those that can cross a shield): mean p_T within 2 % and P(p_T > 1, 2,
-  3 GeV) within 10 % of the mixture at 50–200 GeV; below 50 GeV and above 200 GeV the tail beyond 2 GeV is
-  up to 2–4× too heavy (conservative for a background).
+  likelihood to the muons above 30 GeV (those that can cross a shield): mean p_T within 1.5 % and P(p_T > 1,
+  2, 3 GeV) within 20 % of the mixture at 50–200 GeV; below 50 GeV and above 200 GeV the tail beyond 2 GeV
+  is up to 5× too heavy (conservative for a background).
 - **charge**: μ⁺/μ⁻ = r₀ + r₁·p/p_beam. The published mixture has none (its generator draws ±1 with
   probability ½) and the sources here give no number, so r₀ = 1, r₁ = 0 by default. Leading π⁺ and K⁺
   from the beam protons make μ⁺ more frequent at high p: set r₀, r₁ to a measured ratio.
