@@ -252,3 +252,23 @@ def test_no_cavern_is_the_default_and_leaves_the_transport_alone() -> None:
     # the drift is cut in 1 m steps (rounding), and with walls a muon leaving the 10 m world box on the way is dropped
     inside = b[:, 1] != 0  # dropped muons have p = 0
     assert inside.mean() > 0.9 and np.allclose(a[inside], b[inside], atol=1e-4)
+
+
+def test_cavern_study_constraint_admits_the_new_baseline_and_refuses_the_default_point() -> None:
+    """studies/detectors/ship_shield_cavern.yaml: its quantity oracle (no simulation) keeps the new baseline
+    (clearance +0.32 m) and refuses DEFAULT_POINT (m6: dYOut + dXOut = 4.0 m against 3.5 m walls)."""
+    from conftest import ROOT
+    from optimizer.constraints import QuantityConstraints
+    from optimizer.executors import build_simulator
+    from optimizer.space import SearchSpace
+    from optimizer.study import load_study
+    from simulators.muon_shield import DEFAULT_POINT, NEW_BASELINE, ship2018_free
+
+    study, _ = load_study(ROOT / "studies/detectors/ship_shield_cavern.yaml")
+    sim = build_simulator(study.simulator)
+    space = SearchSpace(study.parameters)
+    oracle = QuantityConstraints(space, sim, study.constraints)
+    points = np.stack([space.to_unit(space.from_params(ship2018_free(v))) for v in (NEW_BASELINE, DEFAULT_POINT)])
+    assert oracle(points).tolist() == [True, False]
+    assert sim.quantities_at(ship2018_free(NEW_BASELINE))["cavern_clearance"] == pytest.approx(0.32, abs=1e-9)
+    assert sim.quantities_at(ship2018_free(DEFAULT_POINT))["cavern_clearance"] == pytest.approx(-0.5, abs=1e-9)
