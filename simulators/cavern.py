@@ -99,10 +99,9 @@ def clearance(cavern: Cavern, faces: Sequence[tuple[float, float, float]]) -> fl
     """Smallest distance (m) between the magnets' outer faces and the walls, negative where a magnet sticks out.
 
     Args:
-        faces: per element, ``(z0, z1, …)`` is not enough for linear shapes across the step, so each entry is
-            ``(z, outer_half_width, outer_half_height)`` at every face of every element and, for an element
-            that spans ``z_step``, at ``z_step`` too (the outer extent is linear in z, the envelope constant on
-            each side, so the extremes lie there).
+        faces: ``(z, outer_half_width, outer_half_height)`` (m, z from the shield's first face) at both faces of
+            every element and, for one that spans ``z_step``, at ``z_step`` too: the outer extent is linear in
+            z and the envelope constant on each side of the step, so the extremes lie there.
     """
     out = math.inf
     for z, w, h in faces:
