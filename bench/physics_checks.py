@@ -18,6 +18,7 @@ import torch
 from scipy import stats
 
 from simulators.muon_shield import Element, Geometry, Muons, Physics, transport
+from simulators.physics import HIGHLAND as HIGHLAND_C
 from simulators.physics import (
     C_LIGHT,
     MATERIALS,
@@ -138,6 +139,104 @@ def calorimeter_rows(n: int) -> None:
                 f"{peak:.2f}", f"{peak - t_max:+.2f} X0", "0.4 X0 + ½ layer")
 
 
+def source_rows(n: int) -> None:
+    """``source: ship_beam_dump`` against its own closed forms (tests/test_muon_source.py)."""
+    from simulators.muon_source import DEPTH_A, DEPTH_B, DEPTH_LOC, DEPTH_SCALE, ShipBeamDumpSource, mean_pt
+
+    src = ShipBeamDumpSource()
+    m = src.sample(n, torch.Generator().manual_seed(11), torch.device("cpu"), F64)
+    p = torch.sqrt(m.px**2 + m.py**2 + m.pz**2).numpy()
+    exp_mean = src.p_mean()
+    row("ship_beam_dump mean p", f"{exp_mean:.2f} GeV (∫p dN/dp, the fit)", f"{p.mean():.2f}",
+        f"{p.mean() / exp_mean - 1:+.2%}", f"4 s.e. = {4 * p.std() / math.sqrt(n) / exp_mean:.2%}")
+    for t in (50.0, 100.0, 200.0):
+        f = src.p_fraction_above(t)
+        sim = float(np.mean(p > t))
+        row(f"ship_beam_dump P(p > {t:g} GeV)", f"{f:.4g} (∫dN/dp, the fit)", f"{sim:.4g}", f"{sim / f - 1:+.1%}",
+            f"4 s.e. = {4 * math.sqrt(f * (1 - f) / n) / f:.1%}")
+    bias = ShipBeamDumpSource(sampling="log_p")
+    mb = bias.sample(n, torch.Generator().manual_seed(12), torch.device("cpu"), F64)
+    pb = torch.sqrt(mb.px**2 + mb.py**2 + mb.pz**2).numpy()
+    ptb = torch.sqrt(mb.px**2 + mb.py**2).numpy()
+    for lo, hi in ((20, 50), (50, 100), (100, 200)):
+        sel = (pb > lo) & (pb < hi)
+        e, sim = float(mean_pt(pb[sel]).mean()), float(ptb[sel].mean())
+        row(f"ship_beam_dump mean p_T, {lo}–{hi} GeV", f"{e:.4f} GeV (Σ w·e^(a + gL + s²/2))", f"{sim:.4f}",
+            f"{sim / e - 1:+.2%}", f"4 s.e. = {4 * ptb[sel].std() / math.sqrt(sel.sum()) / e:.2%}")
+    w = mb.weight.numpy() * (pb > 100)
+    f = src.p_fraction_above(100.0)
+    row("ship_beam_dump log_p: Σw·1(p > 100)/n", f"{f:.4g} (physical fraction)", f"{w.mean():.4g}",
+        f"{w.mean() / f - 1:+.1%}", f"4 s.e. = {4 * w.std() / math.sqrt(n) / f:.1%}")
+    ch = ShipBeamDumpSource(charge_ratio=1.3, charge_ratio_slope=2.0, sampling="log_p")
+    mc = ch.sample(n, torch.Generator().manual_seed(13), torch.device("cpu"), F64)
+    pc = torch.sqrt(mc.px**2 + mc.py**2 + mc.pz**2).numpy()
+    hard = pc > 200
+    e = float(ch.positive_fraction(pc[hard]).mean())
+    sim = float((mc.charge.numpy()[hard] > 0).mean())
+    row("P(μ⁺), p > 200 GeV, μ⁺/μ⁻ = 1.3 + 2·p/400", f"{e:.4f} (R/(1 + R))", f"{sim:.4f}", f"{sim - e:+.4f}",
+        f"4 s.e. = {4 * math.sqrt(e * (1 - e) / hard.sum()):.4f}")
+    flat = ShipBeamDumpSource(ring_radius=0.0, ring_sigma=0.0, target_length=2.0)
+    mf = flat.sample(n, torch.Generator().manual_seed(14), torch.device("cpu"), F64)
+    flight = (mf.x / (mf.px / mf.pz)).numpy()
+    beta = stats.beta(DEPTH_A, DEPTH_B)
+    e = 2.0 - (DEPTH_LOC + DEPTH_SCALE * beta.mean())
+    row("flight from production to a face 2 m behind the target front", f"{e:.4f} m (2 m − mean of the Beta fit)",
+        f"{flight.mean():.4f}", f"{flight.mean() - e:+.4f} m", f"4 s.e. = {4 * DEPTH_SCALE * beta.std() / math.sqrt(n):.4f} m")
+
+
+def cavern_rows(n: int) -> None:
+    """Concrete walls and the clearance quantity (tests/test_muon_source.py)."""
+    from scipy import integrate
+
+    from simulators.cavern import CONCRETE, CONCRETE_B_SCALE, WALL_LOG_LENGTH, make_cavern
+    from simulators.muon_shield import MuonShield
+    from simulators.physics import BETHE_CONCRETE, BETHE_IRON, IRON_A_TABLE, IRON_A_TABLE_E, IRON_B_TABLE, IRON_B_TABLE_E, bethe_dedx
+
+    dev = max(abs(bethe_dedx(e, BETHE_IRON) * 1e3 / a - 1) for e, a in zip(IRON_A_TABLE_E, IRON_A_TABLE))
+    row("Bethe (PDG Fe parameters) against the iron a(E) table, 0.3 GeV–1 TeV", "the table (PDG/Bethe)",
+        f"largest deviation {dev:.2%}", f"{dev:.2%}", "0.5 %")
+    amin = min(bethe_dedx(e, BETHE_CONCRETE) for e in np.geomspace(0.15, 2.0, 400)) * 1e3
+    row("minimum ionisation of concrete", f"{CONCRETE.dedx_min} MeV cm²/g (PDG)", f"{amin:.3f}",
+        f"{amin / CONCRETE.dedx_min - 1:+.1%}", "2 %")
+
+    def wall(p: float, k: int, length: float, seed: int, **physics: Any) -> dict[str, torch.Tensor]:
+        geometry = Geometry((Element(0.0, 1e-4, (1e-3, 1e-3), (1e-3, 1e-3), (0.0, 0.0), 0.0, 0.0),), length)
+        z = torch.zeros(k, dtype=F64)
+        muons = Muons(z + 1.0, z.clone(), z.clone(), z.clone(), torch.full((k,), p, dtype=F64), z + 1.0, z + 1.0)
+        cav = make_cavern({"half_width": 0.5, "half_height": 0.5, "step": 0.5})
+        phys = Physics(**{"world": 1e3, "p_kill": 0.01, "field": False, **physics})
+        return transport(muons, geometry, phys, torch.Generator().manual_seed(seed), ION, cav)
+
+    def rhs(_: float, e: np.ndarray) -> np.ndarray:
+        b = np.interp(np.log(e[0]), np.log(IRON_B_TABLE_E), IRON_B_TABLE) * 1e-6 * CONCRETE_B_SCALE
+        return np.array([-(bethe_dedx(e[0], BETHE_CONCRETE) + b * e[0])])
+
+    e0 = math.hypot(100.0, MUON_MASS)
+    exp_e = float(integrate.solve_ivp(rhs, (0.0, (10.0 + 2e-4) * 100 * CONCRETE.density), [e0], rtol=1e-10,
+                                      atol=1e-10).y[0, -1])
+    r = wall(100.0, 1, 10.0, 0, scattering=False, energy_loss="continuous")
+    sim_e = math.hypot(r["pz"].item(), MUON_MASS)
+    row("E after 10 m concrete, 100 GeV/c, continuous", f"{exp_e:.3f} GeV (∫ Bethe + b(E)E, PDG concrete)",
+        f"{sim_e:.3f}", f"{sim_e / exp_e - 1:+.2%}", "0.3 %")
+    r = wall(50.0, n // 5, 10.0, 1, energy_loss="off", scattering="gaussian")
+    beta = 50.0 / math.hypot(50.0, MUON_MASS)
+    t0 = HIGHLAND_C / (beta * 50.0) * math.sqrt(1000.0 / CONCRETE.x0_cm) * (
+        1 + 0.038 * math.log(WALL_LOG_LENGTH * 100 / CONCRETE.x0_cm))
+    th = float((r["py"] / r["pz"]).std())
+    row("θ_plane RMS, 50 GeV/c, 10 m concrete", f"{t0 * 1e3:.3f} mrad (Highland, PDG)", f"{th * 1e3:.3f}",
+        f"{th / t0 - 1:+.1%}", "2 %")
+    alive = int(wall(3.0, 2000, 10.0, 2, scattering=False, energy_loss="continuous")["alive"].sum())
+    row("3 GeV/c through 10 m concrete (CSDA range ≈ 6.5 m)", "0 of 2000", f"{alive}", f"{alive}", "0")
+    cav = {"half_width": [3.0, 1.5], "half_height": 2.0, "z_step": 2.5}
+    c = MuonShield(preset="single_magnet", cavern=cav).quantities_at(
+        {"X_begin": 1.0, "X_end": 2.0, "Y_begin": 1.0, "Y_end": 1.5, "Z": 5.0})["cavern_clearance"]
+    row("cavern_clearance, frustum X 1→2, Y 1→1.5 m, walls (3, 1.5) × 2 m, step at 2.5 m",
+        "−0.5 m (by hand: exit half-width 2 against 1.5)", f"{c:+.3f} m", f"{c + 0.5:+.1e}", "1e-12 m")
+    ecn3 = MuonShield(cavern="ecn3").quantities_at({})["cavern_clearance"]
+    row("cavern_clearance, SHiP-2018 new baseline in the ECN3 walls", "< 0: the fixed absorber a2, dY + dX = 2.30 m, against 1.69 m",
+        f"{ecn3:+.2f} m", "", "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000, help="muons per statistical check")
@@ -217,6 +316,8 @@ def main() -> None:
     deflection_rows(n)
     field_rows()
     calorimeter_rows(4000)
+    source_rows(n)
+    cavern_rows(n)
 
     print("| check | expected (source) | simulated | difference | tolerance |")
     print("|---|---|---|---|---|")

@@ -25,8 +25,11 @@ muons that turn back or leave the world box are dropped. See docs/physics.md.
 **Inputs.** ``source: beam_dump`` (default): an importance sample flat in
 ``(p, p_T)`` like SHiP's optimisation sample, each muon carrying the weight
 ``f_phys/f_draw`` of a toy physical spectrum (power law in p, exponential in
-p_T; see :class:`BeamDumpSource`); ``uniform``: p and polar angle uniform (the
-single-magnet toy); or ``file``: a user's muons.
+p_T; see :class:`BeamDumpSource`); ``ship_beam_dump``: the SHiP muon flux after the target
+(:mod:`simulators.muon_source`: fitted p, p-dependent p_T, charge ratio, production depth); ``uniform``: p and
+polar angle uniform (the single-magnet toy); or ``file``: a user's muons. ``cavern`` (optional,
+:mod:`simulators.cavern`): concrete walls around the shield that muons traverse, and a ``cavern_clearance``
+quantity for a constraint that the magnets fit.
 
 **Outputs per muon** (``outputs``): position and momentum at the detector plane,
 charge, importance weight, hit flag, the SHiP-2017 hit weight, the window radius
@@ -36,6 +39,7 @@ iron mass by closed-form frustum volumes, length, cost.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -47,6 +51,9 @@ import torch
 from torch import Tensor
 
 from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_generator, resolve_device, run_in_chunks
+from simulators.base import SimulatorOptionError
+from simulators.cavern import Cavern, ConcreteLoss, clearance, make_cavern, wall_step
+from simulators.muon_source import ShipBeamDumpSource
 from simulators.physics import C_LIGHT, ELECTRON_MASS, HIGHLAND, K_BETHE, MATERIALS, MUON_MASS, IronIonisation
 
 IRON = MATERIALS["Fe"]
@@ -291,7 +298,8 @@ def _muons(x, y, px, py, pz, charge, weight, dtype) -> Muons:  # noqa: ANN001
     return Muons(*(t.to(dtype) for t in (x, y, px, py, pz, charge, weight)))
 
 
-SOURCES = {"beam_dump": BeamDumpSource, "uniform": UniformSource, "file": FileSource}
+SOURCES = {"beam_dump": BeamDumpSource, "ship_beam_dump": ShipBeamDumpSource, "uniform": UniformSource,
+           "file": FileSource}
 
 
 # -- saturating fields -----------------------------------------------------------------------------
@@ -444,8 +452,8 @@ _STATE = ("x", "y", "px", "py", "pz", "p", "q", "live")
 
 
 def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Generator,
-              ionisation: IronIonisation) -> dict[str, Tensor]:
-    """Track ``muons`` through ``geometry`` to the detector plane.
+              ionisation: IronIonisation, cavern: Cavern | None = None) -> dict[str, Tensor]:
+    """Track ``muons`` through ``geometry`` to the detector plane (inside ``cavern``'s concrete walls, if any).
 
     Returns:
         ``x, y, px, py, pz`` ``[n]`` at the plane (for stopped muons: where they stopped, p = 0),
@@ -491,10 +499,29 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
         s.idx = s.idx.index_select(0, keep)
         dead, stop_x, stop_y = dead[keep], stop_x[keep], stop_y[keep]
 
-    z = geometry.elements[0].z0 if geometry.elements else 0.0
+    z = z_first = geometry.elements[0].z0 if geometry.elements else 0.0
+    walls = ConcreteLoss() if cavern is not None else None
+
+    def air(length: float) -> None:
+        """Straight through air; with a cavern, in steps that look for the walls."""
+        if cavern is None or walls is None:
+            _drift(s, length)
+            return
+        n_air = max(1, math.ceil(length / cavern.step - 1e-9))
+        for k in range(n_air):
+            if len(s.x) == 0:
+                return
+            _drift(s, length / n_air, s.live)
+            wall_step(s, length / n_air, z - z_first + (k + 0.5) * length / n_air, cavern, walls, gen,
+                      physics.stop_energy, physics.world, None, physics.scattering != "off",
+                      physics.energy_loss != "off")
+            if k % CHECK_EVERY == CHECK_EVERY - 1 or k == n_air - 1:
+                check()
+                compact()
+
     for el in geometry.elements:
         if el.z0 > z:  # air gap: a straight drift
-            _drift(s, el.z0 - z)
+            air(el.z0 - z)
             z = el.z0
         n_steps = max(1, math.ceil(2 * el.dz / physics.step - 1e-9))
         h = 2 * el.dz / n_steps
@@ -509,6 +536,11 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
             if physics.field == "saturating":
                 B = saturated_field(el.field, dx, dy, gap, el.yoke_ratio, ni)
             _step(s, h, dx, dy, gap, el.yoke_ratio, B, physics, kappa, rho, gen, ionisation, tail_x0)
+            if walls is not None and cavern is not None:
+                r = el.yoke_ratio
+                box = (dx + gap + r * dx, dy + r * dx) if r > 0 else (dx, dy)
+                wall_step(s, h, el.z0 - z_first + (k + 0.5) * h, cavern, walls, gen, physics.stop_energy,
+                          physics.world, box, physics.scattering != "off", physics.energy_loss != "off")
             muon_steps += len(s.x)
             if k % CHECK_EVERY == CHECK_EVERY - 1 or k == n_steps - 1:
                 check()
@@ -517,16 +549,21 @@ def transport(muons: Muons, geometry: Geometry, physics: Physics, gen: torch.Gen
     check()
     compact(force=True)
     if geometry.detector_z > z:
-        _drift(s, geometry.detector_z - z)
+        air(geometry.detector_z - z)
+        if cavern is not None:
+            check()
+            compact(force=True)
     for name in ("x", "y", "px", "py", "pz"):
         out[name][s.idx] = getattr(s, name)
     alive_out[s.idx] = True
     return {**out, "alive": alive_out, "muon_steps": torch.tensor(muon_steps)}
 
 
-def _drift(s: _State, length: float) -> None:
-    s.x = s.x + s.px / s.pz * length
-    s.y = s.y + s.py / s.pz * length
+def _drift(s: _State, length: float, live: Tensor | None = None) -> None:
+    """Straight drift over ``length`` along z; ``live`` ``[n]`` (0/1) holds stopped muons where they stopped."""
+    step: Tensor | float = length if live is None else live * length
+    s.x = s.x + s.px / s.pz * step
+    s.y = s.y + s.py / s.pz * step
 
 
 def field_map(x: Tensor, y: Tensor, dx: float, dy: float, gap: float, r: float,
@@ -784,7 +821,8 @@ class MuonShield(Simulator):
             ``Z`` length in m, field ``B`` in T).
         design: the values of parameters a study does not vary (``ship2018``: ``new_baseline`` or
             ``default_point``, or a dict of parameter values).
-        source: ``beam_dump``, ``uniform``, ``file`` or a dict ``{kind: …, options…}``.
+        source: ``beam_dump``, ``ship_beam_dump`` (:mod:`simulators.muon_source`), ``uniform``, ``file`` or a
+            dict ``{kind: …, options…}``.
         window: ``ship2017``, ``modern``, ``single_magnet`` or a dict of :class:`Window` fields.
         detector_distance: metres from the last element to the detector plane.
         physics: dict of :class:`Physics` fields.
@@ -797,6 +835,8 @@ class MuonShield(Simulator):
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         chunk: muons transported at once (bounds memory).
         dtype: ``float32`` or ``float64``.
+        cavern: ``None`` (no walls, the default), ``ecn3`` or a dict of :func:`simulators.cavern.make_cavern`:
+            concrete walls muons traverse, and the quantity ``cavern_clearance`` (m, < 0: a magnet sticks out).
     """
 
     parameters_are_subset = True
@@ -807,7 +847,7 @@ class MuonShield(Simulator):
                  detector_distance: float | None = None, physics: Mapping[str, Any] | None = None,
                  polarity: Sequence[int] | None = None, z_gap: float = 0.1, columns: Sequence[str] | None = None,
                  ship_loss: bool = False, iron_price: float = 8.0, device: str = "auto", chunk: int = 1 << 17,
-                 dtype: str = "float32") -> None:
+                 dtype: str = "float32", cavern: str | Mapping[str, Any] | None = None) -> None:
         if preset not in ("ship2018", "single_magnet"):
             raise ValueError(f"preset must be ship2018 or single_magnet, got '{preset}'")
         self.preset = preset
@@ -849,8 +889,10 @@ class MuonShield(Simulator):
         self.columns = cols
         self.ship_loss = bool(ship_loss)
         self.outputs = (*cols, "ship_loss") if ship_loss else cols
+        self.cavern = make_cavern(cavern)
         self.quantities = ("mass", "length", "cost") + (
-            ("absorber_mass", "magnets_mass", "ship_mass") if preset == "ship2018" else ())
+            ("absorber_mass", "magnets_mass", "ship_mass") if preset == "ship2018" else ()) + (
+            ("cavern_clearance",) if self.cavern is not None else ())
         self.iron_price = float(iron_price)
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError("device must be auto, cpu or cuda")
@@ -901,6 +943,8 @@ class MuonShield(Simulator):
             magnets = g.mass_t("magnets")
             out.update(absorber_mass=g.mass_t("absorber"), magnets_mass=magnets,
                        ship_mass=magnets + SHIP2018_ABSORBER_MASS_T)
+        if self.cavern is not None:
+            out["cavern_clearance"] = cavern_clearance(g, self.cavern)
         return out
 
     # -- simulation -----------------------------------------------------------------------------
@@ -920,7 +964,7 @@ class MuonShield(Simulator):
 
     def _run_chunk(self, geometry: Geometry, n: int, gen: torch.Generator, dev: torch.device) -> dict[str, Tensor]:
         muons = self.source.sample(n, gen, dev, self.dtype)
-        res = transport(muons, geometry, self.physics, gen, self._ionisation)
+        res = transport(muons, geometry, self.physics, gen, self._ionisation, self.cavern)
         q = muons.charge
         win = self.window
         xs = -q * res["x"] if win.signed else res["x"]
@@ -940,17 +984,38 @@ class MuonShield(Simulator):
     def transport_muons(self, params: Mapping[str, float | str], muons: Muons, seed: int = 0) -> dict[str, Tensor]:
         """Transport given muons (tests, studies of single trajectories): see :func:`transport`."""
         gen = chunk_generator(seed, 0, muons.x.device)
-        return transport(muons, self.geometry(params), self.physics, gen, self._ionisation)
+        return transport(muons, self.geometry(params), self.physics, gen, self._ionisation, self.cavern)
 
 
-def _make_source(spec: str | Mapping[str, Any]) -> BeamDumpSource | UniformSource | FileSource:
+def cavern_clearance(geometry: Geometry, cavern: Cavern) -> float:
+    """Smallest distance (m) from any element's outer faces (core + coil gap + return yoke across, core + top
+    yoke up) to the cavern walls; negative where an element sticks out. The extents are linear in z and the
+    envelope is constant on each side of its step, so faces and the step's z are the only places to look."""
+    z_first = geometry.elements[0].z0 if geometry.elements else 0.0
+    faces = []
+    for el in geometry.elements:
+        zs = [el.z0, el.z1] + ([z_first + cavern.z_step] if el.z0 < z_first + cavern.z_step < el.z1 else [])
+        for z in zs:
+            dx, dy, gap = el.shape_at(z)
+            r = el.yoke_ratio
+            w, h = (dx + gap + r * dx, dy + r * dx) if r > 0 else (dx, dy)
+            faces.append((z - z_first, w, h))
+    return clearance(cavern, faces)
+
+
+def _make_source(spec: str | Mapping[str, Any]) -> BeamDumpSource | ShipBeamDumpSource | UniformSource | FileSource:
     if isinstance(spec, str):
         spec = {"kind": spec}
     spec = dict(spec)
     kind = spec.pop("kind", "file" if "file" in spec else "beam_dump")
     if kind not in SOURCES:
-        raise ValueError(f"source.kind must be one of {sorted(SOURCES)}, got '{kind}'")
-    return SOURCES[kind](**spec)
+        raise SimulatorOptionError("simulator.options.source", f"must be one of {sorted(SOURCES)}, got '{kind}'")
+    cls = SOURCES[kind]
+    known = [k for k in inspect.signature(cls).parameters]
+    for key in spec:
+        if key not in known:
+            raise SimulatorOptionError(f"simulator.options.source.{key}", f"source {kind} takes {known}")
+    return cls(**spec)
 
 
 def _make_window(spec: str | Mapping[str, Any]) -> Window:

@@ -65,6 +65,9 @@ MATERIALS: dict[str, Material] = {
     "scintillator": Material("scintillator", 1.032, 43.90, 5.6, 11.2, 94.0, 1.956),
     "LAr": Material("LAr", 1.396, 19.55, 18, 39.948, 32.8, 1.508),
     "Si": Material("Si", 2.329, 21.82, 14, 28.0855, 40.2, 1.664),
+    # cavern walls: PDG "shielding concrete" (ρ 2.30 g/cm³, X0 26.57 g/cm², Z/A 0.50274, dE/dx_min 1.711 MeV cm²/g);
+    # Z, A effective (A = Z/0.50274); E_c ≈ 610 MeV/(Z + 1.24) (PDG approximation for solids, derived)
+    "concrete": Material("concrete", 2.30, 26.57, 11.0, 11.0 / 0.50274, 49.4, 1.711),
 }
 
 #: Muon ionisation loss a(E) in iron, MeV cm²/g (Bethe with the PDG Fe Sternheimer parameters).
@@ -79,6 +82,54 @@ IRON_B = 6.5e-6
 #: b(347 GeV) = a/E_μc. Read off to ≈ 5 %: re-check the digits against muE_iron_Fe.txt before tightening.
 IRON_B_TABLE_E = (1.0, 3.0, 10.0, 30.0, 100.0, 347.0, 1000.0, 10000.0)
 IRON_B_TABLE = (1.4, 2.5, 3.5, 4.5, 5.6, 6.5, 7.2, 8.0)
+
+
+@dataclass(frozen=True)
+class BetheMedium:
+    """What the Bethe formula needs of a medium [PDG, "Atomic and nuclear properties of materials"].
+
+    Attributes:
+        za: Z/A (mol/g).
+        i_ev: mean excitation energy I (eV).
+        c_bar, x0, x1, a, k, delta0: Sternheimer's density-effect parameters (−C, x0, x1, a, k, δ0).
+    """
+
+    za: float
+    i_ev: float
+    c_bar: float
+    x0: float
+    x1: float
+    a: float
+    k: float
+    delta0: float = 0.0
+
+
+#: Iron: the PDG muon-table header for Fe (I = 286 eV, −C 4.2911, x0 −0.0012, x1 3.1531, a 0.1468, k 2.9632, δ0 0.12).
+BETHE_IRON = BetheMedium(26 / 55.845, 286.0, 4.2911, -0.0012, 3.1531, 0.1468, 2.9632, 0.12)
+#: Shielding (Portland) concrete: I = 135.2 eV, −C 3.9464, x0 0.1301, x1 3.0466, a 0.07515, k 3.5467, δ0 0
+#: (Sternheimer, Berger & Seltzer 1984, as tabulated by the PDG; re-check the digits against pdg.lbl.gov).
+BETHE_CONCRETE = BetheMedium(0.50274, 135.2, 3.9464, 0.1301, 3.0466, 0.07515, 3.5467, 0.0)
+
+
+def bethe_dedx(energy: float, medium: BetheMedium, mass: float = MUON_MASS) -> float:
+    """Mean ionisation loss a(E) (GeV cm²/g) of a unit-charge spin-½ particle of total ``energy`` (GeV) [PDG Bethe]:
+    K(Z/A)/β²·[½ln(2m_e β²γ² W_max/I²) − β² − δ(βγ)/2 + W_max²/(8E²)], δ after Sternheimer."""
+    gamma = energy / mass
+    beta2 = 1 - 1 / gamma**2
+    bg2 = beta2 * gamma**2
+    r = ELECTRON_MASS / mass
+    wmax = 2 * ELECTRON_MASS * bg2 / (1 + 2 * gamma * r + r * r)
+    x = 0.5 * math.log10(bg2)
+    m = medium
+    if x >= m.x1:
+        delta = 2 * math.log(10) * x - m.c_bar
+    elif x >= m.x0:
+        delta = 2 * math.log(10) * x - m.c_bar + m.a * (m.x1 - x) ** m.k
+    else:
+        delta = m.delta0 * 10 ** (2 * (x - m.x0))
+    i_gev = m.i_ev * 1e-9
+    bracket = 0.5 * math.log(2 * ELECTRON_MASS * bg2 * wmax / i_gev**2) - beta2 - delta / 2 + wmax**2 / (8 * energy**2)
+    return K_BETHE * m.za / beta2 * bracket
 
 
 def highland_theta0(p: Tensor | float, beta: Tensor | float, x_over_x0: Tensor | float,
