@@ -257,13 +257,13 @@ def _run(name: str, seed: int) -> float:
         X = np.vstack([X, new])
         S += [_sphere(x[None]) + NOISE * rng.standard_normal((SAMPLES, 1)) for x in new]
     if name == "lgso":
-        last = strat.rounds[-1]
-        return float(_sphere((last.previous if last.previous is not None else last.centre)[None])[0])
+        return float(_sphere(strat.incumbent()[None])[0])
     return float(_sphere(X[np.argmin(history().objectives[:, 0])][None])[0])
 
 
 def test_beats_sobol_in_10d() -> None:
-    # Measured, seeds 0-2: lgso's kept centre 0.45 / 1.02 / 0.29 (median 0.45); Sobol's best observed call
-    # 1.33-1.77 (medians of 3 seeds, tests/test_highd_strategies.py). 0.6 × Sobol leaves room for a worse group.
+    # Measured, seeds 0-2: lgso's kept centre 0.45 / 1.02 / 0.29 (median 0.45), Sobol's best observed call
+    # 1.83 / 1.33 / 0.81 (median 1.33); seed 3 is level (0.61 / 0.60). A median below 0.6 × Sobol's still holds
+    # if one of the three seeds were as level as seed 3.
     res = {name: [_run(name, seed) for seed in (0, 1, 2)] for name in ("sobol", "lgso")}
     assert np.median(res["lgso"]) < 0.6 * np.median(res["sobol"]), res

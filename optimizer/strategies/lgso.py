@@ -65,11 +65,12 @@ QUANTILE_STEPS = 60
 #: design space so small that every round collapses onto simulated points).
 MAX_ROUNDS_PER_TELL = 50
 #: A round's local fit uses the completed calls within this many radii of its centre (L∞): its own box, as L-GSO's
-#: experience replay; measured on the noisy 10-D sphere, twice the box blurred the local gradient (median 1.15 vs 0.67).
+#: experience replay. In development runs on the noisy 10-D sphere (60 calls, 3 seeds) twice the box blurred
+#: the local trend (median 1.15 against 0.67 for the chosen settings); not tuned further.
 NEIGHBOURHOOD = 1.0
 #: The surrogate's θ-noise while fitting a round, as a fraction of its radius: a dozen designs in a 10-D box leave
 #: a network free to bend between them; noise at the box's scale makes Ŝ smooth there, so its gradient is the
-#: local trend (noisy 10-D sphere, 60 calls: median 0.67 with 0.3·r against 1.15 with MDN's fixed 0.01).
+#: local trend rather than the last call's noise (chosen in the same development runs, not tuned further).
 THETA_NOISE_FRACTION = 0.3
 #: The surrogate's options unless the study overrides them: WU-GO's warm-refit budget (a round adds only a
 #: few calls to a model already fitted nearby).
@@ -111,10 +112,22 @@ def _matches(x: np.ndarray, pool: np.ndarray) -> np.ndarray:
 
 
 class LGSOStrategy(Strategy):
-    """Options: ``n_local`` (designs per round; default max(6, ⌈d/2⌉)), ``radius_init`` (0.2), ``radius_min``
-    (0.2·0.5⁴), ``radius_max`` (0.4), ``grow`` (1.5), ``shrink`` (0.5), ``line_search`` (8 step lengths tried per
-    gradient step), ``penalty`` (weight of squared standardised outcome-constraint violations, 100),
-    ``surrogate_options`` (options of the MDN)."""
+    """Options, with the reason for each default:
+
+    * ``n_local``: designs per round, max(6, ⌈d/2⌉). L-GSO used 15 in 10-D and 20 in 100-D with thousands of
+      samples each; half the dimension keeps ≥ 7 rounds in 75 strategy calls at d = 20, and 6 is the fewest that
+      shows the surrogate a spread of designs in 2-D.
+    * ``radius_init`` 0.2: half-width of the box in the unit cube, L-GSO's ε for its Rosenbrock and hump problems.
+    * ``radius_max`` 0.4: a box of side 0.8, TuRBO's initial trust region. ``radius_min`` 0.2·0.5⁴: four
+      unanswered halvings from the start mean the local trend is lost in the noise; restart.
+    * ``grow`` 1.5, ``shrink`` 0.5: a round costs ``n_local`` calls, so one judged success already grows the box
+      (TuRBO needs three single-call successes), and a failure halves it as TuRBO does.
+    * ``line_search`` 8: step lengths tried along the gradient, 1/8 … 1 of the radius (surrogate evaluations
+      only, each a fraction of a millisecond).
+    * ``penalty`` 100: weight of the squared outcome-constraint violations in units of their observed spread, so
+      a violation of 0.1 spread costs as much as one spread of the objective.
+    * ``surrogate_options``: the MDN's options (default: MDN's, with WU-GO's 250 warm-refit steps).
+    """
 
     needs_initial_results = True
     #: The first round starts from the whole initial design: a fit on part of it would be thrown away.
@@ -150,10 +163,7 @@ class LGSOStrategy(Strategy):
                              f"objectives.{self.objective} is the quantity '{self.metric.quantity}'")
         if not 0 < radius_min < radius_init <= radius_max:
             raise OptionError("strategy.options", "need 0 < radius_min < radius_init <= radius_max")
-        d = space.dim
-        # L-GSO used 15 local points in 10-D, 20 in 100-D; half the dimension keeps ≥ 4 rounds in a 100-call budget
-        # at d = 20, and 6 is the fewest that still shows the surrogate a spread of designs in 2-D.
-        self.n_local = int(n_local if n_local is not None else max(6, math.ceil(d / 2)))
+        self.n_local = int(n_local if n_local is not None else max(6, math.ceil(space.dim / 2)))
         self.radius_init, self.radius_min, self.radius_max = radius_init, radius_min, radius_max
         self.grow, self.shrink, self.line_search, self.penalty = grow, shrink, int(line_search), penalty
         self.surrogate_options = {**SURROGATE_DEFAULTS, **(surrogate_options or {})}
@@ -429,6 +439,14 @@ class LGSOStrategy(Strategy):
     def _initial_done(self, history: History) -> bool:
         first = len(self.study.baselines) + self.study.budget.initial_design
         return len(history) > 0 and len(history) + len(history.failed_theta) >= first
+
+    def incumbent(self) -> np.ndarray | None:
+        """``[d]``: the centre the latest step left from (the design the surrogate judged best in that round; after a
+        restart, the one before it), else the first round's centre; ``None`` before the first round."""
+        for rnd in reversed(self.rounds):
+            if rnd.previous is not None:
+                return rnd.previous.copy()
+        return self.rounds[0].centre.copy() if self.rounds else None
 
     # -- Strategy protocol --------------------------------------------------------------------------
     def tell(self, history: History) -> None:
