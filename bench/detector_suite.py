@@ -60,6 +60,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "gp": {"name": "gp"},
     "turbo": {"name": "turbo"},
     "cmaes": {"name": "cmaes"},
+    "lgso": {"name": "lgso"},
     "wugo": {"name": "wugo"},
 }
 

@@ -179,6 +179,18 @@ class MDN(Surrogate):
         self.net.eval()
         self.fits += 1
 
+    def mixture(self, theta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The fitted mixture at ``theta [M, d]`` in raw output units, differentiable in θ (float64).
+
+        Returns:
+            log weights ``[M, C]``, means ``[M, C, k]`` and scale_tril ``[M, C, k, k]``. Generated samples are
+            these Gaussians' draws clipped to ``(lo, hi)``, as :meth:`sample` draws them.
+        """
+        logits, means, L = self._params(theta)
+        mean, std = self.scaler.mean.to(torch.float64), self.scaler.std.to(torch.float64)
+        return (torch.log_softmax(logits.double(), -1), mean + std * means.double(),
+                std[:, None] * L.double())  # y = mean + std ⊙ z, so each row of L scales by its std
+
     @torch.no_grad()
     def sample(self, theta: Tensor, n: int, generator: torch.Generator | None = None, common: bool = False) -> Tensor:
         """``theta [M, d]`` → ``[M, n, k]``: pick a component by its weight, then draw from its Gaussian (clipped to the data's atoms)."""

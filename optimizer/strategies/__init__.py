@@ -22,6 +22,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "gp": "optimizer.strategies.gp:GPStrategy",
         "turbo": "optimizer.strategies.turbo:TurboStrategy",
         "cmaes": "optimizer.strategies.cma_es:CMAESStrategy",
+        "lgso": "optimizer.strategies.lgso:LGSOStrategy",
         "nn-ensemble": "optimizer.strategies.ensemble:DeepEnsembleStrategy",
         "auto": "optimizer.strategies.auto:AutoStrategy",
     },
