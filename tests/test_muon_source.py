@@ -259,13 +259,13 @@ def test_cavern_study_constraint_admits_the_new_baseline_and_refuses_the_default
     (clearance +0.32 m) and refuses DEFAULT_POINT (m6: dYOut + dXOut = 4.0 m against 3.5 m walls)."""
     from conftest import ROOT
     from optimizer.constraints import QuantityConstraints
-    from optimizer.executors import build_simulator
+    from optimizer.executors import simulator_args
     from optimizer.space import SearchSpace
     from optimizer.study import load_study
     from simulators.muon_shield import DEFAULT_POINT, NEW_BASELINE, ship2018_free
 
     study, _ = load_study(ROOT / "studies/detectors/ship_shield_cavern.yaml")
-    sim = build_simulator(study.simulator)
+    sim = simulator_args(study.simulator).build()
     space = SearchSpace(study.parameters)
     oracle = QuantityConstraints(space, sim, study.constraints)
     points = np.stack([space.to_unit(space.from_params(ship2018_free(v))) for v in (NEW_BASELINE, DEFAULT_POINT)])

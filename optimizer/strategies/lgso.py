@@ -181,10 +181,11 @@ class LGSOStrategy(Strategy):
     # -- the surrogate and the differentiable statistic ---------------------------------------------
     def _outputs(self, k: int) -> list[str]:
         if self.outputs is None:
-            from optimizer.executors import build_simulator
+            from optimizer.executors import simulator_args
 
-            try:
-                self.outputs = list(build_simulator(self.study.simulator).outputs)
+            try:  # the driver hands over its simulator; outside a campaign, build one
+                sim = self.simulator if self.simulator is not None else simulator_args(self.study.simulator).build()
+                self.outputs = list(sim.outputs)
             except Exception:  # noqa: BLE001 - a study-less test history: outputs by position
                 self.outputs = [f"y{i}" for i in range(k)]
         return self.outputs
