@@ -305,3 +305,23 @@ def test_public_names_still_importable() -> None:
     del (CampaignSummary, StudyConfig, validate_study, META_FILE, STRATEGY_STATE, STUDY_FILE, EXECUTORS, CallOutcome,
          CallRequest, Executor, simulator_args, execute_call, STRATEGIES, History, Strategy, initial_design,
          FunctionSimulator, InfeasibleDesign, SimulationResult, SURROGATES, load_study)
+
+
+def test_every_from_import_of_a_lazy_package_names_an_export() -> None:
+    """A lazy ``__init__`` answers any attribute through ``__getattr__``, so a type checker cannot see a name it
+    dropped: every ``from PKG import NAME`` in the code, tests and benchmarks must name an export or a submodule."""
+    import ast
+    import importlib
+
+    lazy = {"optimizer", "optimizer.strategies", "optimizer.executors", "detopt", "surrogates"}
+    missing = []
+    for d in ("optimizer", "simulators", "surrogates", "detopt", "tests", "bench"):
+        for path in sorted((ROOT / d).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in lazy:
+                    pkg = importlib.import_module(node.module)
+                    for alias in node.names:
+                        name = alias.name
+                        if name != "*" and name not in dir(pkg) and importlib.util.find_spec(f"{node.module}.{name}") is None:
+                            missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}.{name}")
+    assert not missing, missing
