@@ -1,4 +1,4 @@
-"""WU-GO's epistemic uncertainty (``uncertainty: ensemble | both``): options, members, acquisition, state."""
+"""WU-GO's epistemic uncertainty (``uncertainty: ensemble | spread | both``): options, members, acquisition, state."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class TestWUGOEnsembleConformance(StrategyConformance):
     ({"uncertainty": "epistemic"}, "uncertainty", "Input should be"),
     ({"uncertainty": "ensemble", "members": 1}, "members", "greater than or equal to 2"),
     ({"uncertainty": "ensemble", "members": 99}, "members", "less than or equal to 16"),
-    ({"members": 4}, "members", "needs uncertainty: ensemble or both"),
+    ({"members": 4}, "members", "needs uncertainty: ensemble, spread or both"),
     ({"uncertainty": "nearest", "ensemble_resample": "seeds"}, "ensemble_resample", "needs uncertainty"),
     ({"uncertainty": "both", "ensemble_resample": "jackknife"}, "ensemble_resample", "Input should be"),
 ])
@@ -169,3 +169,20 @@ def test_ensemble_campaign_stays_in_the_cube_and_resumes_its_members(write_study
     state = torch.load(camp.root / STRATEGY_STATE, weights_only=False)
     assert state["members"][0]["fits"] == fits + 1  # the restored member was refitted warm, not from scratch
     assert not any(e["event"] == "strategy_state_ignored" for e in camp.storage.events())
+
+
+def test_spread_is_the_members_standard_deviation_of_the_objective() -> None:
+    """``uncertainty: spread`` scores the std over the models of f̂ (primary first), in the objective's units."""
+    from optimizer.metrics import metric_on_samples
+
+    strat, space = make(uncertainty="spread", members=3)
+    h = StrategyConformance.make_history(space, 6)
+    strat.tell(h)
+    x = np.random.default_rng(1).random((32, 2))
+    ys = strat.member_samples(x, 3)
+    f = np.stack([metric_on_samples(strat.metric, y, strat.outputs).numpy() for y in ys])
+    view = strat.landscape(x, 3)
+    np.testing.assert_allclose(view["uncertainty"], f.std(0), rtol=1e-6)
+    np.testing.assert_allclose(view["mean"], f[0], rtol=1e-6)
+    u = strat.ask(h, np.zeros((0, 2)), 2)
+    assert u.shape == (2, 2) and np.all((u >= 0) & (u <= 1))

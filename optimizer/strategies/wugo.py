@@ -115,7 +115,7 @@ class WUGOOptions(pydantic.BaseModel):
     min_distance: Annotated[float, pydantic.Field(ge=0)] | None = None
     chunk: Annotated[int, pydantic.Field(ge=1)] | None = None
     projections: Annotated[int, pydantic.Field(ge=1)] | None = None
-    uncertainty: Literal["nearest", "ensemble", "both"] | None = None
+    uncertainty: Literal["nearest", "ensemble", "spread", "both"] | None = None
     members: Annotated[int, pydantic.Field(ge=2, le=MAX_MEMBERS)] | None = None
     ensemble_resample: Literal["bootstrap", "seeds"] | None = None
 
@@ -140,8 +140,10 @@ class WUGOStrategy(Strategy):
     same distance D) between the outputs at θ of ``members`` surrogates (default 3, the primary included), the others
     fitted with their own seeds on bootstrap resamples of the calls (``ensemble_resample: bootstrap``, default) or on
     all calls (``seeds``), warm-started from call to call like the primary. ``both`` takes ½(σ_W + r·σ_E), r the ratio
-    of their medians over the ask's Sobol candidates, so the two count equally and κ keeps σ_W's units. Only σ_W
-    collapses at pending and chosen points; with ``ensemble`` a batch is kept apart by ``min_distance`` alone."""
+    of their medians over the ask's Sobol candidates, so the two count equally and κ keeps σ_W's units. ``spread``
+    takes the standard deviation of the members' f̂ (the primary objective's statistic, in its units: raw κ counts
+    member standard deviations, as in an ensemble's LCB). Only σ_W collapses at pending and chosen points; with
+    ``ensemble`` or ``spread`` a batch is kept apart by ``min_distance`` alone."""
 
     needs_initial_results = True
     #: Output names known without building the simulator (a report never imports a user's module).
@@ -167,7 +169,7 @@ class WUGOStrategy(Strategy):
         if (options.get("uncertainty") or PRESETS[preset]["uncertainty"]) == "nearest":
             for key in ("members", "ensemble_resample"):
                 if options.get(key) is not None:
-                    raise OptionError(f"strategy.options.{key}", "needs uncertainty: ensemble or both")
+                    raise OptionError(f"strategy.options.{key}", "needs uncertainty: ensemble, spread or both")
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, preset: str = "default", **options: Any) -> None:
         super().__init__(space, study, seed)
@@ -209,7 +211,7 @@ class WUGOStrategy(Strategy):
         self._fitted_on: tuple[int, ...] = ()
         self._model_ok = False  # whether the surrogate has been fitted at least once
         self._grid: np.ndarray | None = None
-        # uncertainty: ensemble/both: the surrogates besides the primary, and the calls they were fitted on
+        # uncertainty other than nearest: the surrogates besides the primary, and the calls they were fitted on
         self.members: list[Surrogate] = []
         self._members_fitted_on: tuple[int, ...] = ()
         self._ensemble_ratio: float | None = None  # r of `both`: median σ_W / median σ_E of this ask's candidates
@@ -217,7 +219,7 @@ class WUGOStrategy(Strategy):
     # -- model ----------------------------------------------------------------------------
     @property
     def uses_ensemble(self) -> bool:
-        """Whether the acquisition needs the ensemble members (``uncertainty: ensemble`` or ``both``)."""
+        """Whether the acquisition needs the ensemble members (``uncertainty`` other than ``nearest``)."""
         return self.cfg["uncertainty"] != "nearest"
 
     def new_surrogate(self, k: int, seed: int | None = None) -> Surrogate:
@@ -386,15 +388,19 @@ class WUGOStrategy(Strategy):
         ys += [self._generate(x, gen_seed, m) for m in self.members if m.fits > 0]
         return torch.stack(ys)
 
-    def ensemble_sigma(self, x: np.ndarray, gen_seed: int, primary: torch.Tensor | None = None) -> np.ndarray:
-        """σ_E ``[C]``: the mean pairwise distance between the models' outputs at ``x [C, d]`` (see
-        :meth:`member_samples`); σ_W where fewer than 2 models are fitted, with a :class:`SurrogateFitWarning`."""
+    def ensemble_sigma(self, x: np.ndarray, gen_seed: int, primary: torch.Tensor | None = None,
+                       measure: Literal["distance", "spread"] = "distance") -> np.ndarray:
+        """The ensemble's disagreement ``[C]`` at ``x [C, d]`` (see :meth:`member_samples`): σ_E, the mean pairwise
+        distance between the models' outputs (``distance``), or the standard deviation of their primary objective
+        statistic (``spread``). σ_W where fewer than 2 models are fitted, with a :class:`SurrogateFitWarning`."""
         assert self.bank is not None
         ys = self.member_samples(x, gen_seed, primary)
         if ys.shape[0] < 2:
             warnings.warn("WU-GO: no ensemble member is fitted; the uncertainty is σ_W for this step",
                           SurrogateFitWarning, stacklevel=2)
             return self.bank.min_distance(ys[0], chunk=self.cfg["chunk"]).numpy()
+        if measure == "spread":
+            return np.std(np.stack([self._value(self.metric, y, {}) for y in ys]), axis=0)
         return self.bank.disagreement(ys, chunk=self.cfg["chunk"]).numpy()
 
     def _uncertainty(self, x: np.ndarray, ys: torch.Tensor, gen_seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -408,6 +414,8 @@ class WUGOStrategy(Strategy):
         mode = self.cfg["uncertainty"]
         if mode == "nearest":
             return sigma, sigma
+        if mode == "spread":
+            return sigma, self.ensemble_sigma(x, gen_seed, ys, "spread")
         ens = self.ensemble_sigma(x, gen_seed, ys)
         if mode == "ensemble":
             return sigma, ens
