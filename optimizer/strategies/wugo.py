@@ -16,6 +16,9 @@ Beyond the published method:
 * **Batch proposals and pending points**: a chosen (or in-flight) point's generated samples are
   added as a pseudo-observation, so σ_W collapses around it, and the next point is chosen again.
 * **Common random numbers**: every candidate of one acquisition uses the same latent draws.
+* **Epistemic uncertainty** (``uncertainty: ensemble | spread | both``; default ``nearest``, the published σ_W):
+  the disagreement of a small ensemble of surrogates fitted on bootstrap resamples of the calls, which predicts
+  the error of f̂ at new designs better than σ_W (``bench/wugo_calibration.py``).
 * **Stopping** on a target value or a plateau of the observed best (never on the true optimum).
 
 ``preset: wugo-paper`` follows the public code: energy distance, κ = 2, a fixed 100 × 100
