@@ -47,6 +47,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "wugo-ens": {"name": "wugo", "options": {"uncertainty": "ensemble"}},
     "wugo-both": {"name": "wugo", "options": {"uncertainty": "both"}},
     "wugo-spread": {"name": "wugo", "options": {"uncertainty": "spread"}},
+    "wugo-spread-std1": {"name": "wugo", "options": {"uncertainty": "spread", "kappa_scale": "standardised", "kappa": 1.0}},
 }
 #: A coordinate closer than this to 0 or 1 (unit cube) counts as "on the bound".
 ON_BOUND = 1e-6

@@ -83,7 +83,7 @@ SEED_MODULUS = 2**31
 DEFAULT_MIN_DISTANCE = 1e-6
 #: Default ``chunk``: candidates per surrogate batch, bounding memory to chunk × generated × k floats.
 DEFAULT_CHUNK = 2048
-#: Default ``members`` of ``uncertainty: ensemble``/``both``, the primary surrogate included: 3 is the fewest whose
+#: Default ``members`` of ``uncertainty: ensemble``/``spread``/``both``, the primary surrogate included: 3 is the fewest whose
 #: mean pairwise distance is not a single pair's noise, and costs two extra (warm) fits per call.
 DEFAULT_MEMBERS = 3
 #: Most ``members``: each one is a fit per call and a generation per scored candidate.
@@ -304,10 +304,12 @@ class WUGOStrategy(Strategy):
         self._fit_members(history, ids)
 
     def _new_member(self, k: int, j: int) -> Surrogate:
+        """An unfitted ensemble member ``j`` (0-based, the primary not counted), with its own seed."""
         return self.new_surrogate(k, seed=(self.seed + MEMBER_SEED_STRIDE * (j + 1)) % SEED_MODULUS)
 
     def _fit_members(self, history: History, ids: tuple[int, ...]) -> None:
-        """Refit the ensemble members (warm) on the calls ``ids``, each on its own bootstrap resample of them.
+        """Refit the ensemble members (warm) on the calls ``ids``, each on its own bootstrap resample of them
+        (``ensemble_resample: bootstrap``) or on all of them (``seeds``).
 
         A member that cannot fit keeps its previous weights (or is dropped from this ask's ensemble until it
         fits, if it never has), with a :class:`SurrogateFitWarning`; the primary surrogate is never touched.
