@@ -42,6 +42,12 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     # κ in observed objective spreads per typical σ_W (see WUGOStrategy's kappa_scale)
     "wugo-std1": {"name": "wugo", "options": {"kappa_scale": "standardised", "kappa": 1.0}},
     "wugo-std0.3": {"name": "wugo", "options": {"kappa_scale": "standardised", "kappa": 0.3}},
+    # the acquisition's uncertainty: the ensemble's disagreement, half σ_W and half the rescaled disagreement, or
+    # the members' spread of the objective statistic
+    "wugo-ens": {"name": "wugo", "options": {"uncertainty": "ensemble"}},
+    "wugo-both": {"name": "wugo", "options": {"uncertainty": "both"}},
+    "wugo-spread": {"name": "wugo", "options": {"uncertainty": "spread"}},
+    "wugo-spread-std1": {"name": "wugo", "options": {"uncertainty": "spread", "kappa_scale": "standardised", "kappa": 1.0}},
 }
 #: A coordinate closer than this to 0 or 1 (unit cube) counts as "on the bound".
 ON_BOUND = 1e-6

@@ -226,3 +226,48 @@ class DistributionBank:
     def min_distance(self, samples: Tensor, chunk: int = 4096) -> Tensor:
         """σ_W: ``samples [C, n, k]`` → ``[C]`` distance to the nearest stored distribution."""
         return self.distances(samples, chunk).min(dim=1).values
+
+    def disagreement(self, samples: Tensor, chunk: int = 4096) -> Tensor:
+        """Mean pairwise distance between M models' outputs at each candidate: ``samples [M, C, n, k]`` → ``[C]``.
+
+        The bank's distance and projections (so it is on σ_W's footing); nothing is stored. Candidate ``c`` of
+        model ``a`` is compared with candidate ``c`` of model ``b`` only, for every pair ``a < b``.
+        """
+        M, C, n, _ = samples.shape
+        if M < 2:
+            raise ValueError("a disagreement needs at least 2 models")
+        if self.K is None:
+            self.K = min(int(n), MAX_LEVELS)
+        out = []
+        chunk = max(1, self.chunk_size(n, chunk) // M)
+        pairs = [(a, b) for a in range(M) for b in range(a + 1, M)]
+        for start in range(0, C, chunk):
+            part = samples[:, start : start + chunk].reshape(-1, *samples.shape[2:])  # [M·c, n, k]
+            sig, q, var = self._summarise(part)
+            c = part.shape[0] // M
+            if self.distance == "energy":
+                q = q.reshape(M, c, self.L, self.K)
+                d = torch.stack([_energy_pairs(q[a], q[b], self.grid) for a, b in pairs])
+            else:
+                sig, var = sig.reshape(M, c, -1), var.reshape(M, c)
+                if self.distance == "w1":
+                    d = torch.stack([(sig[a] - sig[b]).abs().mean(1) for a, b in pairs])
+                else:  # W2² of bin means plus both within-bin variances, as in w_matrix
+                    d = torch.stack([((sig[a] - sig[b]).pow(2).mean(1) + var[a] + var[b]).sqrt() for a, b in pairs])
+            out.append(d.mean(0))
+        return torch.cat(out)
+
+
+def _energy_pairs(proj_a: Tensor, proj_b: Tensor, grid_points: int) -> Tensor:
+    """Energy distance between row ``c`` of sorted ``proj_a [C, L, n]`` and row ``c`` of ``proj_b`` → ``[C]``
+    (each pair on its own response grid, mean over projections as in :func:`energy_matrix`)."""
+    both = torch.cat([proj_a, proj_b], -1)
+    lo, hi = both.amin(-1), both.amax(-1)  # [C, L]
+    u = torch.linspace(0, 1, grid_points, dtype=proj_a.dtype, device=proj_a.device)
+    grid = lo[..., None] + (hi - lo)[..., None] * u  # [C, L, G]
+    dz = (hi - lo) / (grid_points - 1)  # [C, L]
+    n_a, n_b = proj_a.shape[-1], proj_b.shape[-1]
+    Fa = torch.searchsorted(proj_a.contiguous(), grid, right=True).to(proj_a.dtype) / n_a
+    Fb = torch.searchsorted(proj_b.contiguous(), grid, right=True).to(proj_a.dtype) / n_b
+    sq = ((Fa - Fb).pow(2).sum(-1) * dz).mean(-1)
+    return (2 * sq).sqrt()

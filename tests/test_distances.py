@@ -126,3 +126,33 @@ def test_capped_levels_agree_with_exact_w2() -> None:
     D = _bank_distances(t, c, "w2")
     _assert_pairs(D, lambda i, j: ot.wasserstein_1d(c[i, :, 0].numpy(), t[j, :, 0].numpy(), p=2) ** 0.5,
                   rel=1e-6)  # exact: the candidates are constant on the bins, the within-bin variance is added
+
+
+@pytest.mark.parametrize("distance", ["w1", "w2", "energy"])
+@pytest.mark.parametrize("k", [1, 2])
+def test_disagreement_is_the_mean_pairwise_distance_per_candidate(distance: str, k: int) -> None:
+    """``disagreement([M, C, n, k])[c]`` = mean over model pairs a < b of D(model a at c, model b at c), the same
+    distance and projections as σ_W; chunking changes nothing."""
+    M, C, n = 3, 5, 256
+    ys = torch.stack([_sets(20 + a, C, n, k) for a in range(M)])
+    bank = DistributionBank(distance, k=k, levels=n, projections=8, energy_grid=4096, seed=4)
+    got = bank.disagreement(ys)
+    assert got.shape == (C,)
+    torch.testing.assert_close(bank.disagreement(ys, chunk=2), got)
+    for c in range(C):
+        pairs = []
+        for a in range(M):
+            for b in range(a + 1, M):
+                ref = DistributionBank(distance, k=k, levels=n, projections=8, energy_grid=4096, seed=4)
+                ref.add(0, ys[b, c])
+                pairs.append(float(ref.distances(ys[a, c][None])[0, 0]))
+        # energy: each pair on its own response grid (the bank's matrix shares one), so a Riemann-sum difference
+        rel = 0.02 if distance == "energy" else 1e-9
+        assert float(got[c]) == pytest.approx(np.mean(pairs), rel=rel), c
+    if distance == "energy" and k == 1:  # and against SciPy on the raw samples
+        for c in range(C):
+            ref = np.mean([energy_distance(ys[a, c, :, 0].numpy(), ys[b, c, :, 0].numpy())
+                           for a in range(M) for b in range(a + 1, M)])
+            assert float(got[c]) == pytest.approx(ref, rel=0.03, abs=0.01)
+    with pytest.raises(ValueError, match="at least 2"):
+        bank.disagreement(ys[:1])

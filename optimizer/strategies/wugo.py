@@ -16,6 +16,9 @@ Beyond the published method:
 * **Batch proposals and pending points**: a chosen (or in-flight) point's generated samples are
   added as a pseudo-observation, so σ_W collapses around it, and the next point is chosen again.
 * **Common random numbers**: every candidate of one acquisition uses the same latent draws.
+* **Epistemic uncertainty** (``uncertainty: ensemble | spread | both``; default ``nearest``, the published σ_W):
+  the disagreement of a small ensemble of surrogates fitted on bootstrap resamples of the calls, which predicts
+  the error of f̂ at new designs better than σ_W (``bench/wugo_calibration.py``).
 * **Stopping** on a target value or a plateau of the observed best (never on the true optimum).
 
 ``preset: wugo-paper`` follows the public code: energy distance, κ = 2, a fixed 100 × 100
@@ -51,12 +54,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(
         surrogate="mdn", surrogate_options={"refit_steps": 250}, distance="energy", kappa=2.0, acquisition="refine",
         candidates=2048, generated=256, top_k=8, radii=[0.1, 0.03, 0.01, 0.003], perturbations=64,
-        common_random_numbers=True, kappa_scale="raw",
+        common_random_numbers=True, kappa_scale="raw", uncertainty="nearest",
     ),
     "wugo-paper": dict(
         surrogate="wgan", surrogate_options={"preset": "paper"}, distance="energy", kappa=2.0, acquisition="grid",
         candidates=10201, generated=1000, top_k=0, radii=[], perturbations=0, common_random_numbers=False,
-        kappa_scale="raw",
+        kappa_scale="raw", uncertainty="nearest",
     ),
 }
 # Added to an infeasible candidate's acquisition, in units of the observed objective spread: far beyond any
@@ -80,6 +83,13 @@ SEED_MODULUS = 2**31
 DEFAULT_MIN_DISTANCE = 1e-6
 #: Default ``chunk``: candidates per surrogate batch, bounding memory to chunk × generated × k floats.
 DEFAULT_CHUNK = 2048
+#: Default ``members`` of ``uncertainty: ensemble``/``spread``/``both``, the primary surrogate included: 3 is the fewest whose
+#: mean pairwise distance is not a single pair's noise, and costs two extra (warm) fits per call.
+DEFAULT_MEMBERS = 3
+#: Most ``members``: each one is a fit per call and a generation per scored candidate.
+MAX_MEMBERS = 16
+#: Seed offset between ensemble members (a prime, so member seeds never meet the point-seed stride's).
+MEMBER_SEED_STRIDE = 7919
 
 
 class WUGOOptions(pydantic.BaseModel):
@@ -108,6 +118,9 @@ class WUGOOptions(pydantic.BaseModel):
     min_distance: Annotated[float, pydantic.Field(ge=0)] | None = None
     chunk: Annotated[int, pydantic.Field(ge=1)] | None = None
     projections: Annotated[int, pydantic.Field(ge=1)] | None = None
+    uncertainty: Literal["nearest", "ensemble", "spread", "both"] | None = None
+    members: Annotated[int, pydantic.Field(ge=2, le=MAX_MEMBERS)] | None = None
+    ensemble_resample: Literal["bootstrap", "seeds"] | None = None
 
 
 OPTIONS = set(WUGOOptions.model_fields) - {"preset"}
@@ -122,7 +135,18 @@ class WUGOStrategy(Strategy):
     ``kappa_scale``: ``raw`` (published) weighs σ_W in the objective's units, so κ's meaning depends on the
     distance and the simulator's units; ``standardised`` divides f̂ by the observed objective spread (std over
     calls) and σ_W by its median over the ask's Sobol candidates, so κ = 1 trades one observed standard deviation
-    of the objective for one typical distance to the nearest stored call."""
+    of the objective for one typical distance to the nearest stored call.
+
+    ``uncertainty``: ``nearest`` (published) takes σ_W, the distance to the nearest stored call's outputs. It is
+    small wherever the model reproduces a call, and large wherever the response changes quickly, whether or not the
+    model is unsure there. ``ensemble`` takes the epistemic term σ_E(θ) instead: the mean pairwise distance (the
+    same distance D) between the outputs at θ of ``members`` surrogates (default 3, the primary included), the others
+    fitted with their own seeds on bootstrap resamples of the calls (``ensemble_resample: bootstrap``, default) or on
+    all calls (``seeds``), warm-started from call to call like the primary. ``both`` takes ½(σ_W + r·σ_E), r the ratio
+    of their medians over the ask's Sobol candidates, so the two count equally and κ keeps σ_W's units. ``spread``
+    takes the standard deviation of the members' f̂ (the primary objective's statistic, in its units: raw κ counts
+    member standard deviations, as in an ensemble's LCB). Only σ_W collapses at pending and chosen points; with
+    ``ensemble`` or ``spread`` a batch is kept apart by ``min_distance`` alone."""
 
     needs_initial_results = True
     #: Output names known without building the simulator (a report never imports a user's module).
@@ -145,13 +169,18 @@ class WUGOStrategy(Strategy):
                               f"unknown surrogate {name!r:.40}; known: {', '.join(SURROGATES.names())}")
         model = options_model(SURROGATES.get(name).__init__, ("dim", "k", "seed"))
         check_options(model, options.get("surrogate_options") or {}, "strategy.options.surrogate_options")
+        if (options.get("uncertainty") or PRESETS[preset]["uncertainty"]) == "nearest":
+            for key in ("members", "ensemble_resample"):
+                if options.get(key) is not None:
+                    raise OptionError(f"strategy.options.{key}", "needs uncertainty: ensemble, spread or both")
 
     def __init__(self, space: SearchSpace, study: StudyConfig, seed: int, preset: str = "default", **options: Any) -> None:
         super().__init__(space, study, seed)
         self.check_options({"preset": preset, **options})
         options = {k: v for k, v in options.items() if v is not None}  # None: the preset's value
         cfg = {**PRESETS[preset], "objective": None, "objectives": None, "target": None, "plateau": None,
-               "plateau_tol": 0.0, "min_distance": DEFAULT_MIN_DISTANCE, "chunk": DEFAULT_CHUNK, "projections": None, **options}
+               "plateau_tol": 0.0, "min_distance": DEFAULT_MIN_DISTANCE, "chunk": DEFAULT_CHUNK, "projections": None,
+               "members": DEFAULT_MEMBERS, "ensemble_resample": "bootstrap", **options}
         if cfg["acquisition"] == "refine" and cfg["top_k"] and cfg["radii"] and not cfg["perturbations"]:
             raise OptionError("strategy.options.perturbations", "the local search (top_k > 0, radii) needs at least 1")
         # Several objectives → random Chebyshev scalarisations; `objective` picks a single one.
@@ -185,10 +214,20 @@ class WUGOStrategy(Strategy):
         self._fitted_on: tuple[int, ...] = ()
         self._model_ok = False  # whether the surrogate has been fitted at least once
         self._grid: np.ndarray | None = None
+        # uncertainty other than nearest: the surrogates besides the primary, and the calls they were fitted on
+        self.members: list[Surrogate] = []
+        self._members_fitted_on: tuple[int, ...] = ()
+        self._ensemble_ratio: float | None = None  # r of `both`: median σ_W / median σ_E of this ask's candidates
 
     # -- model ----------------------------------------------------------------------------
-    def new_surrogate(self, k: int) -> Surrogate:
-        """An unfitted surrogate of this strategy's kind and options for ``k`` output columns."""
+    @property
+    def uses_ensemble(self) -> bool:
+        """Whether the acquisition needs the ensemble members (``uncertainty`` other than ``nearest``)."""
+        return self.cfg["uncertainty"] != "nearest"
+
+    def new_surrogate(self, k: int, seed: int | None = None) -> Surrogate:
+        """An unfitted surrogate of this strategy's kind and options for ``k`` output columns (``seed``: the
+        model's, default the strategy's)."""
         from surrogates import SURROGATES
 
         opts = dict(self.cfg["surrogate_options"])
@@ -198,11 +237,13 @@ class WUGOStrategy(Strategy):
             bounds = [(0.0, 1.0) if p.categorical else p.bounds() for p in self.space.parameters.values()]
             opts.setdefault("theta_low", [lo for lo, _ in bounds])
             opts.setdefault("theta_high", [hi for _, hi in bounds])
-        return SURROGATES.get(self.cfg["surrogate"])(self.space.dim, k, seed=self.seed, **opts)
+        return SURROGATES.get(self.cfg["surrogate"])(self.space.dim, k, seed=self.seed if seed is None else seed, **opts)
 
     def _build(self, k: int) -> Surrogate:
         """A fresh surrogate and distance bank for ``k`` outputs, and the simulator for exact quantities."""
         self.surrogate = surrogate = self.new_surrogate(k)
+        self.members = [self._new_member(k, j) for j in range(self.cfg["members"] - 1)] if self.uses_ensemble else []
+        self._members_fitted_on = ()
         # sliced distances for k > 1 outputs: 4 directions per output, at most 32
         L = self.cfg["projections"] or min(32, 4 * k)
         self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed, projections=L)
@@ -239,6 +280,7 @@ class WUGOStrategy(Strategy):
             if cid not in self.bank.keys:
                 self.bank.add(cid, self._samples[cid])
         if ids == self._fitted_on:  # restored from a saved state: the model is already fitted on these calls
+            self._fit_members(history, ids)
             return
         data = stack_common(
             [self._samples[c] for c in ids], torch.Generator().manual_seed(self.seed + len(ids)))
@@ -261,13 +303,54 @@ class WUGOStrategy(Strategy):
             return
         self._fitted_on = ids
         self._model_ok = True
+        self._fit_members(history, ids)
+
+    def _new_member(self, k: int, j: int) -> Surrogate:
+        """An unfitted ensemble member ``j`` (0-based, the primary not counted), with its own seed."""
+        return self.new_surrogate(k, seed=(self.seed + MEMBER_SEED_STRIDE * (j + 1)) % SEED_MODULUS)
+
+    def _fit_members(self, history: History, ids: tuple[int, ...]) -> None:
+        """Refit the ensemble members (warm) on the calls ``ids``, each on its own bootstrap resample of them
+        (``ensemble_resample: bootstrap``) or on all of them (``seeds``).
+
+        A member that cannot fit keeps its previous weights (or is dropped from this ask's ensemble until it
+        fits, if it never has), with a :class:`SurrogateFitWarning`; the primary surrogate is never touched.
+        """
+        if not self.members or ids == self._members_fitted_on:
+            return
+        theta = torch.as_tensor(history.theta, dtype=torch.float32)
+        N = len(ids)
+        for j, member in enumerate(self.members):
+            rows = np.arange(N)
+            if self.cfg["ensemble_resample"] == "bootstrap":
+                rows = np.random.default_rng([self.seed, j, N]).integers(0, N, N)
+            gen = torch.Generator().manual_seed(self.seed + MEMBER_SEED_STRIDE * (j + 1) + N)
+            data = stack_common([self._samples[ids[i]] for i in rows], gen)
+            before = copy.deepcopy(member.state_dict()) if member.fits else None
+            try:
+                member.fit(theta[torch.as_tensor(rows)], data)
+                bad = _nan_state(member.state_dict())
+                if bad:
+                    raise FloatingPointError(f"NaN in {bad} after the fit")
+            except Exception as err:  # noqa: BLE001 - an ensemble member that cannot fit must not end the campaign
+                warnings.warn(f"WU-GO: ensemble member {j + 1} ({self.cfg['surrogate']}) could not be fitted on {N} "
+                              f"calls ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
+                              f"{'keeping its previous model' if before is not None else 'left out'} for this step",
+                              SurrogateFitWarning, stacklevel=3)
+                if before is not None:
+                    member.load_state_dict(before)
+                else:
+                    assert self.bank is not None
+                    self.members[j] = self._new_member(self.bank.k, j)
+        self._members_fitted_on = ids
 
     def state_dict(self) -> dict[str, Any] | None:
         """The fitted surrogate's weights and the calls it was fitted on (``None`` before the first fit)."""
         if self.surrogate is None:
             return None
         return {"preset": self.preset, "k": self.bank.k if self.bank else 1, "fitted_on": list(self._fitted_on),
-                "surrogate": self.surrogate.state_dict(), "model_ok": self._model_ok}
+                "surrogate": self.surrogate.state_dict(), "model_ok": self._model_ok,
+                "members": [m.state_dict() for m in self.members], "members_fitted_on": list(self._members_fitted_on)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a fit saved by :meth:`state_dict`, so a resume skips refitting on the same calls.
@@ -280,19 +363,72 @@ class WUGOStrategy(Strategy):
         self._build(int(state["k"])).load_state_dict(state["surrogate"])
         self._fitted_on = tuple(state["fitted_on"])
         self._model_ok = bool(state.get("model_ok", True))
+        saved = state.get("members", [])
+        if self.members and len(saved) == len(self.members):  # else (another `members`, or none saved): refit them
+            for member, member_state in zip(self.members, saved):
+                member.load_state_dict(member_state)
+            self._members_fitted_on = tuple(state.get("members_fitted_on", ()))
 
     # -- acquisition ----------------------------------------------------------------------
-    def _generate(self, x: np.ndarray, gen_seed: int) -> torch.Tensor:
-        """``[C, d]`` → generated samples ``[C, n, k]`` (chunked; common random numbers if configured)."""
-        assert self.surrogate is not None, "tell() the history first"
+    def _generate(self, x: np.ndarray, gen_seed: int, model: Surrogate | None = None) -> torch.Tensor:
+        """``[C, d]`` → generated samples ``[C, n, k]`` of ``model`` (default: the primary surrogate), chunked;
+        common random numbers if configured."""
+        surrogate = self.surrogate if model is None else model
+        assert surrogate is not None, "tell() the history first"
         out = []
         for start in range(0, len(x), self.cfg["chunk"]):
             g = torch.Generator().manual_seed(gen_seed)  # the same draws in every chunk under CRN
             if not self.cfg["common_random_numbers"]:
                 g.manual_seed(gen_seed + start)
             t = torch.as_tensor(x[start : start + self.cfg["chunk"]], dtype=torch.float32)
-            out.append(self.surrogate.sample(t, self.cfg["generated"], generator=g, common=self.cfg["common_random_numbers"]))
+            out.append(surrogate.sample(t, self.cfg["generated"], generator=g, common=self.cfg["common_random_numbers"]))
         return torch.cat(out)
+
+    def member_samples(self, x: np.ndarray, gen_seed: int, primary: torch.Tensor | None = None) -> torch.Tensor:
+        """Generated samples ``[M, C, n, k]`` of the primary surrogate (first; ``primary`` if given) and of every
+        fitted ensemble member at unit-cube points ``x [C, d]``.
+
+        Every model draws from the same latent stream (``gen_seed``), so the members differ by their fits, not by
+        sampling noise. ``M`` is 1 while no member is fitted.
+        """
+        ys = [self._generate(x, gen_seed) if primary is None else primary]
+        ys += [self._generate(x, gen_seed, m) for m in self.members if m.fits > 0]
+        return torch.stack(ys)
+
+    def ensemble_sigma(self, x: np.ndarray, gen_seed: int, primary: torch.Tensor | None = None,
+                       measure: Literal["distance", "spread"] = "distance") -> np.ndarray:
+        """The ensemble's disagreement ``[C]`` at ``x [C, d]`` (see :meth:`member_samples`): σ_E, the mean pairwise
+        distance between the models' outputs (``distance``), or the standard deviation of their primary objective
+        statistic (``spread``). σ_W where fewer than 2 models are fitted, with a :class:`SurrogateFitWarning`."""
+        assert self.bank is not None
+        ys = self.member_samples(x, gen_seed, primary)
+        if ys.shape[0] < 2:
+            warnings.warn("WU-GO: no ensemble member is fitted; the uncertainty is σ_W for this step",
+                          SurrogateFitWarning, stacklevel=2)
+            return self.bank.min_distance(ys[0], chunk=self.cfg["chunk"]).numpy()
+        if measure == "spread":
+            return np.std(np.stack([self._value(self.metric, y, {}) for y in ys]), axis=0)
+        return self.bank.disagreement(ys, chunk=self.cfg["chunk"]).numpy()
+
+    def _uncertainty(self, x: np.ndarray, ys: torch.Tensor, gen_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(σ_W, the acquisition's uncertainty term) at ``x [C, d]`` with primary samples ``ys [C, n, k]``.
+
+        With ``both``, the ratio r of the medians is fixed by the first scoring of a pick (its Sobol
+        candidates), as ``kappa_scale: standardised`` fixes its scale, so the local search scores on one footing.
+        """
+        assert self.bank is not None
+        sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy()
+        mode = self.cfg["uncertainty"]
+        if mode == "nearest":
+            return sigma, sigma
+        if mode == "spread":
+            return sigma, self.ensemble_sigma(x, gen_seed, ys, "spread")
+        ens = self.ensemble_sigma(x, gen_seed, ys)
+        if mode == "ensemble":
+            return sigma, ens
+        if self._ensemble_ratio is None:
+            self._ensemble_ratio = typical_sigma(sigma) / typical_sigma(ens)
+        return sigma, 0.5 * (sigma + self._ensemble_ratio * ens)
 
     def _quantities(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Deterministic simulator quantities (cost, mass) at ``x [C, d]``: exact, not modelled."""
@@ -314,25 +450,30 @@ class WUGOStrategy(Strategy):
         """The model's view of the primary objective at unit-cube points ``x [C, d]``, for reports.
 
         Returns ``[C]`` arrays: ``mean`` (the objective statistic of G(θ)'s samples), ``sigma``
-        (σ_W(θ) against the stored calls) and ``acquisition`` (s·mean − κ·σ_W, lower is better;
+        (σ_W(θ) against the stored calls), ``uncertainty`` (the acquisition's term: σ_W, σ_E or their
+        combination, by ``uncertainty``) and ``acquisition`` (s·mean − κ·uncertainty, lower is better;
         with several objectives this is the primary objective's single-objective acquisition).
         Call :meth:`tell` first.
         """
         assert self.bank is not None and self.outputs is not None, "tell() the history first"
         ys = self._generate(x, gen_seed)
-        sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy()
+        ratio, self._ensemble_ratio = self._ensemble_ratio, None  # `both`: r from these points
+        try:
+            sigma, term = self._uncertainty(x, ys, gen_seed)
+        finally:
+            self._ensemble_ratio = ratio
         mean = self._value(self.metric, ys, {})
-        if self.cfg["kappa_scale"] == "standardised":  # in objective units: κ·σ_W/σ_typ observed spreads
-            bonus = self.cfg["kappa"] * sigma / typical_sigma(sigma) * (self._spread.get(self.objective) or _spread(mean))
+        if self.cfg["kappa_scale"] == "standardised":  # in objective units: κ·σ/σ_typ observed spreads
+            bonus = self.cfg["kappa"] * term / typical_sigma(term) * (self._spread.get(self.objective) or _spread(mean))
         else:
-            bonus = self.cfg["kappa"] * sigma
-        return {"mean": mean, "sigma": sigma, "acquisition": self.sign * mean - bonus}
+            bonus = self.cfg["kappa"] * term
+        return {"mean": mean, "sigma": sigma, "uncertainty": term, "acquisition": self.sign * mean - bonus}
 
     def _score(self, x: np.ndarray, gen_seed: int) -> tuple[np.ndarray, torch.Tensor]:
         """Acquisition ``[C]`` (lower is better) and the generated samples ``[C, n, k]``."""
         assert self.bank is not None and self.outputs is not None
         ys = self._generate(x, gen_seed)
-        sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy()
+        _, sigma = self._uncertainty(x, ys, gen_seed)
         standardised = self.cfg["kappa_scale"] == "standardised"
         if standardised and self._sigma_scale is None:  # the first scoring of a pick: its Sobol candidates
             self._sigma_scale = typical_sigma(sigma)
@@ -391,6 +532,7 @@ class WUGOStrategy(Strategy):
     def _pick(self, history: History, taken: np.ndarray, gen_seed: int) -> np.ndarray | None:
         cands = self._candidates(history.n_issued)
         self._sigma_scale = None  # set from the candidates' σ_W (pseudo-observations change it between picks)
+        self._ensemble_ratio = None
         score, _ = self._score(cands, gen_seed)
         pool_x, pool_s = [cands], [score]
         if self.cfg["acquisition"] == "refine" and self.cfg["top_k"] > 0:
