@@ -53,7 +53,7 @@ from torch import Tensor
 from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_generator, resolve_device, run_in_chunks
 from simulators.base import SimulatorOptionError
 from simulators.cavern import Cavern, ConcreteLoss, clearance, make_cavern, wall_step
-from simulators.muon_source import ShipBeamDumpSource
+from simulators.muon_source import Muons, ShipBeamDumpSource, _muons
 from simulators.physics import C_LIGHT, ELECTRON_MASS, HIGHLAND, K_BETHE, MATERIALS, MUON_MASS, IronIonisation
 
 IRON = MATERIALS["Fe"]
@@ -186,19 +186,6 @@ class Geometry:
 
 
 # -- muon sources ---------------------------------------------------------------------------------
-@dataclass
-class Muons:
-    """Initial muons, each tensor ``[n]`` (m, GeV)."""
-
-    x: Tensor
-    y: Tensor
-    px: Tensor
-    py: Tensor
-    pz: Tensor
-    charge: Tensor
-    weight: Tensor
-
-
 class BeamDumpSource:
     """Importance sample flat in (p, p_T), weighted to a toy beam-dump spectrum.
 
@@ -292,10 +279,6 @@ class FileSource:
             idx = torch.randint(m, (n,), generator=gen, device=device)
         t = self.table.to(device)[idx]
         return _muons(t[:, 3], t[:, 4], t[:, 0], t[:, 1], t[:, 2], t[:, 6].sign(), t[:, 7], dtype)
-
-
-def _muons(x, y, px, py, pz, charge, weight, dtype) -> Muons:  # noqa: ANN001
-    return Muons(*(t.to(dtype) for t in (x, y, px, py, pz, charge, weight)))
 
 
 SOURCES = {"beam_dump": BeamDumpSource, "ship_beam_dump": ShipBeamDumpSource, "uniform": UniformSource,

@@ -39,14 +39,31 @@ physical fraction), for background estimates where only the hard tail counts.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, overload
+from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from simulators.muon_shield import Muons
+
+@dataclass
+class Muons:
+    """Initial muons, each tensor ``[n]`` (m, GeV)."""
+
+    x: Tensor
+    y: Tensor
+    px: Tensor
+    py: Tensor
+    pz: Tensor
+    charge: Tensor
+    weight: Tensor
+
+
+def _muons(x: Tensor, y: Tensor, px: Tensor, py: Tensor, pz: Tensor, charge: Tensor, weight: Tensor,
+           dtype: torch.dtype) -> Muons:
+    return Muons(*(t.to(dtype) for t in (x, y, px, py, pz, charge, weight)))
+
 
 #: Beam momentum (GeV/c): the kinematic limit of the muon momenta.
 P_BEAM = 400.0
@@ -201,7 +218,7 @@ class ShipBeamDumpSource:
         return r / (1 + r)
 
     def sample(self, n: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> Muons:
-        from simulators.muon_shield import _muons
+        """``n`` muons after the target from ``gen``: p, p_T given p, charge given p, production depth."""
 
         f64 = torch.float64
         u = torch.rand(6, n, generator=gen, device=device, dtype=f64)

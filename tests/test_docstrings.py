@@ -6,6 +6,7 @@ private by construction). Exempt, because the reader already has the text:
 - a method that overrides a documented method of a base class defined in the packages (``help()`` and
   ``inspect.getdoc`` show the base's docstring, which states the contract the override keeps);
 - a property whose body is one ``return`` statement (its name and return annotation say it all);
+- a ``typing.overload`` signature (the implementation below it carries the docstring);
 - the ``test_*`` checks of :mod:`optimizer.testing`'s conformance suites, whose names state the property
   checked (their failure messages say what broke).
 """
@@ -96,7 +97,8 @@ def undocumented() -> list[str]:
                 for fn in _functions(node.body):
                     if fn.name.startswith("_") or ast.get_docstring(fn) is not None:
                         continue
-                    if inherits_doc(node.name, fn.name, index) or _trivial_property(fn):
+                    overload = any(_base_name(d) == "overload" for d in fn.decorator_list)
+                    if inherits_doc(node.name, fn.name, index) or _trivial_property(fn) or overload:
                         continue
                     if is_testing and fn.name.startswith("test_"):
                         continue

@@ -93,12 +93,14 @@ class Round:
     restarts: int = 0
 
     def to_state(self) -> dict[str, Any]:
+        """The round as tensors and numbers (``torch.save``-able with ``weights_only=True``)."""
         return {"centre": torch.as_tensor(self.centre), "radius": self.radius, "restarts": self.restarts,
                 "previous": None if self.previous is None else torch.as_tensor(self.previous),
                 "designs": torch.as_tensor(self.designs)}
 
     @classmethod
     def from_state(cls, s: Mapping[str, Any]) -> Round:
+        """The inverse of :meth:`to_state`."""
         prev = s["previous"]
         return cls(s["centre"].numpy(), float(s["radius"]), None if prev is None else prev.numpy(),
                    s["designs"].numpy(), int(s["restarts"]))
