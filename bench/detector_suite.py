@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bench.harness import run_study
+from bench.harness import pooled, run_study
 from optimizer.recommend import RecommendationFallbackWarning, recommend
 from optimizer.study import minimisation_sign
 from simulators.muon_shield import MuonShield
@@ -212,8 +212,6 @@ def _worker(args: tuple[str, str, int, int, list[int]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run every (problem, strategy, seed) not yet in ``--out`` (JSONL, appended as runs finish), then summarise."""
-    import multiprocessing as mp
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     ap.add_argument("--strategies", nargs="+", default=["sobol", "gp", "turbo", "cmaes"], choices=list(STRATEGIES))
@@ -232,16 +230,12 @@ def main(argv: list[str] | None = None) -> None:
         done = {(r["problem"], r["strategy"], r["seed"], r["calls"]) for r in rows}
     todo = [(p, s, seed, args.calls, checkpoints) for p in args.problems for s in args.strategies for seed in args.seeds
             if (p, s, seed, args.calls) not in done]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    with mp.get_context("spawn").Pool(max(1, args.jobs)) as pool, open(args.out, "a") as fh:
-        for r in pool.imap_unordered(_worker, todo):
-            fh.write(json.dumps(r) + "\n")
-            fh.flush()
-            rows.append(json.loads(json.dumps(r)))
-            print(f"{r['problem']} {r['strategy']:6s} seed {r['seed']}: true {r['true_recommended']} (best observed "
-                  f"{r['true']}), infeasible {r['infeasible_fraction']:.2f}, {r['wall_s']:.0f} s "
-                  f"[{time.time() - t0:.0f} s in all]", flush=True)
+    for r in pooled(_worker, todo, args.jobs, args.out):
+        rows.append(r)
+        print(f"{r['problem']} {r['strategy']:6s} seed {r['seed']}: true {r['true_recommended']} (best observed "
+              f"{r['true']}), infeasible {r['infeasible_fraction']:.2f}, {r['wall_s']:.0f} s "
+              f"[{time.time() - t0:.0f} s in all]", flush=True)
     rows = [r for r in rows if r["calls"] == args.calls and r["problem"] in args.problems]
     print(summarize(rows, checkpoints))
     for p in args.problems:

@@ -87,6 +87,19 @@ def run_one(problem: str, strategy: str, seed: int, calls: int) -> dict[str, Any
             "wall_s": wall, "s_per_call": wall / len(recs)}
 
 
+def pooled(worker: Any, todo: list[Any], jobs: int, out: Path) -> Any:
+    """Run ``worker`` on every item of ``todo`` in ``jobs`` spawned processes; append each result to ``out``
+    (JSONL, flushed as runs finish, so an interrupted benchmark resumes) and yield it as JSON round-trips it."""
+    import multiprocessing as mp
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with mp.get_context("spawn").Pool(max(1, jobs)) as pool, open(out, "a") as fh:
+        for r in pool.imap_unordered(worker, todo):
+            fh.write(json.dumps(r) + "\n")
+            fh.flush()
+            yield json.loads(json.dumps(r))
+
+
 def _worker(args: tuple[str, str, int, int]) -> dict[str, Any]:
     return run_one(*args)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from bench.detector_suite import STRATEGIES, TRUE_FACTOR, TRUE_SEED, problem
-from bench.harness import run_study
+from bench.harness import pooled, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The simulator as it was before the physics work: design field wherever there is iron, Gaussian (Highland)
@@ -77,8 +77,6 @@ def _worker(args: tuple[str, str, int, int]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the campaigns not yet in ``--out`` and print the comparison."""
-    import multiprocessing as mp
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--strategy", default="cmaes", choices=list(STRATEGIES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[2, 3, 5])
@@ -90,16 +88,12 @@ def main(argv: list[str] | None = None) -> None:
     done = {(r["physics"], r["strategy"], r["seed"], r["calls"]) for r in rows}
     todo = [(p, args.strategy, s, args.calls) for p in PHYSICS for s in args.seeds
             if (p, args.strategy, s, args.calls) not in done]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    with mp.get_context("spawn").Pool(max(1, args.jobs)) as pool, open(args.out, "a") as fh:
-        for r in pool.imap_unordered(_worker, todo):
-            fh.write(json.dumps(r) + "\n")
-            fh.flush()
-            rows.append(r)
-            print(f"{r['physics']:9s} seed {r['seed']}: call {r['call']} ({r['origin']}), background under ideal "
-                  f"{r['under']['ideal']:.4g}, under realistic {r['under']['realistic']:.4g} [{time.time() - t0:.0f} s]",
-                  flush=True)
+    for r in pooled(_worker, todo, args.jobs, args.out):
+        rows.append(r)
+        print(f"{r['physics']:9s} seed {r['seed']}: call {r['call']} ({r['origin']}), background under ideal "
+              f"{r['under']['ideal']:.4g}, under realistic {r['under']['realistic']:.4g} [{time.time() - t0:.0f} s]",
+              flush=True)
     rows = [r for r in rows if r["strategy"] == args.strategy and r["calls"] == args.calls and r["seed"] in args.seeds]
     print(f"| optimised under | seeds | background under ideal physics | background under realistic physics |")
     print("|---|---|---|---|")
