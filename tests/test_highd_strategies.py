@@ -47,18 +47,23 @@ def test_proposal_changes_with_pending(name: str) -> None:
         np.testing.assert_allclose(both, np.vstack([first, second]))
 
 
-@pytest.mark.parametrize("name", NEW)
-def test_resumed_campaign_proposes_as_uninterrupted(name: str, write_study, tmp_path: Path) -> None:
-    data = base_study(strategy={"name": name}, budget={"calls": 14, "initial_design": 4})
+def assert_resume_proposes_as_uninterrupted(write_study, tmp_path: Path, data: dict, stop_after: int) -> None:
+    """A campaign interrupted after ``stop_after`` calls and resumed records the same designs as one run through."""
     camp_a, study = start(write_study, tmp_path, data, name="a")
     run_campaign(camp_a, study, executor=InterruptAfter(study, k=100))
     camp_b, _ = start(write_study, tmp_path, data, name="b")
-    assert run_campaign(camp_b, study, executor=InterruptAfter(study, k=7)).stopped == "interrupted"
+    assert run_campaign(camp_b, study, executor=InterruptAfter(study, k=stop_after)).stopped == "interrupted"
     run_campaign(Campaign.open(camp_b.root), study, executor=InterruptAfter(study, k=100))
     a, b = camp_a.records(), camp_b.records()
-    assert sorted(a) == sorted(b) == list(range(1, 15))
+    assert sorted(a) == sorted(b) == list(range(1, data["budget"]["calls"] + 1))
     for cid in a:
         np.testing.assert_allclose(list(a[cid].params.values()), list(b[cid].params.values()), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_resumed_campaign_proposes_as_uninterrupted(name: str, write_study, tmp_path: Path) -> None:
+    data = base_study(strategy={"name": name}, budget={"calls": 14, "initial_design": 4})
+    assert_resume_proposes_as_uninterrupted(write_study, tmp_path, data, stop_after=7)
 
 
 def test_cmaes_integer_parameters_on_the_grid() -> None:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import base_study
-from optimizer.campaign import Campaign, make_strategy, run_campaign
+from optimizer.campaign import make_strategy, run_campaign
 from optimizer.errors import StudyError
 from optimizer.metrics import metric_on_samples
 from optimizer.space import SearchSpace
@@ -23,8 +23,8 @@ from optimizer.strategies.base import sobol_points
 from optimizer.strategies.lgso import LGSOStrategy
 from optimizer.study import Metric, validate_study
 from optimizer.testing import StrategyConformance, history_prefix, state_round_trip
-from test_campaign import InterruptAfter, start
-from test_highd_strategies import _shield
+from test_campaign import start
+from test_highd_strategies import _shield, assert_resume_proposes_as_uninterrupted
 
 SMALL = {"surrogate_options": {"steps": 300, "refit_steps": 100}}  # small fits: these tests check logic, not skill
 
@@ -199,15 +199,7 @@ def test_state_restores_the_rounds_mid_round() -> None:
 def test_resumed_campaign_proposes_as_uninterrupted(write_study, tmp_path: Path) -> None:
     data = base_study(strategy={"name": "lgso", "options": {"n_local": 4, **SMALL}},
                       budget={"calls": 16, "initial_design": 4})
-    camp_a, study = start(write_study, tmp_path, data, name="a")
-    run_campaign(camp_a, study, executor=InterruptAfter(study, k=100))
-    camp_b, _ = start(write_study, tmp_path, data, name="b")
-    assert run_campaign(camp_b, study, executor=InterruptAfter(study, k=9)).stopped == "interrupted"
-    run_campaign(Campaign.open(camp_b.root), study, executor=InterruptAfter(study, k=100))
-    a, b = camp_a.records(), camp_b.records()
-    assert sorted(a) == sorted(b) == list(range(1, 17))
-    for cid in a:
-        np.testing.assert_allclose(list(a[cid].params.values()), list(b[cid].params.values()), rtol=1e-9, atol=1e-9)
+    assert_resume_proposes_as_uninterrupted(write_study, tmp_path, data, stop_after=9)
 
 
 def test_campaign_never_spends_a_call_on_a_design_breaking_a_quantity_constraint(write_study, tmp_path: Path) -> None:
