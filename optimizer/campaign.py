@@ -28,6 +28,7 @@ from optimizer import __version__
 from optimizer.constraints import quantity_oracle
 from optimizer.errors import CampaignError, InfrastructureError, StudyError
 from optimizer.executors import EXECUTORS, CallOutcome, CallRequest, Executor, add_study_paths, simulator_args
+from optimizer.fidelity import design_samples, issued_particles, promote_label, promotion_samples, to_promote
 from optimizer.metrics import evaluate_metric, is_feasible
 from optimizer.progress import CHOOSING, COMPILING, FITTING, NullReporter, Reporter
 from optimizer.recommend import (ConfirmSkippedWarning, RecommendationFallbackWarning, confirm_label, recommend,
@@ -403,6 +404,8 @@ class CampaignSummary:
     budget: int = 0
     #: One objective: the model-based recommendation (``Recommendation.as_dict`` plus ``objective``), else None.
     recommended: dict[str, Any] | None = None
+    particles: int = 0  # particles of the charged calls (what ``budget.particles`` caps)
+    particles_budget: int | None = None
 
 
 #: Strategies built on BoTorch (auto chooses gp or turbo): their first acquisition optimisation in a process
@@ -458,6 +461,7 @@ def run_campaign(
         strategy_done = False
         models = type(strategy).tell is not Strategy.tell  # a fit worth announcing
         first_ask = [study.strategy.name in BOTORCH_STRATEGIES]
+        new_design, top_up = design_samples(study), promotion_samples(study)  # particles of a call
 
         @contextlib.contextmanager
         def phase(what: str) -> Iterator[None]:
@@ -480,7 +484,12 @@ def run_campaign(
             return sum(1 for r in records.values() if r.origin == "initial")
 
         def initial_open() -> bool:  # initial-design calls still to issue or to finish
-            return n_issued() < min(n_init, budget) or any(r.origin == "initial" and not r.done for r in records.values())
+            designs = sum(1 for r in records.values() if charged(r) and r.origin != "promote")
+            return designs < min(n_init, budget) or any(r.origin == "initial" and not r.done for r in records.values())
+
+        def affordable(n_samples: int) -> bool:  # one more charged call fits both budgets
+            cap = study.budget.particles
+            return n_issued() < budget and (cap is None or issued_particles(records.values()) + n_samples <= cap)
 
         def too_many_lost() -> bool:
             return sum(1 for r in records.values() if is_lost_for_good(r)) >= MAX_LOST_CALLS_PER_BUDGET * budget
@@ -517,12 +526,16 @@ def run_campaign(
                 b = baselines.popleft()
                 n += 1
                 yield new_call("baseline", space.to_unit(space.from_params(b.params)), label=b.name)
-            while n_initial() < min(n_init, budget) and n_issued() < budget and n < free:
+            while n_initial() < min(n_init, budget) and affordable(new_design) and n < free:
                 n += 1
-                yield new_call("initial", init_points[n_initial()])
+                yield new_call("initial", init_points[n_initial()], n_samples=new_design)
+            while n < free and affordable(top_up) and (screened := to_promote(study, records.values())) is not None:
+                n += 1  # multi-fidelity: a promising screened design is topped up to the full particles first
+                yield new_call("promote", np.zeros(space.dim), label=promote_label(screened.call_id),
+                               n_samples=top_up, params=screened.params)
             if strategy.needs_initial_results and any(r.origin == "initial" and not r.done for r in records.values()):
                 return
-            while n < free and n_issued() < budget and not strategy_done and not too_many_lost():
+            while n < free and affordable(new_design) and not strategy_done and not too_many_lost():
                 pending = np.array([r.unit for r in in_flight.values()], dtype=float).reshape(-1, space.dim)
                 with phase(COMPILING if first_ask[0] else CHOOSING):
                     first_ask[0] = False
@@ -531,8 +544,8 @@ def run_campaign(
                     strategy_done = not in_flight
                     return
                 n += 1
-                yield new_call("strategy", points[0])
-            if n < free and not in_flight and not rerun and not baselines and (n_issued() >= budget or strategy_done):
+                yield new_call("strategy", points[0], n_samples=new_design)
+            if n < free and not in_flight and not rerun and not baselines and (not affordable(new_design) or strategy_done):
                 yield from confirmations(free - n)
 
         def confirmations(free: int) -> Iterator[CallRecord]:
@@ -675,6 +688,8 @@ def run_campaign(
             finished=finished_calls(records.values()),
             budget=budget,
             recommended=recommended,
+            particles=issued_particles(records.values()),
+            particles_budget=study.budget.particles,
         )
         reporter.end(summary)
         return summary

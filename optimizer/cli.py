@@ -182,6 +182,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from optimizer.diagnostics import registered_simulator
     from optimizer.executors import simulator_args
     from optimizer.records import CampaignView, best_so_far, charged, finished_calls, is_lost_for_good
+    from optimizer.fidelity import issued_particles
     from optimizer.results import call_rows, column_units, compute_hours, particles
 
     camp = CampaignView.open(args.dir)
@@ -199,6 +200,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "study": study.name, "directory": str(camp.root), "budget": budget, "issued": issued, "finished": finished, "lost": lost,
         "status_counts": counts, "units": column_units(study),
         "particles": sum(particles(r) for r in records.values()),
+        "particles_budget": study.budget.particles, "particles_charged": issued_particles(records.values()),
         "device_hours": sum(compute_hours(r) for r in records.values()),
         "best": {k: (None if v is None else {"value": v[0], "call": v[1], "params": records[v[1]].params})
                  for k, v in best.items()},
@@ -270,6 +272,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             + ("; every Pareto-front member is in the table below" if front else "") + ")")
     say(f"particles simulated: {summary['particles']:,} (every finished attempt, baselines and confirmations "
         f"included); device-hours: {summary['device_hours']:.3g} as recorded")
+    if study.budget.particles is not None:
+        say(f"particle budget: {summary['particles_charged']:,} of {study.budget.particles:,} issued (budget.particles)")
+    if study.budget.screen is not None:
+        promoted = sum(1 for r in records.values() if r.origin == "promote")
+        say(f"screening: new designs with {study.budget.screen.samples:,} particles, {promoted} promoted to "
+            f"{study.simulator.samples_per_call:,} in all (budget.screen)")
     if lost:
         say(f"({lost} calls lost to worker or node deaths after every re-run; not charged to the budget)")
     if dropped:

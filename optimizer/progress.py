@@ -26,6 +26,8 @@ class CampaignSummary(Protocol):
     finished: int
     budget: int
     recommended: dict[str, Any] | None
+    particles: int
+    particles_budget: int | None
 
 
 #: Phases of the strategy's work between calls, named by the loop (``Reporter.phase``).
@@ -68,6 +70,17 @@ class Eta:
         initial_left = max(0, min(study.budget.initial_design, budget) - len(initial)) + sum(not r.done for r in initial)
         decisions = max(0, left - initial_left)
         per_decision = self.decision_s / self.decided if self.decided else 0.0
+        cap = study.budget.particles
+        if cap is not None:  # a call's time scales with its particles, and the particles may run out first
+            from optimizer.fidelity import design_samples
+            from optimizer.records import charged
+
+            rates = [r.duration / r.n_samples for r in records.values() if r.duration is not None and r.n_samples > 0]
+            spent = sum(r.n_samples for r in records.values() if r.done and charged(r))
+            per_particle = median(rates) if rates else 0.0
+            decisions = min(decisions, max(0, cap - spent) // design_samples(study))
+            by_calls = median(durations) * left  # whichever budget runs out first
+            return min(by_calls, per_particle * max(0, cap - spent)) / max(1, self.workers) + per_decision * decisions
         return median(durations) * left / max(1, self.workers) + per_decision * decisions
 
     def untimed_decisions(self, study: StudyConfig, budget: int, records: dict[int, CallRecord]) -> bool:
@@ -152,8 +165,10 @@ def end_lines(summary: CampaignSummary, best: str, study: StudyConfig | None = N
     rec = summary.recommended
     if rec is not None:  # under noise the best observed value is an optimistic draw: the model's choice leads
         best = f"{format_recommended(rec, study)}; {best.replace('best: ', 'best observed: ', 1)}"
-    head = (f"{summary.stopped}: {summary.finished}/{summary.budget} calls finished ({summary.completed} completed"
-            f"{failed}{more}) in {format_duration(summary.wall_s)}; {best}")
+    cap = summary.particles_budget
+    spent = f", {summary.particles:,}/{cap:,} particles" if cap is not None else ""
+    head = (f"{summary.stopped}: {summary.finished}/{summary.budget} calls{spent} finished ({summary.completed} "
+            f"completed{failed}{more}) in {format_duration(summary.wall_s)}; {best}")
     if summary.stopped == "interrupted":
         return [head, f"results so far in {summary.root} (optimize status {summary.root})"]
     return [head, f"results in {summary.root}; next: optimize report {summary.root} (figures, report.html), "
@@ -210,7 +225,10 @@ class LineReporter(Reporter):
         self.study, self.records, self.budget = study, records, budget  # the campaign's live records
         done = sum(r.done for r in records.values())
         verb = f"resuming ({done} calls recorded)" if records else "starting"
-        self._say(f"[detopt] {study.name}: {verb}; budget {budget} calls, strategy {study.strategy.name}, "
+        cap = f" or {study.budget.particles:,} particles" if study.budget.particles is not None else ""
+        screen = (f", screening new designs with {study.budget.screen.samples:,} particles"
+                  if study.budget.screen is not None else "")
+        self._say(f"[detopt] {study.name}: {verb}; budget {budget} calls{cap}{screen}, strategy {study.strategy.name}, "
                   f"backend {study.execution.backend}")
 
     def submitted(self, rec: CallRecord) -> None:
@@ -220,7 +238,13 @@ class LineReporter(Reporter):
     def _count(self) -> str:
         from optimizer.records import finished_calls
 
-        return f"{finished_calls(self.records.values())}/{self.budget}"
+        count = f"{finished_calls(self.records.values())}/{self.budget}"
+        cap = self.study.budget.particles if self.study is not None else None
+        if cap is not None:  # with a particle budget, calls are only the upper bound
+            from optimizer.fidelity import issued_particles
+
+            count += f" calls, {issued_particles(self.records.values()):,}/{cap:,} particles"
+        return count
 
     def finished(self, rec: CallRecord, best: Best) -> None:
         what = rec.status if rec.status != "retry" else f"failed ({rec.failure_kind}), will retry"

@@ -202,7 +202,7 @@ def build_history(study: StudyConfig, records: dict[int, CallRecord], storage: S
         directions=[study.objectives[o].direction for o in obj],
         failed_theta=matrix([unit(r) for r in bad], d),
         # the strategies' stream position: calls lost for good count here (their replacement is a new design),
-        # though not against the budget (see `optimizer.campaign.charged`)
-        n_issued=sum(1 for r in records.values() if r.origin not in ("baseline", "confirm")),
+        # though not against the budget (see `optimizer.campaign.charged`); a promotion re-simulates a design
+        n_issued=sum(1 for r in records.values() if r.origin not in ("baseline", "confirm", "promote")),
         _load=lambda i: storage.load_samples(refs[i]),  # type: ignore[arg-type]
     )

@@ -617,6 +617,14 @@ def summary_facts(study: StudyConfig, records: dict[int, CallRecord], budget: in
         calls += f"; plus {baselines} baseline design{'s' if baselines > 1 else ''}"
     if confirms:
         calls += f"; plus {len(confirms)} confirmation call(s) of {confirms[0].n_samples} particles (budget.confirm)"
+    if study.budget.screen is not None:
+        promoted = sum(1 for r in records.values() if r.origin == "promote")
+        calls += (f"; new designs screened with {study.budget.screen.samples} particles, {promoted} of them topped up "
+                  f"to {study.simulator.samples_per_call} (budget.screen)")
+    if study.budget.particles is not None:
+        from optimizer.fidelity import issued_particles
+
+        calls += f"; {issued_particles(records.values()):,} of {study.budget.particles:,} particles (budget.particles)"
     if not any(r.status == "completed" for r in records.values()):
         calls += "; no completed calls, so the figures are empty"
     _, wall = spend_trace(records)

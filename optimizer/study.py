@@ -391,11 +391,28 @@ class StrategySpec(_Strict):
 CONFIRM_FACTOR = 10
 
 
+#: ASHA's usual reduction factor η = 3: a third of the screened designs get the full particles.
+DEFAULT_PROMOTE = 1 / 3
+
+
+class Screen(_Strict):
+    """``budget.screen``: simulate new designs with ``samples`` particles, top the best ``promote`` fraction up to
+    ``simulator.samples_per_call`` (asynchronous successive halving, :mod:`optimizer.fidelity`)."""
+
+    samples: int = Field(ge=1, description="particles of a screening call (fewer than simulator.samples_per_call)")
+    promote: float = Field(default=DEFAULT_PROMOTE, gt=0, le=1)
+
+
 class Budget(_Strict):
-    """The study's ``budget`` section: calls (initial design included), and the optional confirmation calls after them."""
+    """The study's ``budget`` section: calls (initial design included), an optional particle cap, screening,
+    and the optional confirmation calls after them."""
 
     calls: int = Field(ge=1, description="simulator calls, initial design included, baselines excluded")
     initial_design: int = Field(default=0, ge=0)
+    #: Particles the charged calls may simulate in all (a call that would pass it is not issued); none: no cap.
+    particles: int | None = Field(default=None, ge=1)
+    #: Multi-fidelity: screen new designs with few particles and promote the best (see :class:`Screen`).
+    screen: Screen | None = None
     #: Calls after the budget that re-simulate the recommended design (origin "confirm", not charged to ``calls``).
     confirm: int = Field(default=0, ge=0)
     #: Particles of each confirmation call; default: CONFIRM_FACTOR × ``simulator.samples_per_call``.
@@ -507,6 +524,12 @@ class StudyConfig(_Strict):
         clash = set(self.objectives) & set(self.constraints)
         if clash:
             raise ValueError(f"names used both as objective and constraint: {sorted(clash)}")
+        screen = self.budget.screen
+        if screen is not None and screen.samples >= self.simulator.samples_per_call:
+            raise _PathError(("budget", "screen", "samples"), f"{screen.samples} must be below simulator.samples_per_call "
+                             f"({self.simulator.samples_per_call}), the particles a promoted design gets in all")
+        if screen is not None and len(self.objectives) > 1:
+            raise _PathError(("budget", "screen"), f"ranks designs by one objective; the study has {len(self.objectives)}")
         if self.budget.confirm and len(self.objectives) > 1:
             raise _PathError(("budget", "confirm"), f"confirms the recommended design of one objective; "
                              f"the study has {len(self.objectives)} (a Pareto front has no single design)")
@@ -556,7 +579,9 @@ class StudyConfig(_Strict):
         and a campaign refuses to resume under a study whose science dict differs.
         """
         data = self.model_dump(mode="json", exclude={"execution", "output", "description"})
-        data["budget"].pop("calls")
+        data["budget"].pop("calls"), data["budget"].pop("particles")  # sizes: a campaign may be extended
+        if data["budget"]["screen"] is None:  # unset: the same problem as before screening existed
+            data["budget"].pop("screen")
         # confirmation calls come after the optimisation and draw no strategy stream: like calls, not the problem
         data["budget"].pop("confirm"), data["budget"].pop("confirm_samples")
         for p in data["parameters"].values():  # keys a study leaves unset: the same problem as before they existed
