@@ -20,6 +20,10 @@ Problems (each a variant of a shipped study, built by :func:`problem`):
   background as the objective, total iron mass ≤ the SHiP-2018 absorber's.
 * ``styblinski_tang20``: the WU-GO paper's noisy Styblinski–Tang-20.
 
+Strategies named ``*-screen4`` screen new designs with a quarter of the particles (``budget.screen``) under a
+particle budget equal to ``--calls`` full calls; every run is also scored at equal particles (the calls that fit
+in the particles of k full calls), the table to compare them by.
+
     python -m bench.detector_suite --problems magnet_shape42 --strategies sobol cmaes gp turbo \\
         --seeds 2 3 5 --calls 150 --jobs 2 --out bench/results/detector_suite.jsonl
 """
@@ -62,6 +66,9 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "cmaes": {"name": "cmaes"},
     "lgso": {"name": "lgso"},
     "wugo": {"name": "wugo"},
+    # multi-fidelity (``budget.screen``): new designs with 1/4 of the particles, the best third promoted to the
+    # full count; as many particles in all as ``--calls`` full calls (``budget.particles``), calls uncapped
+    "turbo-screen4": {"name": "turbo", "screen": 4},
 }
 
 
@@ -130,7 +137,13 @@ def run_one(name: str, strategy: str, seed: int, calls: int, checkpoints: list[i
     from optimizer.executors import simulator_args
 
     path, overrides, true_name = problem(name)
-    study, recs, wall = run_study(path, STRATEGIES[strategy], seed, calls, overrides)
+    spec = dict(STRATEGIES[strategy])
+    factor, budget = spec.pop("screen", None), None
+    full = overrides.get("simulator", {}).get("samples_per_call") or \
+        yaml.safe_load((ROOT / path).read_text())["simulator"]["samples_per_call"]
+    if factor:  # the same particles as `calls` full calls, spent on screens and promotions
+        budget = {"particles": calls * full, "screen": {"samples": full // factor}}
+    study, recs, wall = run_study(path, spec, seed, calls * (factor or 1), overrides, budget)
     spec = study.simulator if true_name is None else study.simulator.model_copy(update={"name": true_name})
     sim = simulator_args(spec).build()
     objective, obj = next(iter(study.objectives.items()))
@@ -138,7 +151,14 @@ def run_one(name: str, strategy: str, seed: int, calls: int, checkpoints: list[i
     # checkpoints count the budget's calls (initial design and strategy); the baselines are known from the start
     base = [r for r in recs if r.origin == "baseline"]
     chosen = [r for r in recs if r.origin != "baseline"]
-    true, recommended, particles = {}, {}, {}
+    true, recommended, particles, by_particles = {}, {}, {}, {}
+    spent = np.cumsum([r.n_samples for r in chosen])
+    for k in checkpoints:  # at equal particles: the calls that fit in k full calls' particles
+        pool = base + chosen[:int(np.searchsorted(spent, k * full, side="right"))]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RecommendationFallbackWarning)
+            rec = recommend(study, pool, objective)
+        by_particles[k] = None if rec is None else true_objective(study, sim, rec.params)
     for k in checkpoints:
         pool = base + chosen[:k]
         ok = [r for r in pool if r.status == "completed" and r.feasible]
@@ -153,7 +173,7 @@ def run_one(name: str, strategy: str, seed: int, calls: int, checkpoints: list[i
     # baselines are the user's own designs: only what the initial design and the strategy chose counts
     broke = sum(1 for r in chosen if r.status == "infeasible" or (r.status == "completed" and not r.feasible))
     return {"problem": name, "strategy": strategy, "seed": seed, "calls": calls, "true_recommended": recommended,
-            "true": true,
+            "true": true, "true_recommended_at_particles": by_particles, "n_calls": len(chosen),
             "particles": particles, "infeasible_fraction": broke / max(1, len(chosen)), "wall_s": wall}
 
 
@@ -181,6 +201,16 @@ def summarize(rows: list[dict[str, Any]], checkpoints: list[int]) -> str:
             frac = np.mean([r["infeasible_fraction"] for r in rs])
             lines.append(f"| {p} | {s} | {len(rs)} | {' | '.join(cells)} | {100 * frac:.1f} % | "
                          f"{np.median([r['wall_s'] for r in rs]):.0f} |")
+    # at equal particles: what screening strategies are compared by (for the others it is the table above)
+    lines += ["", f"At equal particles (the particles of k full calls): | problem | strategy | seeds | calls made | "
+              + " | ".join(f"{k}" for k in checkpoints) + " |", "|---|---|---|---|" + "---|" * len(checkpoints)]
+    for p in PROBLEMS:
+        for s in STRATEGIES:
+            rs = [r for r in rows if r["problem"] == p and r["strategy"] == s and "true_recommended_at_particles" in r]
+            if rs:
+                cells = [cell(rs, "true_recommended_at_particles", k) for k in checkpoints]
+                made = np.median([r["n_calls"] for r in rs])
+                lines.append(f"| {p} | {s} | {len(rs)} | {made:.0f} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 

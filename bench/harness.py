@@ -40,10 +40,12 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 
 
 def run_study(path: str, strategy: dict[str, Any], seed: int, calls: int,
-              overrides: dict[str, Any] | None = None) -> tuple[Any, list[Any], float]:
+              overrides: dict[str, Any] | None = None,
+              budget: dict[str, Any] | None = None) -> tuple[Any, list[Any], float]:
     """One seeded inline campaign of the study at ``path`` (relative to the repository) with ``strategy``
     swapped in and ``calls`` in all; ``overrides`` replaces top-level sections of the study first (a
-    benchmark variant of a shipped study). Returns the study, its records in call order and the wall time."""
+    benchmark variant of a shipped study), ``budget`` adds keys to its budget (``particles``, ``screen``).
+    Returns the study, its records in call order and the wall time."""
     import torch
 
     torch.set_num_threads(1)
@@ -52,7 +54,7 @@ def run_study(path: str, strategy: dict[str, Any], seed: int, calls: int,
 
     data = {**yaml.safe_load((ROOT / path).read_text()), **(overrides or {})}
     init = data["budget"]["initial_design"]
-    data.update(seed=seed, budget={"calls": calls, "initial_design": init}, execution={"backend": "inline"})
+    data.update(seed=seed, budget={"calls": calls, "initial_design": init, **(budget or {})}, execution={"backend": "inline"})
     data["strategy"] = {**strategy, "initial_design": data["strategy"]["initial_design"]}
     study = validate_study(data)
     with tempfile.TemporaryDirectory() as d:
