@@ -31,6 +31,7 @@ in the particles of k full calls), the table to compare them by.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 import warnings
@@ -152,23 +153,30 @@ def run_one(name: str, strategy: str, seed: int, calls: int, checkpoints: list[i
     base = [r for r in recs if r.origin == "baseline"]
     chosen = [r for r in recs if r.origin != "baseline"]
     true, recommended, particles, by_particles = {}, {}, {}, {}
-    spent = np.cumsum([r.n_samples for r in chosen])
-    for k in checkpoints:  # at equal particles: the calls that fit in k full calls' particles
-        pool = base + chosen[:int(np.searchsorted(spent, k * full, side="right"))]
-        with warnings.catch_warnings():
+    truths: dict[int, float] = {}  # one re-simulation per design, however many checkpoints pick it
+
+    def truth(call: int, params: dict[str, Any]) -> float:
+        if call not in truths:
+            truths[call] = true_objective(study, sim, params)
+        return truths[call]
+
+    @functools.cache
+    def recommend_after(m: int) -> Any:  # after the first m chosen calls; one fit per prefix
+        with warnings.catch_warnings():  # a fallback to the best observed is the point of the comparison
             warnings.simplefilter("ignore", RecommendationFallbackWarning)
-            rec = recommend(study, pool, objective)
-        by_particles[k] = None if rec is None else true_objective(study, sim, rec.params)
+            return recommend(study, base + chosen[:m], objective)
+
+    spent = np.cumsum([r.n_samples for r in chosen])
     for k in checkpoints:
-        pool = base + chosen[:k]
-        ok = [r for r in pool if r.status == "completed" and r.feasible]
+        # at equal particles: the calls that fit in k full calls' particles (k calls unless screening)
+        rec = recommend_after(int(np.searchsorted(spent, k * full, side="right")))
+        by_particles[k] = None if rec is None else truth(rec.call, rec.params)
+        ok = [r for r in base + chosen[:k] if r.status == "completed" and r.feasible]
         if ok:
             best = min(ok, key=lambda r: sign * r.metrics[objective])
-            true[k] = true_objective(study, sim, best.params)
-            with warnings.catch_warnings():  # a fallback to the best observed is the point of the comparison
-                warnings.simplefilter("ignore", RecommendationFallbackWarning)
-                rec = recommend(study, pool, objective)
-            recommended[k] = true[k] if rec is None or rec.call == best.call_id else true_objective(study, sim, rec.params)
+            true[k] = truth(best.call_id, best.params)
+            rec = recommend_after(k)
+            recommended[k] = true[k] if rec is None else truth(rec.call, rec.params)
         particles[k] = int(sum(r.n_samples for r in chosen[:k]))
     # baselines are the user's own designs: only what the initial design and the strategy chose counts
     broke = sum(1 for r in chosen if r.status == "infeasible" or (r.status == "completed" and not r.feasible))
