@@ -42,6 +42,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     # κ in observed objective spreads per typical σ_W (see WUGOStrategy's kappa_scale)
     "wugo-std1": {"name": "wugo", "options": {"kappa_scale": "standardised", "kappa": 1.0}},
     "wugo-std0.3": {"name": "wugo", "options": {"kappa_scale": "standardised", "kappa": 0.3}},
+    # the default preset with the pick polished by 25 Adam steps on the differentiable acquisition
+    "wugo-polish": {"name": "wugo", "options": {"polish": 25}},
     # the acquisition's uncertainty: the ensemble's disagreement, half σ_W and half the rescaled disagreement, or
     # the members' spread of the objective statistic
     "wugo-ens": {"name": "wugo", "options": {"uncertainty": "ensemble"}},

@@ -194,6 +194,12 @@ class DistributionBank:
         self._sorted.append(q[0])
         self._var.append(var[0])
 
+    def summaries(self) -> Tensor:
+        """The stored distributions' sorted quantile vectors ``[T, L, K]`` (one row of ``L`` projections each)."""
+        if not self.keys:
+            raise ValueError("the bank is empty")
+        return torch.stack(self._sorted)
+
     def remove_after(self, size: int) -> None:
         """Forget the distributions added after the first ``size`` (pseudo-observations)."""
         del self.keys[size:], self._sig[size:], self._sorted[size:], self._var[size:]

@@ -41,6 +41,7 @@ from optimizer.fallbacks import SurrogateFitWarning
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import (EmptyFeasibleRegion, History, OptionError, Strategy, check_options,
                                        options_model, sobol_points)
+from optimizer.strategies.mixture import PARTICLES, mixture_statistic
 from optimizer.study import Metric, StudyConfig, minimisation_sign
 
 if TYPE_CHECKING:
@@ -53,14 +54,6 @@ MATCH_TOL = 1e-7
 DRAWS_PER_DESIGN = 8
 #: Bisection steps pulling an infeasible point back towards its (feasible) centre: 2⁻²⁰ of the segment.
 PROJECTION_STEPS = 20
-#: Standard-normal draws per mixture component for sample statistics (mean, sum, std, fractions): with 8
-#: components, 512 common particles; their sampling error is the same at every θ, so it does not move the step.
-PARTICLES = 64
-#: Fraction statistics replace the indicator by a logistic of this width (in the output's standard deviations)
-#: so that they have a gradient in the particles' positions.
-FRACTION_SMOOTHING = 0.05
-#: Bisection steps solving the mixture CDF for a quantile (2⁻⁶⁰ of a 16-σ bracket: float64 resolution).
-QUANTILE_STEPS = 60
 #: Rounds completed within one tell before the strategy stops and proposes what it has (a guard against a
 #: design space so small that every round collapses onto simulated points).
 MAX_ROUNDS_PER_TELL = 50
@@ -204,57 +197,11 @@ class LGSOStrategy(Strategy):
         return self._eps
 
     def statistic(self, metric: Metric, theta: Tensor) -> Tensor:
-        """The surrogate's value of ``metric`` at ``theta [M, d]`` → ``[M]``, differentiable in θ.
-
-        Means, sums and standard deviations are taken over common particles of every mixture component, each
-        weighted by its component's weight and clipped like generated samples; fractions smooth the indicator;
-        quantiles solve the mixture's CDF and get their gradient by the implicit function theorem.
-        """
+        """The surrogate's value of ``metric`` at ``theta [M, d]`` → ``[M]``, differentiable in θ
+        (:func:`~optimizer.strategies.mixture.mixture_statistic` over this strategy's common particles)."""
         assert self.surrogate is not None and self.outputs is not None, "tell() the history first"
-        logw, mu, L = self.surrogate.mixture(theta)
-        k = mu.shape[-1]
-        col = self.outputs.index(metric.output) if metric.output else 0
-        lo, hi = self.surrogate.lo.double(), self.surrogate.hi.double()
-        stat = metric.statistic
-        if stat in ("median", "quantile"):
-            q = 0.5 if stat == "median" else float(metric.q)  # type: ignore[arg-type]
-            m, s = mu[..., col], L[..., col, :].pow(2).sum(-1).sqrt()  # [M, C]: the column's marginal Gaussians
-            w = logw.exp()
-
-            def cdf(x: Tensor) -> Tensor:
-                return (w * torch.special.ndtr((x[:, None] - m) / s)).sum(-1)
-
-            with torch.no_grad():
-                a, b = (m - 8 * s).min(-1).values, (m + 8 * s).max(-1).values
-                for _ in range(QUANTILE_STEPS):
-                    mid = (a + b) / 2
-                    below = cdf(mid) < q
-                    a, b = torch.where(below, mid, a), torch.where(below, b, mid)
-                x0 = (a + b) / 2
-                dens = (w * torch.exp(-0.5 * ((x0[:, None] - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))).sum(-1)
-            x = x0 - (cdf(x0) - q) / dens.clamp_min(1e-300)  # value x0, gradient -∂F/∂θ / f
-            return torch.clamp(x, lo[col], hi[col])
-        eps = self._particles(k)
-        y = mu[:, :, None, :] + (L[:, :, None] @ eps[None, None, :, :, None]).squeeze(-1)  # [M, C, J, k]
-        y = torch.maximum(torch.minimum(y, hi), lo)
-        p = logw.exp()[:, :, None].expand(y.shape[:3]) / PARTICLES  # [M, C, J]
-        v = y[..., col]
-        if stat in ("fraction_above", "fraction_below"):
-            width = FRACTION_SMOOTHING * float(self.surrogate.scaler.std[col])
-            z = (v - float(metric.threshold)) / width  # type: ignore[arg-type]
-            v = torch.sigmoid(z if stat == "fraction_above" else -z)
-            stat = "mean"
-        if metric.weight:
-            p = p * y[..., self.outputs.index(metric.weight)]
-        total = p.sum((-1, -2))
-        mean = (p * v).sum((-1, -2)) / total.clamp_min(1e-300)
-        if stat == "mean":
-            return mean
-        if stat == "sum":  # a call has samples_per_call samples: sum = n · E[w·y]
-            return self.study.simulator.samples_per_call * (p * v).sum((-1, -2))
-        if stat == "std":
-            return ((p * (v - mean[:, None, None]) ** 2).sum((-1, -2)) / total).clamp_min(0).sqrt()
-        raise ValueError(f"unknown statistic {stat}")
+        return mixture_statistic(self.surrogate, metric, theta, self.outputs, self._particles(self.surrogate.k),
+                                 self.study.simulator.samples_per_call)
 
     def merit(self, theta: Tensor) -> Tensor:
         """What the step minimises at ``theta [M, d]`` → ``[M]``: the objective's statistic in units of its observed
