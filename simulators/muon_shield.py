@@ -53,7 +53,7 @@ from torch import Tensor
 from simulators.base import InfeasibleDesign, SimulationResult, Simulator, chunk_generator, resolve_device, run_in_chunks
 from simulators.base import SimulatorOptionError
 from simulators.cavern import Cavern, ConcreteLoss, clearance, make_cavern, wall_step
-from simulators.muon_source import Muons, ShipBeamDumpSource, _muons
+from simulators.muon_source import Muons, ShipBeamDumpSource, _muons, source_error
 from simulators.physics import C_LIGHT, ELECTRON_MASS, HIGHLAND, K_BETHE, MATERIALS, MUON_MASS, IronIonisation
 
 IRON = MATERIALS["Fe"]
@@ -198,8 +198,11 @@ class BeamDumpSource:
 
     def __init__(self, p_min: float = 1.0, p_max: float = 350.0, pt_max: float = 6.0, alpha: float = 2.5,
                  pt_mean: float = 0.8, sigma_xy: float = 0.03) -> None:
-        if not 0 < p_min < p_max or pt_max <= 0 or pt_mean <= 0 or sigma_xy < 0 or alpha == 1:
-            raise ValueError("source: need 0 < p_min < p_max, pt_max > 0, pt_mean > 0, sigma_xy >= 0, alpha != 1")
+        for name, bad, need in (("p_min", not p_min > 0, "positive"), ("p_max", not p_max > p_min, "above p_min"),
+                                ("pt_max", not pt_max > 0, "positive"), ("pt_mean", not pt_mean > 0, "positive"),
+                                ("sigma_xy", not sigma_xy >= 0, "non-negative"), ("alpha", alpha == 1, "other than 1")):
+            if bad:
+                raise source_error(name, f"must be {need}, got {locals()[name]:g}")
         self.p_min, self.p_max, self.pt_max, self.alpha = p_min, p_max, pt_max, alpha
         self.pt_mean, self.sigma_xy = pt_mean, sigma_xy
 
@@ -225,8 +228,11 @@ class UniformSource:
 
     def __init__(self, p_min: float = 1.0, p_max: float = 10.0, theta_max_deg: float = 10.0,
                  sigma_xy: float = 0.0) -> None:
-        if not 0 < p_min <= p_max or not 0 <= theta_max_deg < 90 or sigma_xy < 0:
-            raise ValueError("source: need 0 < p_min <= p_max, 0 <= theta_max_deg < 90, sigma_xy >= 0")
+        for name, bad, need in (("p_min", not p_min > 0, "positive"), ("p_max", not p_max >= p_min, "at least p_min"),
+                                ("theta_max_deg", not 0 <= theta_max_deg < 90, "in [0, 90)"),
+                                ("sigma_xy", not sigma_xy >= 0, "non-negative")):
+            if bad:
+                raise source_error(name, f"must be {need}, got {locals()[name]:g}")
         self.p_min, self.p_max, self.theta_max, self.sigma_xy = p_min, p_max, math.radians(theta_max_deg), sigma_xy
 
     def sample(self, n: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> Muons:
@@ -253,21 +259,21 @@ class FileSource:
     def __init__(self, file: str) -> None:
         path = Path(file)
         if not path.is_file():
-            raise ValueError(f"source.file: no such file: {file}")
+            raise source_error("file", f"no such file: {file}")
         if path.suffix == ".npz":
             with np.load(path) as data:
                 missing = [c for c in self.COLUMNS if c not in data]
                 if missing:
-                    raise ValueError(f"source.file: {file} lacks arrays {missing}")
+                    raise source_error("file", f"{file} lacks arrays {missing}")
                 table = np.stack([np.asarray(data[c], dtype=float) for c in self.COLUMNS], axis=1)
         elif path.suffix == ".csv":
             table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
         else:
             table = np.load(path)
         if table.ndim != 2 or table.shape[1] != len(self.COLUMNS) or len(table) == 0:
-            raise ValueError(f"source.file: {file} must hold rows of {list(self.COLUMNS)}, got shape {table.shape}")
+            raise source_error("file", f"{file} must hold rows of {list(self.COLUMNS)}, got shape {table.shape}")
         if np.any(table[:, 2] <= 0) or not np.all(np.isfinite(table)):
-            raise ValueError(f"source.file: {file} needs finite values and pz > 0 for every muon")
+            raise source_error("file", f"{file} needs finite values and pz > 0 for every muon")
         self.table = torch.as_tensor(table, dtype=torch.float64)
 
     def sample(self, n: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> Muons:
@@ -994,10 +1000,14 @@ def _make_source(spec: str | Mapping[str, Any]) -> BeamDumpSource | ShipBeamDump
     if kind not in SOURCES:
         raise SimulatorOptionError("simulator.options.source", f"must be one of {sorted(SOURCES)}, got '{kind}'")
     cls = SOURCES[kind]
-    known = [k for k in inspect.signature(cls).parameters]
-    for key in spec:
-        if key not in known:
-            raise SimulatorOptionError(f"simulator.options.source.{key}", f"source {kind} takes {known}")
+    params = inspect.signature(cls).parameters
+    for key, value in spec.items():
+        if key not in params:
+            raise SimulatorOptionError(f"simulator.options.source.{key}", f"source {kind} takes {list(params)}")
+        kind_of = str(params[key].annotation)  # the annotation's text (postponed annotations)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind_of in ("float", "int") and not number or kind_of == "str" and not isinstance(value, str):
+            raise source_error(key, f"must be {'a string' if kind_of == 'str' else 'a number'}, got {value!r:.40}")
     return cls(**spec)
 
 

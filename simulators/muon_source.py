@@ -46,6 +46,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from simulators.base import SimulatorOptionError
+
 
 @dataclass
 class Muons:
@@ -156,6 +158,15 @@ class _InverseCdf:
         return torch.lerp(table[i], table[i + 1], f - i)
 
 
+#: Where a muon source's options sit in a study: a refused option is named ``simulator.options.source.<option>``.
+SOURCE_FIELD = "simulator.options.source"
+
+
+def source_error(option: str, message: str) -> SimulatorOptionError:
+    """The one-line error of a refused source option, naming its study field."""
+    return SimulatorOptionError(f"{SOURCE_FIELD}.{option}", message)
+
+
 class ShipBeamDumpSource:
     """Muons after the SHiP target from a fitted parametrisation (see the module docstring).
 
@@ -170,14 +181,20 @@ class ShipBeamDumpSource:
     def __init__(self, p_min: float = 14.0, p_max: float = P_BEAM, charge_ratio: float = 1.0,
                  charge_ratio_slope: float = 0.0, target_length: float = TARGET_LENGTH,
                  ring_radius: float = RING_RADIUS, ring_sigma: float = RING_SIGMA, sampling: str = "physical") -> None:
-        if not 1.0 <= p_min < p_max <= P_BEAM:
-            raise ValueError(f"source: need 1 <= p_min < p_max <= {P_BEAM:g} GeV")
-        if charge_ratio <= 0 or charge_ratio + charge_ratio_slope * p_max / P_BEAM <= 0:
-            raise ValueError("source: charge_ratio (+ charge_ratio_slope·p/400) must stay positive")
-        if target_length < 0 or ring_radius < 0 or ring_sigma < 0:
-            raise ValueError("source: target_length, ring_radius and ring_sigma must be non-negative")
+        if not 1.0 <= p_min < P_BEAM:
+            raise source_error("p_min", f"must be at least 1 and below {P_BEAM:g} GeV, got {p_min:g}")
+        if not p_min < p_max <= P_BEAM:
+            raise source_error("p_max", f"must be above p_min ({p_min:g}) and at most {P_BEAM:g} GeV, got {p_max:g}")
+        if charge_ratio <= 0:
+            raise source_error("charge_ratio", f"must be positive, got {charge_ratio:g}")
+        if charge_ratio + charge_ratio_slope * p_max / P_BEAM <= 0:
+            raise source_error("charge_ratio_slope", f"makes the charge ratio negative below p_max: "
+                               f"{charge_ratio:g} + {charge_ratio_slope:g}·p/{P_BEAM:g}")
+        for name, value in (("target_length", target_length), ("ring_radius", ring_radius), ("ring_sigma", ring_sigma)):
+            if value < 0:
+                raise source_error(name, f"must be non-negative, got {value:g}")
         if sampling not in ("physical", "log_p"):
-            raise ValueError(f"source.sampling must be physical or log_p, got '{sampling}'")
+            raise source_error("sampling", f"must be physical or log_p, got {sampling!r:.40}")
         from scipy import integrate, stats
 
         self.sampling = sampling

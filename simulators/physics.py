@@ -107,7 +107,8 @@ class BetheMedium:
 #: Iron: the PDG muon-table header for Fe (I = 286 eV, −C 4.2911, x0 −0.0012, x1 3.1531, a 0.1468, k 2.9632, δ0 0.12).
 BETHE_IRON = BetheMedium(26 / 55.845, 286.0, 4.2911, -0.0012, 3.1531, 0.1468, 2.9632, 0.12)
 #: Shielding (Portland) concrete: I = 135.2 eV, −C 3.9464, x0 0.1301, x1 3.0466, a 0.07515, k 3.5467, δ0 0
-#: (Sternheimer, Berger & Seltzer 1984, as tabulated by the PDG; re-check the digits against pdg.lbl.gov).
+#: (Sternheimer, Berger & Seltzer 1984, as tabulated by the PDG; the same digits as the G4_CONCRETE row of Geant4's
+#: ``G4DensityEffectData.cc``, whose G4_Fe row also matches BETHE_IRON, but for a = 0.146 there against PDG's 0.1468).
 BETHE_CONCRETE = BetheMedium(0.50274, 135.2, 3.9464, 0.1301, 3.0466, 0.07515, 3.5467, 0.0)
 
 

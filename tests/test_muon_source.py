@@ -272,3 +272,36 @@ def test_cavern_study_constraint_admits_the_new_baseline_and_refuses_the_default
     assert oracle(points).tolist() == [True, False]
     assert sim.quantities_at(ship2018_free(NEW_BASELINE))["cavern_clearance"] == pytest.approx(0.32, abs=1e-9)
     assert sim.quantities_at(ship2018_free(DEFAULT_POINT))["cavern_clearance"] == pytest.approx(-0.5, abs=1e-9)
+
+
+@pytest.mark.parametrize(("spec", "field", "message"), [
+    ({"kind": "ship_beam_dump", "p_min": 0.5}, "p_min", "at least 1"),
+    ({"kind": "ship_beam_dump", "p_max": 500}, "p_max", "at most 400"),
+    ({"kind": "ship_beam_dump", "charge_ratio": "1.3"}, "charge_ratio", "must be a number"),
+    ({"kind": "ship_beam_dump", "charge_ratio": 0}, "charge_ratio", "must be positive"),
+    ({"kind": "ship_beam_dump", "charge_ratio_slope": -2.0}, "charge_ratio_slope", "negative"),
+    ({"kind": "ship_beam_dump", "ring_sigma": -0.1}, "ring_sigma", "non-negative"),
+    ({"kind": "ship_beam_dump", "sampling": "logp"}, "sampling", "physical or log_p"),
+    ({"kind": "ship_beam_dump", "p_min": True}, "p_min", "must be a number"),
+    ({"kind": "beam_dump", "alpha": 1}, "alpha", "other than 1"),
+    ({"kind": "uniform", "theta_max_deg": 95}, "theta_max_deg", r"in \[0, 90\)"),
+    ({"file": 3}, "file", "must be a string"),
+])
+def test_a_bad_source_value_names_its_field(spec: dict, field: str, message: str) -> None:
+    """Each source option that is refused is named (``simulator.options.source.<option>``), in one line."""
+    with pytest.raises(SimulatorOptionError, match=message) as err:
+        MuonShield(source=spec)
+    assert err.value.field == f"simulator.options.source.{field}" and "\n" not in str(err.value)
+
+
+def test_a_bad_source_value_is_a_one_line_cli_error(write_study, tmp_path: Path, capsys) -> None:
+    from conftest import base_study
+    from optimizer.cli import main
+
+    study = base_study(simulator={"name": "muon_shield",
+                                  "options": {"source": {"kind": "ship_beam_dump", "p_min": 0.5}}})
+    rc = main(["run", str(write_study(study)), "--output", str(tmp_path / "out"), "-q"])
+    out = capsys.readouterr().err
+    assert rc == 2 and len(out.strip().splitlines()) == 1
+    assert "simulator.options.source.p_min: must be at least 1" in out
+    assert not (tmp_path / "out").exists()
