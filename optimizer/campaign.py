@@ -35,7 +35,7 @@ from optimizer.recommend import (ConfirmSkippedWarning, RecommendationFallbackWa
                                  recommend_cached)
 from optimizer.records import (  # noqa: F401 - re-exported
     META_FILE, STRATEGY_STATE, STUDY_FILE, CampaignView, best_so_far, build_history, charged, finished_calls,
-    is_lost_for_good,
+    is_lost_for_good, with_particle_budget,
 )
 from optimizer.space import SearchSpace
 from optimizer.storage import CallRecord, CampaignLock, replay
@@ -102,12 +102,20 @@ class Campaign(CampaignView):
         camp.initialise(study, text, source, budget)
         return camp
 
-    def initialise(self, study: StudyConfig, text: str, source: str, budget: int | None = None) -> None:
-        """Write a new campaign's study and metadata (under the lock; refuses a directory holding one)."""
+    def initialise(self, study: StudyConfig, text: str, source: str, budget: int | None = None,
+                   particles: int | None = None) -> None:
+        """Write a new campaign's study and metadata (under the lock; refuses a directory holding one).
+
+        ``budget`` (calls) and ``particles`` override the study's ``budget.calls`` and ``budget.particles``; both
+        caps live in ``campaign.json`` from then on, so ``resume --budget/--particles`` can move them.
+        """
         camp = self
         calls = study.budget.calls if budget is None else budget
         if calls < 1:
             raise CampaignError(f"--budget: {calls} is not a positive number of calls")
+        cap = study.budget.particles if particles is None else particles
+        if cap is not None and cap < 1:
+            raise CampaignError(f"--particles: {cap} is not a positive number of particles")
         check_output_dir(camp.root)
         with camp.lock():
             if camp.meta_path.exists() or camp.storage.started():
@@ -126,6 +134,7 @@ class Campaign(CampaignView):
                     "fingerprint": study.fingerprint(),
                     "science": study.science_dict(),
                     "budget_calls": calls,
+                    "budget_particles": cap,
                     "created": time.time(),
                     "detopt": __version__,
                     "python": platform.python_version(),
@@ -223,16 +232,22 @@ class Campaign(CampaignView):
                                    "feasible": is_feasible(study.constraints, values)}
         return out
 
-    def set_budget(self, calls: int) -> None:
-        """Set the campaign's total budget to ``calls`` (``resume --budget``); the journal is untouched.
+    def set_budget(self, calls: int | None = None, particles: int | None = None) -> None:
+        """Set the campaign's total budget to ``calls`` (``resume --budget``) and its particle cap to ``particles``
+        (``resume --particles``); ``None`` keeps that one. The journal is untouched.
 
         Raises:
-            CampaignError: ``calls`` is not positive.
+            CampaignError: ``calls`` or ``particles`` is not positive (nothing is written).
         """
-        if calls < 1:
+        if calls is not None and calls < 1:
             raise CampaignError(f"--budget: {calls} is not a positive number of calls")
+        if particles is not None and particles < 1:
+            raise CampaignError(f"--particles: {particles} is not a positive number of particles")
         meta = self.meta()
-        meta["budget_calls"] = int(calls)
+        if calls is not None:
+            meta["budget_calls"] = int(calls)
+        if particles is not None:
+            meta["budget_particles"] = int(particles)
         self._write_meta(meta)
 
 
@@ -442,6 +457,7 @@ def run_campaign(
     with campaign.lock():
         meta = campaign.meta()
         budget = int(meta["budget_calls"])
+        study = with_particle_budget(study, meta)  # the campaign's particle cap, as its call budget
         records = campaign.records()
         resumed = bool(records)
         if not records:

@@ -49,9 +49,11 @@ def _with_overrides(study: StudyConfig, args: argparse.Namespace) -> StudyConfig
     return study
 
 
-def _check_budget(budget: int | None) -> None:
+def _check_budget(budget: int | None, particles: int | None = None) -> None:
     if budget is not None and budget < 1:
         raise DetoptError(f"--budget: {budget} is not a positive number of calls")
+    if particles is not None and particles < 1:
+        raise DetoptError(f"--particles: {particles} is not a positive number of particles")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -63,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from optimizer.campaign import Campaign, check_output_dir, prepare, run_campaign
     from optimizer.study import load_study
 
-    _check_budget(args.budget)
+    _check_budget(args.budget, args.particles)
     study, text = load_study(args.study)
     if args.initial_design is not None:
         study, text = _with_initial_design(study, text, args)
@@ -71,6 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise DetoptError(f"--budget: {args.budget} is below budget.initial_design ({study.budget.initial_design})")
     if args.budget is not None:
         study = study.model_copy(update={"budget": study.budget.model_copy(update={"calls": args.budget})})
+    if args.particles is not None:
+        study = study.model_copy(update={"budget": study.budget.model_copy(update={"particles": args.particles})})
     out = Path(args.output or study.output or Path("runs") / study.name)
     if args.dry_run:  # checks and times, writes nothing (no campaign directory)
         from optimizer.dryrun import dry_run, print_dry_run
@@ -83,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_output_dir(out)
     camp = Campaign(out)
     with camp.lock():  # held from the first write to the last
-        camp.initialise(study, text, source=args.study, budget=args.budget)
+        camp.initialise(study, text, source=args.study, budget=args.budget, particles=args.particles)
         summary = run_campaign(camp, study, source=args.study, reporter=_reporter(args))
     return _interrupted(camp.root, summary) if summary.stopped == "interrupted" else 0
 
@@ -111,7 +115,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from optimizer.campaign import Campaign, prepare, run_campaign
     from optimizer.study import load_study
 
-    _check_budget(args.budget)
+    _check_budget(args.budget, args.particles)
     camp = Campaign.open(args.dir)
     source = args.study or str(camp.root / "study.yaml")
     study, text = load_study(source)
@@ -119,8 +123,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     study = _with_overrides(study, args)  # its checks (a reachable Ray address) run before anything is written
     with camp.lock():  # a resume refused by the lock writes nothing
         camp.check_study(study, text, force=args.force)
-        if args.budget is not None:
-            camp.set_budget(args.budget)
+        if args.budget is not None or args.particles is not None:
+            camp.set_budget(args.budget, args.particles)
         summary = run_campaign(camp, study, source=source, reporter=_reporter(args))
     return _interrupted(camp.root, summary) if summary.stopped == "interrupted" else 0
 
@@ -523,6 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--budget", type=int, help="total simulator calls (initial design included, baselines not)")
+        sp.add_argument("--particles", type=int, metavar="N",
+                        help="total particles of the charged calls (overrides budget.particles; a cap beside --budget)")
         sp.add_argument("--backend", choices=EXECUTORS.names(), help="override execution.backend")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 

@@ -75,11 +75,15 @@ class CampaignView:
                 raise CampaignError(f"{self.meta_path}: {key}: missing")
         if isinstance(meta["budget_calls"], bool) or not isinstance(meta["budget_calls"], int):
             raise CampaignError(f"{self.meta_path}: budget_calls: not an integer")
+        cap = meta.get("budget_particles")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise CampaignError(f"{self.meta_path}: budget_particles: not a positive integer")
         return meta
 
     def study(self, path: str | Path | None = None) -> StudyConfig:
-        """The study stored with the campaign (or the one at ``path``)."""
-        return load_study(path or self.root / STUDY_FILE)[0]
+        """The study stored with the campaign (or the one at ``path``), with the campaign's particle budget
+        (``run``/``resume --particles`` keep it in ``campaign.json``, as ``--budget`` keeps the calls)."""
+        return with_particle_budget(load_study(path or self.root / STUDY_FILE)[0], self.meta())
 
     def records(self) -> dict[int, CallRecord]:
         """Every call, replayed from the journal; every completed call's samples file checked (header only)."""
@@ -102,6 +106,15 @@ class CampaignView:
                 raise CampaignError(f"{self.storage.describe(r.samples)}: samples of call {cid} {problem}")
             columns = shape[1]
         return records
+
+
+def with_particle_budget(study: StudyConfig, meta: dict[str, Any]) -> StudyConfig:
+    """``study`` with ``budget.particles`` from the campaign's ``meta`` where it holds one (campaigns started
+    before the key existed, or started without a particle budget, keep the study's)."""
+    if meta.get("budget_particles") is None:
+        return study
+    return study.model_copy(update={"budget": study.budget.model_copy(
+        update={"particles": int(meta["budget_particles"])})})
 
 
 def is_lost_for_good(rec: CallRecord) -> bool:

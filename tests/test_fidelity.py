@@ -129,6 +129,49 @@ def test_status_and_end_line_count_particles(write_study, tmp_path: Path, capsys
     assert "topped up to 400 (budget.screen)" in facts["calls"] and "of 2,000 particles (budget.particles)" in facts["calls"]
 
 
+def test_particles_on_the_command_line_set_and_extend_the_cap(write_study, tmp_path: Path, capsys) -> None:
+    """``run --particles`` overrides budget.particles; ``resume --particles`` moves the cap (kept in campaign.json,
+    as ``--budget`` keeps the calls); status and the resumed campaign use it; the study file is not rewritten."""
+    from optimizer.cli import main
+
+    p = write_study(screened_study(calls=100, particles=50_000))
+    out = tmp_path / "r"
+    assert main(["run", str(p), "--output", str(out), "--particles", "1500", "-q"]) == 0
+    first = CampaignView.open(out)
+    assert first.meta()["budget_particles"] == 1500 and first.study().budget.particles == 1500
+    spent = issued_particles(first.records().values())
+    assert spent <= 1500 and spent + SCREEN > 1500
+    text = (out / "study.yaml").read_text()
+    assert main(["resume", str(out), "--particles", "2600", "-q"]) == 0
+    again = CampaignView.open(out)
+    spent2 = issued_particles(again.records().values())
+    assert spent < spent2 <= 2600 and spent2 + SCREEN > 2600
+    assert (out / "study.yaml").read_text() == text
+    capsys.readouterr()
+    assert main(["status", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["particles_budget"] == 2600
+
+
+@pytest.mark.parametrize("command", ["run", "resume"])
+def test_a_bad_particles_flag_is_refused_and_writes_nothing(write_study, tmp_path: Path, capsys, command) -> None:
+    from optimizer.cli import main
+
+    p = write_study(screened_study(calls=8))
+    out = tmp_path / "r"
+    if command == "resume":
+        assert main(["run", str(p), "--output", str(out), "-q"]) == 0
+        before = {f: f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+    capsys.readouterr()
+    rc = main([command, str(p) if command == "run" else str(out), *(["--output", str(out)] if command == "run" else []),
+               "--particles", "0", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.strip() == "error: --particles: 0 is not a positive number of particles"
+    if command == "run":
+        assert not out.exists()
+    else:
+        assert {f: f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()} == before
+
+
 @pytest.mark.parametrize("budget, match", [
     ({"screen": {"samples": FULL}}, "budget.screen.samples: 400 must be below simulator.samples_per_call"),
     ({"screen": {"samples": 0}}, "budget.screen.samples: .*greater than or equal to 1"),
