@@ -57,12 +57,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(
         surrogate="mdn", surrogate_options={"refit_steps": 250}, distance="energy", kappa=2.0, acquisition="refine",
         candidates=2048, generated=256, top_k=8, radii=[0.1, 0.03, 0.01, 0.003], perturbations=64,
-        common_random_numbers=True, kappa_scale="raw", uncertainty="nearest", polish=0,
+        common_random_numbers=True, kappa_scale="raw", uncertainty="nearest", polish=0, encoding="bins",
     ),
     "wugo-paper": dict(
         surrogate="wgan", surrogate_options={"preset": "paper"}, distance="energy", kappa=2.0, acquisition="grid",
         candidates=10201, generated=1000, top_k=0, radii=[], perturbations=0, common_random_numbers=False,
-        kappa_scale="raw", uncertainty="nearest", polish=0,
+        kappa_scale="raw", uncertainty="nearest", polish=0, encoding="bins",
     ),
 }
 # Added to an infeasible candidate's acquisition, in units of the observed objective spread: far beyond any
@@ -133,6 +133,7 @@ class WUGOOptions(pydantic.BaseModel):
     polish: Annotated[int, pydantic.Field(ge=0)] | None = None
     polish_starts: Annotated[int, pydantic.Field(ge=1)] | None = None
     polish_lr: Annotated[float, pydantic.Field(gt=0)] | None = None
+    encoding: Literal["bins", "one_hot"] | None = None
 
 
 OPTIONS = set(WUGOOptions.model_fields) - {"preset"}
@@ -170,7 +171,11 @@ class WUGOStrategy(Strategy):
     and that is not taken. The twin, not the sampled score, decides: the sampled score's minimum over thousands
     of points under one set of latent draws is biased towards points whose draws happen to be lucky (on a 0.99
     quantile from 256 generated samples, markedly), which the twin's exact statistic is not. Needs the ``mdn`` surrogate, ``distance`` ``energy`` or ``w1``, ``uncertainty: nearest`` and
-    ``acquisition: refine``; one objective (with several, the pick is not polished)."""
+    ``acquisition: refine``; one objective (with several, the pick is not polished).
+
+    ``encoding``: how the surrogate sees a categorical parameter: ``bins`` (default) its unit-cube coordinate, as
+    every strategy proposes it; ``one_hot`` one indicator input per choice (:class:`surrogates.encoding.OneHot`),
+    so the choices are unordered and equally far apart. Range parameters are fed as they are either way."""
 
     needs_initial_results = True
     #: Output names known without building the simulator (a report never imports a user's module).
@@ -269,15 +274,21 @@ class WUGOStrategy(Strategy):
         """An unfitted surrogate of this strategy's kind and options for ``k`` output columns (``seed``: the
         model's, default the strategy's)."""
         from surrogates import SURROGATES
+        from surrogates.encoding import OneHot, encoded_dim
 
         opts = dict(self.cfg["surrogate_options"])
+        choices = [int(c) for c in self.space.n_choices]
+        one_hot = self.cfg["encoding"] == "one_hot" and any(choices)
         if self.cfg["surrogate"] == "wgan" and opts.get("preset") == "paper":
-            # the paper conditions on θ in the problem's own units
-            # (a categorical coordinate has no units: its unit-cube bins, as every strategy sees them)
-            bounds = [(0.0, 1.0) if p.categorical else p.bounds() for p in self.space.parameters.values()]
+            # the paper conditions on θ in the problem's own units (a categorical input has none: its unit-cube
+            # bin, as every strategy sees it, or its 0/1 indicators)
+            bounds = [b for p, c in zip(self.space.parameters.values(), choices)
+                      for b in ([(0.0, 1.0)] * (c if one_hot else 1) if p.categorical else [p.bounds()])]
             opts.setdefault("theta_low", [lo for lo, _ in bounds])
             opts.setdefault("theta_high", [hi for _, hi in bounds])
-        return SURROGATES.get(self.cfg["surrogate"])(self.space.dim, k, seed=self.seed if seed is None else seed, **opts)
+        dim = encoded_dim(choices) if one_hot else self.space.dim
+        model = SURROGATES.get(self.cfg["surrogate"])(dim, k, seed=self.seed if seed is None else seed, **opts)
+        return OneHot(model, choices) if one_hot else model
 
     def _build(self, k: int) -> Surrogate:
         """A fresh surrogate and distance bank for ``k`` outputs, and the simulator for exact quantities."""
