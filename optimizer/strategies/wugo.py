@@ -170,7 +170,9 @@ class WUGOStrategy(Strategy):
     its path, and the pick is the polished point with the lowest twin value that the quantity constraints accept
     and that is not taken. The twin, not the sampled score, decides: the sampled score's minimum over thousands
     of points under one set of latent draws is biased towards points whose draws happen to be lucky (on a 0.99
-    quantile from 256 generated samples, markedly), which the twin's exact statistic is not. Needs the ``mdn`` surrogate, ``distance`` ``energy`` or ``w1``, ``uncertainty: nearest`` and
+    quantile from 256 generated samples, markedly), which the twin's exact statistic is not. Off by default: on the
+    distribution family it found the right mode of a bimodal 0.9 quantile far more often, but was worse on three
+    cells of four (``docs/benchmarks.md``). Needs the ``mdn`` surrogate, ``distance`` ``energy`` or ``w1``, ``uncertainty: nearest`` and
     ``acquisition: refine``; one objective (with several, the pick is not polished).
 
     ``encoding``: how the surrogate sees a categorical parameter: ``one_hot`` (the default preset's) one indicator
