@@ -163,6 +163,34 @@ def summarize(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def goals(rows: list[dict[str, Any]], strategy: str = "wugo", against: str = "gp") -> str:
+    """The issue's goals, cell by cell, on the recommended design's true regret: ``strategy`` is *no worse* than
+    ``against`` where its median lies at or below the upper quartile of ``against``'s seeds, *strictly better*
+    where its median lies below their lower quartile; with the counts over the cells both have."""
+    rows = [r for r in rows if "regret_recommended" in r]
+    keys = sorted({(r["problem"], r["objective"], r["samples"]) for r in rows})
+    lines = [f"| problem | objective | samples/call | {strategy} median | {against} median [IQR] | verdict |",
+             "|---|---|---|---|---|---|"]
+    no_worse = better_tail = cells = tail_cells = 0
+    for p, o, n in keys:
+        a = [r["regret_recommended"] for r in rows if (r["problem"], r["objective"], r["samples"], r["strategy"]) == (p, o, n, strategy)]
+        b = [r["regret_recommended"] for r in rows if (r["problem"], r["objective"], r["samples"], r["strategy"]) == (p, o, n, against)]
+        if len(a) < 3 or len(b) < 3:
+            continue
+        ma = float(np.median(a))
+        lo, mb, hi = np.percentile(b, [25, 50, 75])
+        verdict = "strictly better" if ma < lo else "no worse" if ma <= hi else "worse"
+        cells += 1
+        no_worse += verdict != "worse"
+        if o == "tail" and n <= 20:
+            tail_cells += 1
+            better_tail += verdict == "strictly better"
+        lines.append(f"| {p} | {o} | {n} | {ma:.3g} | {mb:.3g} [{lo:.3g}–{hi:.3g}] | {verdict} |")
+    lines.append(f"\n{strategy} no worse than {against} on {no_worse} of {cells} cells; strictly better on "
+                 f"{better_tail} of {tail_cells} tail cells at ≤ 20 samples per call")
+    return "\n".join(lines)
+
+
 def main() -> None:
     from simulators.family import FAMILY
 
@@ -175,7 +203,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--summary", action="store_true", help="only print the table of what is recorded")
+    ap.add_argument("--goals", nargs=2, metavar=("STRATEGY", "AGAINST"),
+                    help="only print the goal check of STRATEGY against AGAINST (e.g. wugo gp)")
     args = ap.parse_args()
+    if args.goals:
+        rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+        print(goals(rows, *args.goals))
+        return
     if not args.summary:
         done = set()
         if args.out.exists():
