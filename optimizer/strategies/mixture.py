@@ -40,10 +40,14 @@ QUANTILE_STEPS = 60
 SQRT_FLOOR = 1e-30
 
 
-def mixture_atoms(mdn: MDN, theta: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+Mixture = tuple[Tensor, Tensor, Tensor]
+
+
+def mixture_atoms(mdn: MDN, theta: Tensor, eps: Tensor, mix: Mixture | None = None) -> tuple[Tensor, Tensor]:
     """The mixture at ``theta [M, d]`` as weighted atoms: ``eps [J, k]`` common draws per component →
-    atoms ``[M, C·J, k]`` (clipped like generated samples) and their weights ``[M, C·J]`` (each row sums to 1)."""
-    logw, mu, L = mdn.mixture(theta)
+    atoms ``[M, C·J, k]`` (clipped like generated samples) and their weights ``[M, C·J]`` (each row sums to 1).
+    ``mix``: ``mdn.mixture(theta)`` when the caller has it already."""
+    logw, mu, L = mdn.mixture(theta) if mix is None else mix
     y = mu[:, :, None, :] + (L[:, :, None] @ eps[None, None, :, :, None]).squeeze(-1)  # [M, C, J, k]
     y = torch.maximum(torch.minimum(y, mdn.hi.double()), mdn.lo.double())
     M, C, J, k = y.shape
@@ -52,19 +56,20 @@ def mixture_atoms(mdn: MDN, theta: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]
 
 
 def mixture_statistic(mdn: MDN, metric: Metric, theta: Tensor, outputs: Sequence[str], eps: Tensor,
-                      samples_per_call: int) -> Tensor:
+                      samples_per_call: int, mix: Mixture | None = None) -> Tensor:
     """The surrogate's value of ``metric`` at ``theta [M, d]`` → ``[M]``, differentiable in θ.
 
     Means, sums and standard deviations are taken over the common particles ``eps [J, k]`` of every mixture
     component, each weighted by its component's weight and clipped like generated samples; fractions smooth the
     indicator (:data:`FRACTION_SMOOTHING`); quantiles solve the mixture's CDF and get their gradient by the
-    implicit function theorem. ``sum`` is for a call of ``samples_per_call`` samples.
+    implicit function theorem. ``sum`` is for a call of ``samples_per_call`` samples. ``mix``: ``mdn.mixture(theta)``
+    when the caller has it already.
     """
     col = list(outputs).index(metric.output) if metric.output else 0
     lo, hi = mdn.lo.double(), mdn.hi.double()
     stat = metric.statistic
     if stat in ("median", "quantile"):
-        logw, mu, L = mdn.mixture(theta)
+        logw, mu, L = mdn.mixture(theta) if mix is None else mix
         q = 0.5 if stat == "median" else float(metric.q)  # type: ignore[arg-type]
         m, s = mu[..., col], L[..., col, :].pow(2).sum(-1).sqrt()  # [M, C]: the column's marginal Gaussians
         w = logw.exp()
@@ -82,7 +87,7 @@ def mixture_statistic(mdn: MDN, metric: Metric, theta: Tensor, outputs: Sequence
             dens = (w * torch.exp(-0.5 * ((x0[:, None] - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))).sum(-1)
         x = x0 - (cdf(x0) - q) / dens.clamp_min(1e-300)  # value x0, gradient -∂F/∂θ / f
         return torch.clamp(x, lo[col], hi[col])
-    y, p = mixture_atoms(mdn, theta, eps)  # [M, A, k], [M, A]
+    y, p = mixture_atoms(mdn, theta, eps, mix)  # [M, A, k], [M, A]
     v = y[..., col]
     if stat in ("fraction_above", "fraction_below"):
         width = FRACTION_SMOOTHING * float(mdn.scaler.std[col])

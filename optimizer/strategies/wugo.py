@@ -617,25 +617,26 @@ class WUGOStrategy(Strategy):
                 polished, values = self._polish(starts)
                 ok = np.asarray(self.feasible(polished), dtype=bool)
                 for i in np.argsort(np.where(ok, values, np.inf), kind="stable"):
-                    if ok[i] and np.isfinite(values[i]) and \
-                            np.min(np.linalg.norm(taken - polished[i], axis=1), initial=np.inf) > self.cfg["min_distance"]:
+                    if ok[i] and np.isfinite(values[i]) and self._is_new(polished[i], taken):
                         return polished[i]
         ok = np.asarray(self.feasible(xs), dtype=bool)  # quantity constraints are exact: never propose a violation
         xs, ss = xs[ok], ss[ok]
         for i in np.argsort(ss, kind="stable"):
-            if len(taken) == 0 or np.min(np.linalg.norm(taken - xs[i], axis=1)) > self.cfg["min_distance"]:
+            if self._is_new(xs[i], taken):
                 return xs[i]
         return None
+
+    def _is_new(self, x: np.ndarray, taken: np.ndarray) -> bool:
+        """Whether ``x [d]`` is farther than ``min_distance`` from every point of ``taken [T, d]`` (any T ≥ 0)."""
+        return bool(np.min(np.linalg.norm(taken - x, axis=1), initial=np.inf) > self.cfg["min_distance"])
 
     def _polish_starts(self, xs: np.ndarray, ss: np.ndarray, taken: np.ndarray) -> np.ndarray:
         """The pool's ``polish_starts`` best feasible-ranked points ``[S, d]`` that are distinct and not taken."""
         starts: list[np.ndarray] = []
-        tol = self.cfg["min_distance"]
         for i in np.argsort(ss, kind="stable"):
             if len(starts) == self.cfg["polish_starts"] or not ss[i] < INFEASIBLE_OFFSET:
                 break
-            far = [p for p in (taken, np.array(starts).reshape(-1, self.space.dim)) if len(p)]
-            if all(np.min(np.linalg.norm(p - xs[i], axis=1)) > tol for p in far):
+            if self._is_new(xs[i], taken) and self._is_new(xs[i], np.array(starts).reshape(-1, self.space.dim)):
                 starts.append(xs[i])
         return np.array(starts).reshape(-1, self.space.dim)
 
@@ -651,9 +652,10 @@ class WUGOStrategy(Strategy):
             J = max(1, -(-self.cfg["generated"] // mdn.C))  # as many atoms as generated samples
             self._polish_eps = torch.randn(J, mdn.k, generator=torch.Generator().manual_seed(self.seed),
                                            dtype=torch.float64)
+        mix = mdn.mixture(theta)  # one forward pass for the objective, σ_W and the constraints
         f = mixture_statistic(mdn, self.metric, theta, self.outputs, self._polish_eps,
-                              self.study.simulator.samples_per_call)
-        atoms, weights = mixture_atoms(mdn, theta, self._polish_eps)
+                              self.study.simulator.samples_per_call, mix)
+        atoms, weights = mixture_atoms(mdn, theta, self._polish_eps, mix)
         stored = self.bank.summaries()
         sigma = torch.stack([weighted_distance(atoms[i : i + 1], weights[i : i + 1], stored, self.bank.directions,
                                                self.cfg["distance"])[0].min() for i in range(len(theta))])
@@ -668,7 +670,7 @@ class WUGOStrategy(Strategy):
             if c.statistic == "quantity":  # exact: the feasibility oracle filters the polished points
                 continue
             v = mixture_statistic(mdn, c, theta, self.outputs, self._polish_eps,
-                                  self.study.simulator.samples_per_call)
+                                  self.study.simulator.samples_per_call, mix)
             if c.upper is not None:
                 viol = viol + (v - c.upper).clamp_min(0) / self._spread.get(name, 1.0)
             if c.lower is not None:
@@ -680,9 +682,7 @@ class WUGOStrategy(Strategy):
         (reflected into the cube after every step, as the local search's perturbations are) and its value ``[S]``."""
         theta = torch.as_tensor(starts, dtype=torch.float64).clone().requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=self.cfg["polish_lr"])
-        best = starts.copy()
-        with torch.no_grad():
-            best_val = self._polish_acquisition(theta).numpy().copy()
+        best, best_val = starts.copy(), np.full(len(starts), np.inf)  # the first step records the starts
         for _ in range(self.cfg["polish"]):
             opt.zero_grad(set_to_none=True)
             val = self._polish_acquisition(theta)
