@@ -30,24 +30,33 @@ def true_value(p: dict) -> float:
     return MIXED_OFFSETS[p["absorber"]] + (p["x"] - 0.3) ** 2 + t
 
 
+def scores(strategy: dict, seeds: int, calls: int, initial: int) -> tuple[list[float], list[float]]:
+    """Per seed ``0 … seeds-1``: the fraction of the strategy's proposals on W and the true value of the best
+    evaluated design of one campaign of ``calls`` (``initial`` Sobol first)."""
+    on_w, best = [], []
+    for seed in range(seeds):
+        with tempfile.TemporaryDirectory() as d:
+            data = mixed_study(seed=seed, strategy=strategy, budget={"calls": calls, "initial_design": initial})
+            recs = _run(Path(d), data).records()
+            proposed = [r.params for r in recs.values() if r.origin == "strategy"]
+            on_w.append(float(np.mean([p["absorber"] == "W" for p in proposed])))
+            best.append(min(true_value(r.params) for r in recs.values() if r.status == "completed"))
+    return on_w, best
+
+
+def describe(on_w: list[float], best: list[float]) -> str:
+    return (f"proposals on W {np.mean(on_w):.2f} (per seed {np.round(on_w, 2).tolist()}); true value of the best "
+            f"evaluated design: median {np.median(best):.4f} (per seed {np.round(best, 4).tolist()})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     args = ap.parse_args()
     for mixed in (True, False):
         GPStrategy.mixed_model = mixed  # False: the categorical coordinate stays a continuous bin coordinate
-        on_w, best = [], []
-        for seed in range(args.seeds):
-            with tempfile.TemporaryDirectory() as d:
-                data = mixed_study(seed=seed, strategy={"name": "gp", "options": FAST_OPTIONS["gp"]},
-                                   budget={"calls": 16, "initial_design": 8})
-                recs = _run(Path(d), data).records()
-                proposed = [r.params for r in recs.values() if r.origin == "strategy"]
-                on_w.append(float(np.mean([p["absorber"] == "W" for p in proposed])))
-                best.append(min(true_value(r.params) for r in recs.values() if r.status == "completed"))
-        print(f"{'categorical kernel' if mixed else 'unit-cube bins    '}: GP proposals on W {np.mean(on_w):.2f} "
-              f"(per seed {np.round(on_w, 2).tolist()}); true value of the best evaluated design: median "
-              f"{np.median(best):.4f} (per seed {np.round(best, 4).tolist()})")
+        on_w, best = scores({"name": "gp", "options": FAST_OPTIONS["gp"]}, args.seeds, 16, 8)
+        print(f"{'categorical kernel' if mixed else 'unit-cube bins    '}: GP {describe(on_w, best)}")
 
 
 if __name__ == "__main__":
