@@ -121,9 +121,12 @@ def surrogate_cost(study: StudyConfig, records: dict[int, CallRecord], storage: 
         return None
     own = study.strategy.name == "wugo"
     strat = WUGOStrategy(SearchSpace(study.parameters), study, study.seed, **(dict(study.strategy.options) if own else {}))
+    if not registered_simulator(study):  # output names from campaign.json: a report never imports a user's module
+        strat.offline_outputs = _stored_outputs(storage.root)
     t0 = time.perf_counter()
-    data = stack_common([torch.as_tensor(np.asarray(history.samples(i)), dtype=torch.float64) for i in range(len(history))],
-                        torch.Generator().manual_seed(study.seed))
+    cols = strat.modelled_columns(np.shape(history.samples(0))[1])
+    data = stack_common([torch.as_tensor(np.asarray(history.samples(i)), dtype=torch.float64)[:, cols]
+                         for i in range(len(history))], torch.Generator().manual_seed(study.seed))
     load_s = time.perf_counter() - t0
     full = getattr(strat.new_surrogate(data.shape[-1]), "steps", None)
     if not isinstance(full, int) or full <= 0:
@@ -207,7 +210,7 @@ def held_out(model: ReportModel, study: StudyConfig, calls: int = 4, generated: 
     picks = sorted({int(round(i)) for i in np.linspace(0, N - 1, calls + 2)[1:-1]})
     keep = [i for i in range(N) if i not in picks]
     strat = model.strategy
-    samples = [torch.as_tensor(np.asarray(h.samples(i)), dtype=torch.float64) for i in range(N)]
+    samples = [strat.select(h.samples(i)) for i in range(N)]  # the columns the model was fitted on
     data = stack_common([samples[i] for i in keep], torch.Generator().manual_seed(study.seed))
     fresh = strat.new_surrogate(data.shape[-1])
     with one_thread():

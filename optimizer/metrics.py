@@ -6,7 +6,7 @@ Each metric gives a value and, where a closed form exists, its standard error
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -99,6 +99,22 @@ def _reduction_inputs(
         y = ((y > threshold) if stat == "fraction_above" else (y < threshold)).to(samples.dtype)
         stat = "mean"
     return y, w, stat
+
+
+def read_columns(metrics: Iterable[Metric], outputs: Sequence[str]) -> list[int]:
+    """Indices of the output columns that ``metrics`` read (their ``output``, column 0 where none is named, and
+    their ``weight``), in the simulator's order; every column if one of the names is not among ``outputs``.
+
+    Quantity metrics read no column.
+    """
+    names: set[str] = set()
+    for m in metrics:
+        if m.statistic == "quantity":
+            continue
+        names.update(n for n in (m.output or (outputs[0] if outputs else None), m.weight) if n is not None)
+    if not names or not names <= set(outputs):
+        return list(range(len(outputs)))
+    return [i for i, n in enumerate(outputs) if n in names]
 
 
 def metric_on_samples(metric: Metric, samples: torch.Tensor, outputs: Sequence[str]) -> torch.Tensor:

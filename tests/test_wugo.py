@@ -333,3 +333,68 @@ def _quadratic_campaign(write_study, tmp_path: Path, seed: int, bounds: tuple[fl
     camp = Campaign.create(tmp_path / f"c{seed}", study, text, source=str(p))
     run_campaign(camp, study)
     return list(camp.records().values())
+
+
+def _pair_study(**over):
+    """The family's correlated pair (outputs y1, y2, sum), 5-D, objective: the sum's 0.95 quantile."""
+    params = {f"x{i}": {"low": 0.0, "high": 1.0} for i in range(1, 6)}
+    data = base_study(parameters=params, simulator={"name": "family_correlated", "samples_per_call": 40},
+                      objectives={"q": {"statistic": "quantile", "q": 0.95, "output": "sum"}},
+                      strategy={"name": "wugo"}, budget={"calls": 12, "initial_design": 6})
+    data.update(over)
+    return validate_study(data)
+
+
+def _pair_history(study, n: int = 6):
+    from optimizer.testing import StrategyConformance as SC
+    from simulators.family import CorrelatedPair
+
+    space = SearchSpace(study.parameters)
+    h = SC.make_history(space, n)
+    sim = CorrelatedPair()
+    samples = [sim.simulate(space.to_params(space.from_unit(u)), 40, i) for i, u in enumerate(h.theta)]
+    h._load = lambda i: samples[i]
+    return space, h
+
+
+def test_the_surrogate_models_only_the_columns_the_study_reads() -> None:
+    from optimizer.metrics import read_columns
+
+    study = _pair_study()
+    space, h = _pair_history(study)
+    used = WUGOStrategy(space, study, 0, **FAST)
+    used.tell(h)
+    assert used.outputs == ["sum"] and used.surrogate.k == 1 and used.bank.k == 1
+    assert used.ask(h, np.zeros((0, 5)), 1).shape == (1, 5)
+    every = WUGOStrategy(space, study, 0, **FAST, outputs="all")
+    every.tell(h)
+    assert every.outputs == ["y1", "y2", "sum"] and every.surrogate.k == 3
+    # a constraint's column and a weight column count; a quantity reads none; an unknown name keeps them all
+    two = _pair_study(constraints={"c": {"output": "y2", "statistic": "mean", "upper": 5.0}})
+    assert WUGOStrategy(space, two, 0, **FAST).modelled_columns(3) == [1, 2]
+    m = validate_study(base_study(objectives={"f": {"output": "b", "weight": "a"}})).objectives.values()
+    assert read_columns(m, ["a", "b", "c"]) == [0, 1]
+    assert read_columns(validate_study(base_study()).objectives.values(), ["a", "b"]) == [0]  # no name: column 0
+    assert read_columns(m, ["x", "y"]) == [0, 1]
+
+
+def test_a_state_that_models_other_columns_is_refused() -> None:
+    study = _pair_study()
+    space, h = _pair_history(study)
+    every = WUGOStrategy(space, study, 0, **FAST, outputs="all")
+    every.tell(h)
+    state = every.state_dict()
+    with pytest.raises(ValueError, match="models the outputs"):
+        WUGOStrategy(space, study, 0, **FAST).load_state_dict(state)
+    old = {k: v for k, v in state.items() if k not in ("n_columns", "outputs")}  # saved before `outputs` existed
+    with pytest.raises(ValueError, match="models the outputs"):
+        WUGOStrategy(space, study, 0, **FAST).load_state_dict(old)
+    again = WUGOStrategy(space, study, 0, **FAST, outputs="all")
+    again.load_state_dict(old)  # it modelled every column: still good for `outputs: all`
+    assert again.outputs == ["y1", "y2", "sum"]
+    used = WUGOStrategy(space, study, 0, **FAST)
+    used.tell(h)
+    fresh = WUGOStrategy(space, study, 0, **FAST)
+    fresh.load_state_dict(used.state_dict())
+    x = np.random.default_rng(0).random((3, 5))
+    assert torch.equal(fresh._generate(x, 1), used._generate(x, 1))

@@ -42,7 +42,7 @@ from torch import Tensor
 
 from optimizer.distances import DISTANCES, DistributionBank
 from optimizer.fallbacks import SurrogateFitWarning
-from optimizer.metrics import metric_on_samples
+from optimizer.metrics import metric_on_samples, read_columns
 from optimizer.space import SearchSpace, active_params
 from optimizer.strategies.base import History, OptionError, Strategy, check_options, options_model, sobol_points
 from optimizer.strategies.mixture import weighted_distance
@@ -58,11 +58,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         surrogate="mdn", surrogate_options={"refit_steps": 250}, distance="energy", kappa=2.0, acquisition="refine",
         candidates=2048, generated=256, top_k=8, radii=[0.1, 0.03, 0.01, 0.003], perturbations=64,
         common_random_numbers=True, kappa_scale="raw", uncertainty="nearest", polish=0, encoding="one_hot",
+        outputs="used",
     ),
     "wugo-paper": dict(
         surrogate="wgan", surrogate_options={"preset": "paper"}, distance="energy", kappa=2.0, acquisition="grid",
         candidates=10201, generated=1000, top_k=0, radii=[], perturbations=0, common_random_numbers=False,
-        kappa_scale="raw", uncertainty="nearest", polish=0, encoding="bins",
+        kappa_scale="raw", uncertainty="nearest", polish=0, encoding="bins", outputs="used",
     ),
 }
 # Added to an infeasible candidate's acquisition, in units of the observed objective spread: far beyond any
@@ -134,6 +135,7 @@ class WUGOOptions(pydantic.BaseModel):
     polish_starts: Annotated[int, pydantic.Field(ge=1)] | None = None
     polish_lr: Annotated[float, pydantic.Field(gt=0)] | None = None
     encoding: Literal["bins", "one_hot"] | None = None
+    outputs: Literal["used", "all"] | None = None
 
 
 OPTIONS = set(WUGOOptions.model_fields) - {"preset"}
@@ -179,7 +181,13 @@ class WUGOStrategy(Strategy):
     input per choice (:class:`surrogates.encoding.OneHot`), so the choices are unordered and equally far apart;
     ``bins`` (``wugo-paper``'s) its unit-cube coordinate, as every strategy proposes it. Range parameters are fed as
     they are either way. On ``bench/mixed_wugo.py``'s problem (5 seeds) one-hot inputs put 90 % of the proposals on
-    the best absorber against 30 % with bins, and the best design's true value is 11× closer to the optimum."""
+    the best absorber against 30 % with bins, and the best design's true value is 11× closer to the optimum.
+
+    ``outputs``: the output columns the surrogate models and σ_W compares: ``used`` (both presets) those the study's
+    sample-based objectives and constraints read (their ``output`` and ``weight`` columns), ``all`` every column the
+    simulator returns. A shield simulator returns eight columns of which one objective reads one or two; modelling
+    all of them costs a fit several times as long (a full-covariance mixture over eight columns) and spends the
+    surrogate's capacity and the distance on columns nothing reads."""
 
     needs_initial_results = True
     #: Output names known without building the simulator (a report never imports a user's module).
@@ -256,7 +264,9 @@ class WUGOStrategy(Strategy):
         self.preset = preset
         self.surrogate: Surrogate | None = None
         self.bank: DistributionBank | None = None
-        self.outputs: list[str] | None = None
+        self.outputs: list[str] | None = None  # names of the modelled columns
+        self._columns: list[int] | None = None  # their indices among a call's stored columns
+        self._n_columns = 0  # how many columns a call stores
         self._sim: Simulator | None = None  # for exact quantities; none for an offline model
         self._samples: dict[int, torch.Tensor] = {}
         self._fitted_on: tuple[int, ...] = ()
@@ -294,17 +304,12 @@ class WUGOStrategy(Strategy):
         model = SURROGATES.get(self.cfg["surrogate"])(dim, k, seed=self.seed if seed is None else seed, **opts)
         return OneHot(model, choices) if one_hot else model
 
-    def _build(self, k: int) -> Surrogate:
-        """A fresh surrogate and distance bank for ``k`` outputs, and the simulator for exact quantities."""
-        self.surrogate = surrogate = self.new_surrogate(k)
-        self.members = [self._new_member(k, j) for j in range(self.cfg["members"] - 1)] if self.uses_ensemble else []
-        self._members_fitted_on = ()
-        # sliced distances for k > 1 outputs: 4 directions per output, at most 32
-        L = self.cfg["projections"] or min(32, 4 * k)
-        self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed, projections=L)
+    def _output_names(self, n_columns: int) -> list[str]:
+        """The names of a call's ``n_columns`` stored output columns (offline names, the simulator's, or by
+        position); keeps the simulator for exact quantities."""
         if self.offline_outputs is not None:
-            self._sim, self.outputs = None, list(self.offline_outputs)
-            return surrogate
+            self._sim = None
+            return list(self.offline_outputs)
         if self.simulator is None:  # used outside a campaign: build the study's simulator here
             from optimizer.executors import simulator_args
 
@@ -313,9 +318,36 @@ class WUGOStrategy(Strategy):
             except Exception:  # noqa: BLE001 - a study-less test history: outputs by position
                 pass
         if self.simulator is not None:
-            self._sim, self.outputs = self.simulator, list(self.simulator.outputs)
-        else:
-            self._sim, self.outputs = None, [f"y{i}" for i in range(k)]
+            self._sim = self.simulator
+            return list(self.simulator.outputs)
+        self._sim = None
+        return [f"y{i}" for i in range(n_columns)]
+
+    def modelled_columns(self, n_columns: int) -> list[int]:
+        """Indices of the stored output columns the surrogate models (``outputs``: ``used`` or ``all``)."""
+        names = self._output_names(n_columns)
+        if self.cfg["outputs"] == "all":
+            return list(range(n_columns))
+        return read_columns([*self.study.objectives.values(), *self.study.constraints.values()], names)
+
+    def select(self, samples: Any) -> torch.Tensor:
+        """A call's stored samples ``[n, K]`` → the modelled columns ``[n, k]`` (float64)."""
+        assert self._columns is not None, "tell() the history first"
+        return torch.as_tensor(np.asarray(samples), dtype=torch.float64)[:, self._columns]
+
+    def _build(self, n_columns: int) -> Surrogate:
+        """A fresh surrogate and distance bank for the modelled columns of ``n_columns`` stored outputs, and the
+        simulator for exact quantities."""
+        names = self._output_names(n_columns)
+        self._columns, self._n_columns = self.modelled_columns(n_columns), n_columns
+        self.outputs = [names[i] for i in self._columns]
+        k = len(self._columns)
+        self.surrogate = surrogate = self.new_surrogate(k)
+        self.members = [self._new_member(k, j) for j in range(self.cfg["members"] - 1)] if self.uses_ensemble else []
+        self._members_fitted_on = ()
+        # sliced distances for k > 1 outputs: 4 directions per output, at most 32
+        L = self.cfg["projections"] or min(32, 4 * k)
+        self.bank = DistributionBank(self.cfg["distance"], k=k, seed=self.seed, projections=L)
         return surrogate
 
     def tell(self, history: History) -> None:
@@ -326,10 +358,10 @@ class WUGOStrategy(Strategy):
         ids = tuple(int(c) for c in history.call_ids)
         if not ids or (ids == self._fitted_on and self.bank is not None and len(self.bank) == len(ids)):
             return
+        surrogate = self._build(np.shape(history.samples(0))[1]) if self.surrogate is None else self.surrogate
         for i, cid in enumerate(ids):
             if cid not in self._samples:
-                self._samples[cid] = torch.as_tensor(np.asarray(history.samples(i)), dtype=torch.float64)
-        surrogate = self._build(self._samples[ids[0]].shape[1]) if self.surrogate is None else self.surrogate
+                self._samples[cid] = self.select(history.samples(i))
         assert self.bank is not None
         for cid in ids:
             if cid not in self.bank.keys:
@@ -404,6 +436,7 @@ class WUGOStrategy(Strategy):
         if self.surrogate is None:
             return None
         return {"preset": self.preset, "k": self.bank.k if self.bank else 1, "fitted_on": list(self._fitted_on),
+                "n_columns": self._n_columns, "outputs": list(self.outputs or []),
                 "surrogate": self.surrogate.state_dict(), "model_ok": self._model_ok,
                 "members": [m.state_dict() for m in self.members], "members_fitted_on": list(self._members_fitted_on)}
 
@@ -411,11 +444,16 @@ class WUGOStrategy(Strategy):
         """Restore a fit saved by :meth:`state_dict`, so a resume skips refitting on the same calls.
 
         Raises:
-            ValueError: the state is from another preset.
+            ValueError: the state is from another preset, or its model covers other output columns (a state
+                saved before ``outputs`` existed modelled every column).
         """
         if state.get("preset") != self.preset:
             raise ValueError("saved WU-GO state is from another preset")
-        self._build(int(state["k"])).load_state_dict(state["surrogate"])
+        surrogate = self._build(int(state.get("n_columns", state["k"])))
+        saved = state["outputs"] if "outputs" in state else self._output_names(int(state["k"]))  # older: all
+        if list(saved) != self.outputs:
+            raise ValueError(f"saved WU-GO state models the outputs {list(saved)}, this study's model {self.outputs}")
+        surrogate.load_state_dict(state["surrogate"])
         self._fitted_on = tuple(state["fitted_on"])
         self._model_ok = bool(state.get("model_ok", True))
         saved = state.get("members", [])
