@@ -259,3 +259,27 @@ def test_beats_sobol_in_10d() -> None:
     # if one of the three seeds were as level as seed 3.
     res = {name: [_run(name, seed) for seed in (0, 1, 2)] for name in ("sobol", "lgso")}
     assert np.median(res["lgso"]) < 0.6 * np.median(res["sobol"]), res
+
+
+def test_the_local_surrogate_models_only_the_columns_the_study_reads() -> None:
+    from test_wugo import _pair_history, _pair_study
+
+    study = _pair_study(strategy={"name": "lgso"}, budget={"calls": 20, "initial_design": 0})
+    space, h = _pair_history(study, 8)
+    a = LGSOStrategy(space, study, 1, n_local=5, **SMALL)
+    a.tell(h)
+    assert a.ask(h, np.zeros((0, 5)), 5).shape == (5, 5)
+    a.tell(h)
+    assert a.outputs == ["sum"] and a.surrogate is not None and a.surrogate.k == 1
+    state = a.state_dict()
+    b = LGSOStrategy(space, study, 1, n_local=5, **SMALL)
+    b.load_state_dict(state_round_trip(state))
+    assert b.surrogate is not None and b.surrogate.k == 1
+    every = {**state, "k": 3, "outputs": ["y1", "y2", "sum"]}  # a model of other columns is refused, nothing kept
+    c = LGSOStrategy(space, study, 1, n_local=5, **SMALL)
+    with pytest.raises(ValueError, match="output columns"):
+        c.load_state_dict(every)
+    assert c.rounds == [] and c.surrogate is None
+    old = {k: v for k, v in every.items() if k not in ("outputs", "n_columns")}  # saved before the selection
+    with pytest.raises(ValueError, match="output columns"):
+        LGSOStrategy(space, study, 1, n_local=5, **SMALL).load_state_dict(old)

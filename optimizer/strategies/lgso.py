@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from optimizer.fallbacks import SurrogateFitWarning
+from optimizer.metrics import read_columns
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import (EmptyFeasibleRegion, History, OptionError, Strategy, check_options,
                                        options_model, sobol_points)
@@ -168,21 +169,31 @@ class LGSOStrategy(Strategy):
         self._mcols = [j for j, c in enumerate(study.constraints.values()) if c.statistic != "quantity"]
         self.rounds: list[Round] = []
         self.surrogate: MDN | None = None
-        self.outputs: list[str] | None = None
+        self.outputs: list[str] | None = None  # names of the modelled columns
+        self._columns: list[int] = []  # their indices among a call's stored columns
+        self._n_columns = 0
         self._scales: dict[str, float] = {}
         self._samples: dict[int, Tensor] = {}
         self._eps: Tensor | None = None
 
     # -- the surrogate and the differentiable statistic ---------------------------------------------
-    def _outputs(self, k: int) -> list[str]:
+    def _outputs(self, n_columns: int) -> list[str]:
+        """The modelled outputs of a call's ``n_columns`` stored columns: those the objective and the outcome
+        constraints read (:func:`~optimizer.metrics.read_columns`; a shield returns eight, one objective reads one
+        or two, and a full-covariance mixture over all eight costs several times the fit)."""
         if self.outputs is None:
             from optimizer.executors import simulator_args
 
             try:  # the driver hands over its simulator; outside a campaign, build one
                 sim = self.simulator if self.simulator is not None else simulator_args(self.study.simulator).build()
-                self.outputs = list(sim.outputs)
+                names = list(sim.outputs)
             except Exception:  # noqa: BLE001 - a study-less test history: outputs by position
-                self.outputs = [f"y{i}" for i in range(k)]
+                names = [f"y{i}" for i in range(n_columns)]
+            self._columns = read_columns([self.metric, *self.modelled.values()], names)
+            self._n_columns = n_columns
+            self.outputs = [names[i] for i in self._columns]
+        elif not self._columns:  # names set by the caller: they name every stored column
+            self._columns, self._n_columns = list(range(n_columns)), n_columns
         return self.outputs
 
     def _new_surrogate(self, k: int) -> MDN:
@@ -225,12 +236,13 @@ class LGSOStrategy(Strategy):
         """Fit (warm) on the completed calls ``rows`` of ``history``; False (with a warning) when it cannot."""
         from optimizer.strategies.wugo import _nan_state, _spread, stack_common
 
+        self._outputs(np.shape(history.samples(int(rows[0])))[1])
         for i in rows:
             cid = int(history.call_ids[i])
             if cid not in self._samples:
-                self._samples[cid] = torch.as_tensor(np.asarray(history.samples(int(i))), dtype=torch.float64)
-        k = self._samples[int(history.call_ids[rows[0]])].shape[1]
-        self._outputs(k)
+                self._samples[cid] = torch.as_tensor(np.asarray(history.samples(int(i))),
+                                                     dtype=torch.float64)[:, self._columns]
+        k = len(self._columns)
         if self.surrogate is None:
             self.surrogate = self._new_surrogate(k)
         before = copy.deepcopy(self.surrogate.state_dict()) if self.surrogate.fits else None
@@ -423,15 +435,28 @@ class LGSOStrategy(Strategy):
             return None
         return {"rounds": [r.to_state() for r in self.rounds], "scales": dict(self._scales),
                 "surrogate": None if self.surrogate is None else self.surrogate.state_dict(),
-                "k": None if self.surrogate is None else self.surrogate.k}
+                "k": None if self.surrogate is None else self.surrogate.k,
+                "n_columns": self._n_columns, "outputs": list(self.outputs or [])}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the rounds and the local surrogate saved by :meth:`state_dict`.
+
+        Raises:
+            ValueError: the saved surrogate models other output columns than this study reads (nothing is
+                restored: the strategy starts again from the journal).
+        """
+        if state["surrogate"] is not None:
+            k = int(state["k"])
+            outputs = self._outputs(int(state.get("n_columns", k)))
+            # a state saved before the column selection modelled every column: good only if those were all read
+            if ("outputs" in state and list(state["outputs"]) != outputs) or ("outputs" not in state and k != len(outputs)):
+                self.outputs = None
+                raise ValueError(f"saved lgso state models {k} output columns, not this study's {outputs}")
         self.rounds = [Round.from_state(s) for s in state["rounds"]]
         self._scales = {str(k): float(v) for k, v in state["scales"].items()}
         if state["surrogate"] is not None:
             self.surrogate = self._new_surrogate(int(state["k"]))
             self.surrogate.load_state_dict(state["surrogate"])
-            self._outputs(int(state["k"]))
 
 
 __all__: Sequence[str] = ["LGSOStrategy", "LocalRoundWarning", "Round"]
