@@ -1,10 +1,11 @@
 """Re-optimise a new objective on a campaign's stored calls, without new simulator calls.
 
-The generative surrogate G(z, θ) models the simulator's *outputs*, not one statistic of them, so a
-campaign run for one objective (the mean background, say) already holds a model of every other
-statistic of the same outputs (a 0.99 quantile, a rare-hit fraction, another output's mean). This
-module recomputes the new objective on every stored call from its samples, fits (or reuses) the WU-GO
-surrogate, and returns
+The generative surrogate G(z, θ) models the simulator's *outputs*, not one statistic of them, and every
+call stores all of its output samples, so a campaign run for one objective (the mean background, say)
+can answer for any other statistic of the same outputs (a 0.99 quantile, a rare-hit fraction, another
+output's mean). This module recomputes the new objective on every stored call from its samples, fits
+the WU-GO surrogate on the columns the new objective reads (or reuses the campaign's, where it models
+exactly those: ``outputs: used`` models the columns of the study's own objectives), and returns
 
 * the **recommendation**: the design that minimises the surrogate's statistic (exploitation, κ = 0),
   searched over Sobol candidates, every evaluated design, and local refinement around the best;
