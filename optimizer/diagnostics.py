@@ -87,10 +87,12 @@ def report_model(study: StudyConfig, records: dict[int, CallRecord], storage: St
     if own and state.exists():
         try:
             strat.load_state_dict(torch.load(state, weights_only=True))  # data only: never unpickle code
-        except Exception:  # noqa: BLE001 - a stale state: refit from the journal below
+        except Exception:  # noqa: BLE001 - a stale state (or one of other columns): refit from the journal below
             offline = strat.offline_outputs
             strat = WUGOStrategy(space, study, study.seed, **options)
             strat.offline_outputs = offline
+            origin = (f"a WU-GO surrogate ({strat.cfg['surrogate']}, preset {strat.preset}) fitted on the journal: "
+                      "the campaign's saved one does not model these outputs")
     if not own:
         origin = (f"a default WU-GO surrogate ({strat.cfg['surrogate']}) fitted on the journal for this report; "
                   f"the campaign's strategy, {study.strategy.name}, keeps no generative model")

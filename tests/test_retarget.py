@@ -110,3 +110,27 @@ def test_bad_sample_arguments_are_one_line(campaign: Path, tmp_path: Path, capsy
     assert main(["sample", str(campaign), "--at", at, "--output", str(tmp_path / output)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and msg in err[0]
+
+
+def test_retarget_to_another_column_fits_its_own_model_and_says_so(tmp_path: Path, capsys) -> None:
+    """The campaign's WU-GO models the column its objective reads (``sum``); an objective on ``y1`` is answered
+    by a model fitted on the journal's y1 column, and the origin line says it is not the campaign's."""
+    import yaml
+
+    study = base_study(
+        parameters={f"x{i}": {"low": 0, "high": 1} for i in range(1, 6)},
+        simulator={"name": "family_correlated", "samples_per_call": 32},
+        objectives={"s": {"output": "sum"}},
+        strategy={"name": "wugo", "initial_design": "sobol",
+                  "options": {"surrogate_options": {"steps": 100, "refit_steps": 30}, "candidates": 128}},
+        budget={"calls": 7, "initial_design": 6},
+    )
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    assert main(["run", str(tmp_path / "s.yaml"), "--output", str(tmp_path / "c"), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["retarget", str(tmp_path / "c"), "--objective", "a={output: y1}", "--propose", "0", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert "fitted on the journal" in res["model"] and "does not model these outputs" in res["model"]
+    assert main(["retarget", str(tmp_path / "c"), "--objective", "b={output: sum, statistic: median}",
+                 "--propose", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"].startswith("the campaign's WU-GO surrogate")
