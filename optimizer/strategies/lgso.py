@@ -236,7 +236,8 @@ class LGSOStrategy(Strategy):
         """Fit (warm) on the completed calls ``rows`` of ``history``; False (with a warning) when it cannot."""
         from optimizer.strategies.wugo import _nan_state, _spread, stack_common
 
-        self._outputs(np.shape(history.samples(int(rows[0])))[1])
+        if self.outputs is None or not self._columns:  # the first fit: which columns a call stores
+            self._outputs(np.shape(history.samples(int(rows[0])))[1])
         for i in rows:
             cid = int(history.call_ids[i])
             if cid not in self._samples:

@@ -323,11 +323,12 @@ class WUGOStrategy(Strategy):
         self._sim = None
         return [f"y{i}" for i in range(n_columns)]
 
-    def modelled_columns(self, n_columns: int) -> list[int]:
-        """Indices of the stored output columns the surrogate models (``outputs``: ``used`` or ``all``)."""
-        names = self._output_names(n_columns)
+    def modelled_columns(self, n_columns: int, names: list[str] | None = None) -> list[int]:
+        """Indices of the stored output columns the surrogate models (``outputs``: ``used`` or ``all``); ``names``:
+        the columns' names when the caller has them already."""
         if self.cfg["outputs"] == "all":
             return list(range(n_columns))
+        names = self._output_names(n_columns) if names is None else names
         return read_columns([*self.study.objectives.values(), *self.study.constraints.values()], names)
 
     def select(self, samples: Any) -> torch.Tensor:
@@ -339,7 +340,7 @@ class WUGOStrategy(Strategy):
         """A fresh surrogate and distance bank for the modelled columns of ``n_columns`` stored outputs, and the
         simulator for exact quantities."""
         names = self._output_names(n_columns)
-        self._columns, self._n_columns = self.modelled_columns(n_columns), n_columns
+        self._columns, self._n_columns = self.modelled_columns(n_columns, names), n_columns
         self.outputs = [names[i] for i in self._columns]
         k = len(self._columns)
         self.surrogate = surrogate = self.new_surrogate(k)
