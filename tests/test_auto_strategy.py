@@ -29,7 +29,7 @@ def _study(d: int, calls: int, objectives: int = 1, **over):
 
 @pytest.mark.parametrize("d, calls, objectives, expected", [
     (2, 50, 1, "gp"), (10, 400, 1, "gp"), (11, 100, 1, "turbo"), (42, 400, 1, "turbo"),
-    (20, 99, 1, "gp"), (20, 400, 2, "gp"),
+    (20, 30, 1, "turbo"), (20, 400, 2, "gp"),
 ])
 def test_the_rule(d: int, calls: int, objectives: int, expected: str) -> None:
     name, reason = choose(_study(d, calls, objectives))
