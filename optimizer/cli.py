@@ -62,7 +62,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     Returns:
         0 when the budget is spent or the strategy stops, the signal exit code when interrupted.
     """
-    from optimizer.campaign import Campaign, check_output_dir, prepare, run_campaign
     from optimizer.study import load_study
 
     _check_budget(args.budget, args.particles)
@@ -82,6 +81,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         study = _with_overrides(study, args)
         print_dry_run(study, dry_run(study, args.study), out)
         return 0
+    # after the study's own checks: a typo is refused without importing torch and the strategies (~4 s)
+    from optimizer.campaign import Campaign, check_output_dir, prepare, run_campaign
+
     prepare(study, args.study)  # every check before the campaign directory is created
     study = _with_overrides(study, args)
     check_output_dir(out)

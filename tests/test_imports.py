@@ -247,6 +247,18 @@ def test_list_verbose_imports_only_the_simulator_asked_for() -> None:
     assert json.loads(out.stdout) == ["simulators.base", "simulators.catalog", "simulators.command"]
 
 
+def test_a_study_with_a_bad_field_is_refused_before_anything_heavy_loads(tmp_path: Path) -> None:
+    """`optimize run` checks the study's own fields before importing the driver: a typo is answered at once."""
+    bad = base_study(budget={"calls": 0, "initial_design": 3})
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(bad, sort_keys=False))
+    code = ("from optimizer import cli\nwith contextlib.redirect_stderr(io.StringIO()) as err: "
+            f"rc = cli.main(['run', {str(study)!r}, '--output', {str(tmp_path / 'out')!r}])\n"
+            "assert rc == 2 and 'budget.calls' in err.getvalue(), (rc, err.getvalue())")
+    assert heavy(loaded_after(code)) == []
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture(scope="module")
 def campaign_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished 6-call single-objective campaign (inline executor)."""

@@ -101,52 +101,6 @@ def _journal(root: Path) -> list[dict]:
     return [json.loads(line) for line in (root / "journal.jsonl").read_text().splitlines() if line.strip()]
 
 
-def test_run_kill_resume_three_hump_camel(tmp_path: Path) -> None:
-    """`optimize run` through local Ray, SIGKILL mid-campaign, `optimize resume`: nothing lost or repeated."""
-    study = yaml.safe_load((ROOT / "studies/benchmarks/three_hump_camel.yaml").read_text())
-    study["simulator"]["options"] = {"delay_s": 0.5}
-    study["budget"] = {"calls": 10, "initial_design": 4}
-    study["execution"] = {"backend": "ray", "num_cpus": 1, "max_concurrent": 2}
-    # Sobol keeps both workers busy at all times, so the kill always finds calls in flight
-    # (a model strategy pauses after the initial design to fit); surrogate restore is tested in test_wugo.
-    study["strategy"] = {"name": "sobol", "initial_design": "olhs"}
-    path = tmp_path / "thc.yaml"
-    path.write_text(yaml.safe_dump(study))
-    out = tmp_path / "camp"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "optimizer.cli"]
-    proc = subprocess.Popen([*cmd, "run", str(path), "--output", str(out)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        evs = _journal(out) if (out / "journal.jsonl").exists() else []
-        if sum(e["event"] == "completed" for e in evs) >= 4:
-            break
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    before = _journal(out)
-    done_before = {e["call"]: e for e in before if e["event"] == "completed"}
-    submitted_before = {e["call"] for e in before if e["event"] == "submitted"}
-    assert 4 <= len(done_before) < 10
-    assert submitted_before - set(done_before), "no call was in flight at the kill"
-
-    r = subprocess.run([*cmd, "resume", str(out)], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    events = _journal(out)
-    completed = [e["call"] for e in events if e["event"] == "completed"]
-    assert sorted(completed) == list(range(1, 11))  # every call completed exactly once
-    after_kill = events[len(before):]
-    assert not {e["call"] for e in after_kill if e["event"] == "submitted"} & set(done_before)  # none repeated
-    params = {}
-    for e in events:
-        if e["event"] == "submitted":
-            assert params.setdefault(e["call"], (e["params"], e["seed"])) == (e["params"], e["seed"])
-    s = subprocess.run([*cmd, "status", str(out), "--json"], env=env, capture_output=True, text=True, timeout=120)
-    assert json.loads(s.stdout)["status_counts"] == {"completed": 10}
-
-
 def test_wugo_proposes_asynchronously_through_ray(ray_cluster, write_study, tmp_path: Path) -> None:
     """Two Ray workers, WU-GO asked for one point whenever a worker frees, the other call pending."""
     from optimizer.campaign import Campaign, run_campaign
@@ -381,52 +335,75 @@ def _descendants(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the raylet through /proc")
-def test_a_dead_raylet_stops_the_campaign_and_resume_completes_it(tmp_path: Path) -> None:
-    """SIGKILL the private Ray's raylet mid-campaign: exit 3 with one clear line, the calls in flight are
-    neither failed nor charged, and `optimize resume` completes every call exactly once."""
+def test_every_way_a_ray_campaign_stops_and_resume_completes_it(tmp_path: Path) -> None:
+    """One campaign through the embedded Ray, stopped four ways in turn, each time resumed:
+    1. SIGKILL of the private Ray's raylet: exit 3 with one clear line; the calls in flight are neither failed
+       nor charged;
+    2. SIGTERM to the driver and 3. Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stop it
+       at once, like inline: an `interrupted` event listing the calls in flight, exit 143 / 130, a line saying
+       how to resume;
+    4. SIGKILL of the whole process group with calls in flight: nothing recorded is lost.
+    The last resume completes every call exactly once; a re-run repeats its θ and seed.
+    (One chain rather than four campaigns: each stop costs a fresh embedded Ray, ~10 s.)"""
     out = tmp_path / "camp"
-    proc = _cli("run", str(_slow_study(tmp_path, 6, 1.5)), "--output", str(out), "-q")
+    calls = 10
+    study = _slow_study(tmp_path, calls, 1.5)
+    resume_line = f"recorded calls are kept; continue with: optimize resume {out}"
+
+    def completed() -> set[int]:
+        return {e["call"] for e in _journal(out) if e["event"] == "completed"}
+
+    # 1. the raylet dies
+    proc = _cli("run", str(study), "--output", str(out), "-q")
     _wait_completed(proc, out, 1)
     raylets = [pid for pid in _descendants(proc.pid) if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet"]
     assert len(raylets) == 1
     os.kill(raylets[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 3, err
-    assert f"Ray cluster lost: the local Ray's raylet process died; recorded calls are kept; continue with: " \
-           f"optimize resume {out}" in err
+    assert f"Ray cluster lost: the local Ray's raylet process died; {resume_line}" in err
     (stop,) = _campaign_events(out, "infrastructure_error")
-    assert stop["in_flight"] and not _campaign_events(out, "finished")
+    assert stop["in_flight"] and not set(stop["in_flight"]) & completed()
     assert not [e for e in _journal(out) if e["event"] == "failed"]
-    done_before = {e["call"] for e in _journal(out) if e["event"] == "completed"}
-    assert not set(stop["in_flight"]) & done_before
 
-    r = _cli("resume", str(out), "-q")
-    _, err = r.communicate(timeout=300)
-    assert r.returncode == 0, err
-    completed = [e["call"] for e in _journal(out) if e["event"] == "completed"]
-    assert sorted(completed) == list(range(1, 7))
-
-
-def test_sigterm_and_sigint_under_ray_interrupt_like_inline_and_resume_completes(tmp_path: Path) -> None:
-    """SIGTERM (to the driver) and then Ctrl-C (SIGINT to the whole process group, as a terminal sends it)
-    each stop the campaign at once: an `interrupted` event listing the calls in flight, no `finished`
-    event, exit 143 / 130 and a line saying how to resume; resume then completes with no call repeated."""
-    out = tmp_path / "camp"
-    study = _slow_study(tmp_path, 6, 2.0)
-    for n, args, send, code in ((1, ("run", str(study), "--output", str(out)), lambda p: p.send_signal(signal.SIGTERM), 143),
-                                (3, ("resume", str(out)), lambda p: os.killpg(p.pid, signal.SIGINT), 130)):
-        proc = _cli(*args, "-q")
+    # 2. SIGTERM to the driver, 3. SIGINT to the process group
+    for n, send, code in ((3, lambda p: p.send_signal(signal.SIGTERM), 143),
+                          (5, lambda p: os.killpg(p.pid, signal.SIGINT), 130)):
+        proc = _cli("resume", str(out), "-q")
         _wait_completed(proc, out, n)
         send(proc)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == code, err
-        assert len({e["call"] for e in _journal(out) if e["event"] == "completed"}) < 6  # stopped, not run out
-        assert f"interrupted; recorded calls are kept; continue with: optimize resume {out}" in err
+        assert len(completed()) < calls  # stopped, not run out
+        assert f"interrupted; {resume_line}" in err
         stops = _campaign_events(out, "interrupted")
-        assert stops and stops[-1]["in_flight"]
+        assert len(stops) == (1 if code == 143 else 2) and stops[-1]["in_flight"]
         assert not _campaign_events(out, "finished")
+
+    # 4. SIGKILL of everything, with calls in flight
+    proc = _cli("resume", str(out), "-q")
+    _wait_completed(proc, out, 7)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    before = _journal(out)
+    done_before = {e["call"]: e for e in before if e["event"] == "completed"}
+    assert 7 <= len(done_before) < calls
+    assert {e["call"] for e in before if e["event"] == "submitted"} - set(done_before), "no call was in flight"
+
     r = _cli("resume", str(out), "-q")
     _, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
-    completed = [e["call"] for e in _journal(out) if e["event"] == "completed"]
-    assert sorted(completed) == list(range(1, 7))  # every call completed exactly once
+    events = _journal(out)
+    assert sorted(e["call"] for e in events if e["event"] == "completed") == list(range(1, calls + 1))  # exactly once
+    assert [e for e in events if e["event"] == "completed" and e["call"] in done_before] == list(done_before.values())
+    done: set[int] = set()
+    params: dict[int, tuple] = {}
+    for e in events:
+        if e["event"] == "submitted":
+            assert e["call"] not in done  # a completed call is never run again
+            assert params.setdefault(e["call"], (e["params"], e["seed"])) == (e["params"], e["seed"])
+        elif e["event"] == "completed":
+            done.add(e["call"])
+    s = subprocess.run([sys.executable, "-m", "optimizer.cli", "status", str(out), "--json"], capture_output=True,
+                       text=True, timeout=120)
+    assert json.loads(s.stdout)["status_counts"] == {"completed": calls}
