@@ -47,3 +47,11 @@ def ray_cluster():
                  runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}})
     yield ray
     ray.shutdown()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, every Ray test runs on one worker, one at a time: two Ray instances starting at once
+    on a 2-core machine would make the timing-sensitive ones (a timeout counted from a call's start) flaky."""
+    for item in items:
+        if item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
