@@ -44,6 +44,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "wugo-std0.3": {"name": "wugo", "options": {"kappa_scale": "standardised", "kappa": 0.3}},
     # the default preset with the pick polished by 25 Adam steps on the differentiable acquisition
     "wugo-polish": {"name": "wugo", "options": {"polish": 25}},
+    # f̂ corrected by a GP on its residuals at the evaluated designs (see WUGOStrategy's correction)
+    "wugo-gpc": {"name": "wugo", "options": {"correction": "gp"}},
     # the acquisition's uncertainty: the ensemble's disagreement, half σ_W and half the rescaled disagreement, or
     # the members' spread of the objective statistic
     "wugo-ens": {"name": "wugo", "options": {"uncertainty": "ensemble"}},

@@ -36,6 +36,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "wugo": {"name": "wugo"},
     "wugo-paper": {"name": "wugo", "options": {"preset": "wugo-paper"}},
     "gp": {"name": "gp"},
+    # f̂ corrected by a GP on its residuals at the evaluated designs (see WUGOStrategy's correction)
+    "wugo-gpc": {"name": "wugo", "options": {"correction": "gp"}},
 }
 
 

@@ -58,12 +58,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         surrogate="mdn", surrogate_options={"refit_steps": 250}, distance="energy", kappa=2.0, acquisition="refine",
         candidates=2048, generated=256, top_k=8, radii=[0.1, 0.03, 0.01, 0.003], perturbations=64,
         common_random_numbers=True, kappa_scale="raw", uncertainty="nearest", polish=0, encoding="one_hot",
-        outputs="used",
+        outputs="used", correction="none",
     ),
     "wugo-paper": dict(
         surrogate="wgan", surrogate_options={"preset": "paper"}, distance="energy", kappa=2.0, acquisition="grid",
         candidates=10201, generated=1000, top_k=0, radii=[], perturbations=0, common_random_numbers=False,
-        kappa_scale="raw", uncertainty="nearest", polish=0, encoding="bins", outputs="used",
+        kappa_scale="raw", uncertainty="nearest", polish=0, encoding="bins", outputs="used", correction="none",
     ),
 }
 # Added to an infeasible candidate's acquisition, in units of the observed objective spread: far beyond any
@@ -100,6 +100,11 @@ DEFAULT_POLISH_STARTS = 4
 #: Default ``polish_lr``: Adam's step in the unit cube. 25 steps can then travel ≈ 0.25 per coordinate, past the
 #: local search's largest radius (0.1), and the step shrinks as Adam's moments settle near a minimum.
 DEFAULT_POLISH_LR = 0.01
+#: Fewest calls the residual GP of ``correction: gp`` is fitted on: below this a GP's length scales are not
+#: identified, and the initial design's f̂ is left as the surrogate gives it.
+MIN_CORRECTION_CALLS = 4
+#: Candidates per batch of the residual GP's posterior mean (its memory is batch × N floats).
+CORRECTION_CHUNK = 4096
 
 
 class WUGOOptions(pydantic.BaseModel):
@@ -136,6 +141,7 @@ class WUGOOptions(pydantic.BaseModel):
     polish_lr: Annotated[float, pydantic.Field(gt=0)] | None = None
     encoding: Literal["bins", "one_hot"] | None = None
     outputs: Literal["used", "all"] | None = None
+    correction: Literal["none", "gp"] | None = None
 
 
 OPTIONS = set(WUGOOptions.model_fields) - {"preset"}
@@ -187,7 +193,14 @@ class WUGOStrategy(Strategy):
     sample-based objectives and constraints read (their ``output`` and ``weight`` columns), ``all`` every column the
     simulator returns. A shield simulator returns eight columns of which one objective reads one or two; modelling
     all of them costs a fit several times as long (a full-covariance mixture over eight columns) and spends the
-    surrogate's capacity and the distance on columns nothing reads."""
+    surrogate's capacity and the distance on columns nothing reads.
+
+    ``correction``: ``none`` (both presets) scores f̂ as the surrogate gives it; ``gp`` adds the posterior mean of
+    a GP fitted, at each pick, on the residuals y_i − f̂(θ_i) of the primary objective at the evaluated designs
+    (known noise: the statistic's standard error). A generative surrogate smooths the statistic it was not
+    trained on; the corrected f̂ reproduces the observed values at the data, keeps the surrogate's shape of the
+    response between and beyond them, and σ_W is unchanged. One objective only (with several, off); the
+    report's landscape shows the surrogate's own f̂."""
 
     needs_initial_results = True
     #: Output names known without building the simulator (a report never imports a user's module).
@@ -277,6 +290,7 @@ class WUGOStrategy(Strategy):
         self._members_fitted_on: tuple[int, ...] = ()
         self._ensemble_ratio: float | None = None  # r of `both`: median σ_W / median σ_E of this ask's candidates
         self._polish_eps: Tensor | None = None  # the polish's common particles [J, k]
+        self._correction: Any = None  # correction: gp — the residual GP of the current pick (a BoTorch model)
 
     # -- model ----------------------------------------------------------------------------
     @property
@@ -578,12 +592,14 @@ class WUGOStrategy(Strategy):
             # standardised by the observed objective (a positive affine map: the ranking is unchanged), so
             # INFEASIBLE_OFFSET lies beyond every feasible score whatever the objective's units
             centre, spread = self._centre, self._spread.get(self.objective, 1.0)
+            f = self._value(self.metric, ys, q)
+            if self._correction is not None:
+                f = f + self.correction_at(x)
             if standardised:
                 assert self._sigma_scale is not None
-                score = self.sign * (self._value(self.metric, ys, q) - centre) / spread \
-                    - self.cfg["kappa"] * sigma / self._sigma_scale
+                score = self.sign * (f - centre) / spread - self.cfg["kappa"] * sigma / self._sigma_scale
             else:
-                score = (self.sign * (self._value(self.metric, ys, q) - centre) - self.cfg["kappa"] * sigma) / spread
+                score = (self.sign * (f - centre) - self.cfg["kappa"] * sigma) / spread
         else:
             assert self._weights is not None and self._norm is not None
             lo, span, sigma_scale = self._norm
@@ -601,6 +617,63 @@ class WUGOStrategy(Strategy):
             viol = viol + excess / self._spread.get(name, 1.0)
         # any feasible candidate beats every infeasible one; infeasible ones rank by standardised violation
         return np.where(viol > 0, INFEASIBLE_OFFSET + viol, score), ys
+
+    def _fit_correction(self, history: History, gen_seed: int) -> Any:
+        """``correction: gp``: a GP fitted on the residuals ``y_i − f̂(θ_i)`` of the primary objective at the
+        evaluated designs (f̂ under this pick's latent draws ``gen_seed``, so its Monte Carlo error cancels there),
+        with the statistic's standard error² as known noise (learned where a call has none). ``None`` when off,
+        with several objectives, below :data:`MIN_CORRECTION_CALLS` calls, or when the fit fails
+        (:class:`SurrogateFitWarning`: the pick then scores the surrogate's own f̂).
+
+        f̂ + the residual's posterior mean reproduces the observed statistic at the data (to within its noise),
+        where a generative surrogate smooths it, and reverts to f̂ plus the mean residual away from the data, where
+        the surrogate's shape of the response is all there is.
+        """
+        if self.cfg["correction"] != "gp" or len(self.names) != 1 or len(history) < MIN_CORRECTION_CALLS:
+            return None
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.models import SingleTaskGP
+        from botorch.models.transforms import Standardize
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        from optimizer.strategies.gp import MIN_OUTCOME_VARIANCE, NOISE_FLOOR_FRACTION, _quiet_known_warnings
+
+        fhat = self._value(self.metric, self._generate(history.theta, gen_seed), {})
+        r = history.objectives[:, self._objective_index] - fhat
+        sems = history.objective_sems[:, self._objective_index]
+        ok = np.isfinite(r)
+        if ok.sum() < MIN_CORRECTION_CALLS:
+            return None
+        X = torch.as_tensor(history.theta[ok], dtype=torch.float64)
+        Y = torch.as_tensor(r[ok, None], dtype=torch.float64)
+        Yvar = None
+        if np.all(np.isfinite(sems[ok])):  # else a learned noise (a statistic without a standard error)
+            floor = NOISE_FLOOR_FRACTION * max(float(Y.var()), MIN_OUTCOME_VARIANCE)
+            Yvar = torch.as_tensor(np.maximum(sems[ok, None] ** 2, floor), dtype=torch.float64)
+        try:
+            with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+                _quiet_known_warnings()
+                torch.manual_seed(gen_seed)
+                gp = SingleTaskGP(X, Y, train_Yvar=Yvar, outcome_transform=Standardize(1))
+                fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+            gp.eval()
+            return gp
+        except Exception as err:  # noqa: BLE001 - a correction that cannot fit must not end the campaign
+            warnings.warn(f"WU-GO: the residual GP (correction: gp) could not be fitted on {int(ok.sum())} calls "
+                          f"({type(err).__name__}); scoring the surrogate's own statistic for this pick",
+                          SurrogateFitWarning, stacklevel=3)
+            return None
+
+    def correction_at(self, x: np.ndarray) -> np.ndarray:
+        """The residual GP's posterior mean ``[C]`` at unit-cube points ``x [C, d]`` (0 where it is off)."""
+        if self._correction is None:
+            return np.zeros(len(x))
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(x), CORRECTION_CHUNK):
+                t = torch.as_tensor(x[start : start + CORRECTION_CHUNK], dtype=torch.float64)
+                out.append(self._correction.posterior(t).mean.squeeze(-1).numpy())
+        return np.concatenate(out) if out else np.zeros(0)
 
     def _set_scales(self, history: History) -> None:
         """Observed centre and spreads that make the acquisition and the violations unit-free."""
@@ -627,6 +700,7 @@ class WUGOStrategy(Strategy):
         cands = self._candidates(history.n_issued)
         self._sigma_scale = None  # set from the candidates' σ_W (pseudo-observations change it between picks)
         self._ensemble_ratio = None
+        self._correction = self._fit_correction(history, gen_seed)
         score, _ = self._score(cands, gen_seed)
         pool_x, pool_s = [cands], [score]
         if self.cfg["acquisition"] == "refine" and self.cfg["top_k"] > 0:
@@ -694,6 +768,8 @@ class WUGOStrategy(Strategy):
         mix = mdn.mixture(theta)  # one forward pass for the objective, σ_W and the constraints
         f = mixture_statistic(mdn, self.metric, theta, self.outputs, self._polish_eps,
                               self.study.simulator.samples_per_call, mix)
+        if self._correction is not None:  # the residual GP's mean is differentiable in θ too
+            f = f + self._correction.posterior(theta).mean.squeeze(-1)
         atoms, weights = mixture_atoms(mdn, theta, self._polish_eps, mix)
         stored = self.bank.summaries()
         sigma = torch.stack([weighted_distance(atoms[i : i + 1], weights[i : i + 1], stored, self.bank.directions,
