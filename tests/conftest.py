@@ -27,6 +27,18 @@ def base_study(**over: Any) -> dict[str, Any]:
     return study
 
 
+#: WU-GO options small enough for a test: a short fit and few candidates, the same acquisition otherwise.
+FAST_WUGO: dict[str, Any] = {"surrogate_options": {"steps": 150, "refit_steps": 50}, "candidates": 256,
+                             "generated": 64, "perturbations": 16, "top_k": 4}
+
+
+def wugo_study() -> Any:
+    """The validated 2-D base study with WU-GO and room for 30 calls (4 initial), for strategy-level tests."""
+    from optimizer.study import validate_study
+
+    return validate_study(base_study(strategy={"name": "wugo"}, budget={"calls": 30, "initial_design": 4}))
+
+
 @pytest.fixture
 def write_study(tmp_path: Path):
     def write(data: dict[str, Any] | str, name: str = "study.yaml") -> Path:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import base_study
+from conftest import FAST_WUGO, base_study
 from optimizer.pareto import hypervolume, hypervolume_trace, maximisation_matrix, non_dominated, pareto_calls
 from optimizer.storage import CallRecord
 from optimizer.study import validate_study
@@ -121,8 +121,7 @@ def test_wugo_multi_objective_respects_exact_quantity_constraint(write_study, tm
     from optimizer.campaign import Campaign, run_campaign
     from optimizer.study import load_study
 
-    fast = {"surrogate_options": {"steps": 150, "refit_steps": 50}, "candidates": 256, "generated": 64,
-            "perturbations": 16, "top_k": 4}
+    fast = FAST_WUGO
     data = base_study(
         parameters={"x1": {"low": 0, "high": 1}, "x2": {"low": 0, "high": 1}},
         simulator={"name": "sims_for_tests:Shield", "samples_per_call": 50},

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, base_study
+from conftest import FAST_WUGO, ROOT, base_study
 from optimizer.study import validate_study
 from optimizer.testing import ExecutorConformance
 
@@ -106,8 +106,7 @@ def test_wugo_proposes_asynchronously_through_ray(ray_cluster, write_study, tmp_
     from optimizer.campaign import Campaign, run_campaign
     from optimizer.study import load_study
 
-    fast = {"surrogate_options": {"steps": 150, "refit_steps": 50}, "candidates": 256, "generated": 64,
-            "perturbations": 16, "top_k": 4}
+    fast = FAST_WUGO
     data = base_study(strategy={"name": "wugo", "options": fast}, budget={"calls": 9, "initial_design": 3},
                       execution={"backend": "ray", "max_concurrent": 2})
     p = write_study(data)

@@ -8,18 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import base_study
+from conftest import FAST_WUGO, base_study, wugo_study
 from optimizer.space import SearchSpace
 from optimizer.strategies.wugo import WUGOStrategy
 from optimizer.study import validate_study
 from optimizer.testing import StrategyConformance
 
-FAST = {"surrogate_options": {"steps": 150, "refit_steps": 50}, "candidates": 256, "generated": 64,
-        "perturbations": 16, "top_k": 4}
+FAST = FAST_WUGO
 
 
 def make(**options):
-    study = validate_study(base_study(strategy={"name": "wugo"}, budget={"calls": 30, "initial_design": 4}))
+    study = wugo_study()
     space = SearchSpace(study.parameters)
     return WUGOStrategy(space, study, 0, **{**FAST, **options}), space
 
@@ -31,7 +30,7 @@ class TestWUGOConformance(StrategyConformance):
 
     @pytest.fixture
     def study(self):
-        return validate_study(base_study(strategy={"name": "wugo"}, budget={"calls": 30, "initial_design": 4}))
+        return wugo_study()
 
 
 def test_batch_is_distinct_and_spread_by_pseudo_observations() -> None:

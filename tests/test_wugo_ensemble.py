@@ -8,24 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import base_study
+from conftest import FAST_WUGO, base_study, wugo_study
 from optimizer.space import SearchSpace
 from optimizer.strategies.base import History
 from optimizer.strategies.wugo import WUGOStrategy
 from optimizer.study import validate_study
 from optimizer.testing import StrategyConformance
 
-FAST = {"surrogate_options": {"steps": 150, "refit_steps": 50}, "candidates": 256, "generated": 64,
-        "perturbations": 16, "top_k": 4}
+FAST = FAST_WUGO
 ENSEMBLE = {**FAST, "uncertainty": "both", "members": 2}
 
 
-def _study():
-    return validate_study(base_study(strategy={"name": "wugo"}, budget={"calls": 30, "initial_design": 4}))
-
-
 def make(**options):
-    study = _study()
+    study = wugo_study()
     space = SearchSpace(study.parameters)
     return WUGOStrategy(space, study, 0, **{**FAST, **options}), space
 
@@ -39,7 +34,7 @@ class TestWUGOEnsembleConformance(StrategyConformance):
 
     @pytest.fixture
     def study(self):
-        return _study()
+        return wugo_study()
 
 
 @pytest.mark.parametrize(("options", "field", "message"), [
@@ -60,7 +55,7 @@ def test_uncertainty_options_are_checked_at_load(options: dict, field: str, mess
 def test_defaults_keep_the_published_uncertainty() -> None:
     strat, _ = make()
     assert strat.cfg["uncertainty"] == "nearest" and not strat.members
-    paper = WUGOStrategy(SearchSpace(_study().parameters), _study(), 0, preset="wugo-paper")
+    paper = WUGOStrategy(SearchSpace(wugo_study().parameters), wugo_study(), 0, preset="wugo-paper")
     assert paper.cfg["uncertainty"] == "nearest"
     strat, _ = make(uncertainty="ensemble")
     assert strat.cfg["members"] == 3 and strat.cfg["ensemble_resample"] == "bootstrap"

@@ -7,20 +7,14 @@ import pytest
 import torch
 from scipy.stats import energy_distance, wasserstein_distance
 
-from conftest import base_study
+from conftest import FAST_WUGO, wugo_study
 from optimizer.space import SearchSpace
 from optimizer.strategies.mixture import weighted_distance
 from optimizer.strategies.wugo import WUGOStrategy
-from optimizer.study import validate_study
 from optimizer.testing import StrategyConformance
 
-FAST = {"surrogate_options": {"steps": 150, "refit_steps": 50}, "candidates": 256, "generated": 64,
-        "perturbations": 16, "top_k": 4}
+FAST = FAST_WUGO
 POLISH = {**FAST, "polish": 10}
-
-
-def _study():
-    return validate_study(base_study(strategy={"name": "wugo"}, budget={"calls": 30, "initial_design": 4}))
 
 
 class TestWUGOPolishConformance(StrategyConformance):
@@ -32,7 +26,7 @@ class TestWUGOPolishConformance(StrategyConformance):
 
     @pytest.fixture
     def study(self):
-        return _study()
+        return wugo_study()
 
 
 @pytest.mark.parametrize("distance", ["energy", "w1"])
@@ -82,7 +76,7 @@ def test_polish_options_are_checked_at_load(options: dict, field: str, message: 
 
 
 def test_polish_is_off_by_default() -> None:
-    study = _study()
+    study = wugo_study()
     assert WUGOStrategy(SearchSpace(study.parameters), study, 0).cfg["polish"] == 0
     assert WUGOStrategy(SearchSpace(study.parameters), study, 0, preset="wugo-paper").cfg["polish"] == 0
 
@@ -90,7 +84,7 @@ def test_polish_is_off_by_default() -> None:
 def test_polish_descends_its_acquisition_and_the_pick_comes_from_it() -> None:
     """The ask proposes one of the polished points (the twin decides), each no worse under the twin than its start;
     from interior starts the polish lowers the twin acquisition and stays in the cube."""
-    study = _study()
+    study = wugo_study()
     space = SearchSpace(study.parameters)
     strat = WUGOStrategy(space, study, 0, **POLISH)
     history = StrategyConformance.make_history(space, 8)
