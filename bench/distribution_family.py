@@ -46,6 +46,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "wugo-polish": {"name": "wugo", "options": {"polish": 25}},
     # f̂ corrected by a GP on its residuals at the evaluated designs (see WUGOStrategy's correction)
     "wugo-gpc": {"name": "wugo", "options": {"correction": "gp"}},
+    "wugo-gplcb": {"name": "wugo", "options": {"correction": "gp", "uncertainty": "residual"}},
     # the acquisition's uncertainty: the ensemble's disagreement, half σ_W and half the rescaled disagreement, or
     # the members' spread of the objective statistic
     "wugo-ens": {"name": "wugo", "options": {"uncertainty": "ensemble"}},

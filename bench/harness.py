@@ -38,6 +38,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "gp": {"name": "gp"},
     # f̂ corrected by a GP on its residuals at the evaluated designs (see WUGOStrategy's correction)
     "wugo-gpc": {"name": "wugo", "options": {"correction": "gp"}},
+    "wugo-gplcb": {"name": "wugo", "options": {"correction": "gp", "uncertainty": "residual"}},
 }
 
 

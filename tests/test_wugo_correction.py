@@ -6,19 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import base_study
+from conftest import FAST_WUGO, wugo_study
 from optimizer.space import SearchSpace
 from optimizer.strategies.wugo import MIN_CORRECTION_CALLS, WUGOStrategy
-from optimizer.study import validate_study
 from optimizer.testing import StrategyConformance
 
-FAST = {"surrogate_options": {"steps": 150, "refit_steps": 50}, "candidates": 256, "generated": 64,
-        "perturbations": 16, "top_k": 4}
+FAST = FAST_WUGO
 CORRECTED = {**FAST, "correction": "gp"}
-
-
-def _study():
-    return validate_study(base_study(strategy={"name": "wugo"}, budget={"calls": 30, "initial_design": 4}))
 
 
 class TestWUGOCorrectionConformance(StrategyConformance):
@@ -30,14 +24,14 @@ class TestWUGOCorrectionConformance(StrategyConformance):
 
     @pytest.fixture
     def study(self):
-        return _study()
+        return wugo_study()
 
 
 def test_correction_is_checked_at_load_and_off_by_default() -> None:
     with pytest.raises(ValueError, match="strategy.options.correction: ") as err:
         WUGOStrategy.check_options({"correction": "kriging"})
     assert "\n" not in str(err.value)
-    study = _study()
+    study = wugo_study()
     space = SearchSpace(study.parameters)
     assert WUGOStrategy(space, study, 0).cfg["correction"] == "none"
     assert WUGOStrategy(space, study, 0, preset="wugo-paper").cfg["correction"] == "none"
@@ -46,7 +40,7 @@ def test_correction_is_checked_at_load_and_off_by_default() -> None:
 def test_corrected_statistic_reproduces_the_observed_one_at_the_evaluated_designs() -> None:
     """At the data, f̂ + the residual GP's mean is the observed statistic to within a few standard errors, where the
     surrogate alone is off by its fit error; with the correction off, or too few calls, it adds nothing."""
-    study = _study()
+    study = wugo_study()
     space = SearchSpace(study.parameters)
     history = StrategyConformance.make_history(space, 12)
     strat = WUGOStrategy(space, study, 0, **CORRECTED)
@@ -69,7 +63,7 @@ def test_corrected_statistic_reproduces_the_observed_one_at_the_evaluated_design
 
 def test_polish_descends_the_corrected_twin() -> None:
     """With the polish on, the twin adds the residual GP's mean, differentiably: the polished values are the twin's."""
-    study = _study()
+    study = wugo_study()
     space = SearchSpace(study.parameters)
     strat = WUGOStrategy(space, study, 0, **CORRECTED, polish=10)
     history = StrategyConformance.make_history(space, 8)
@@ -82,3 +76,54 @@ def test_polish_descends_the_corrected_twin() -> None:
         uncorrected = twin - strat.correction_at(points) / strat._spread["f"]
     np.testing.assert_allclose(values, twin)
     assert not np.allclose(twin, uncorrected)
+
+
+LCB = {**CORRECTED, "uncertainty": "residual"}
+
+
+class TestWUGOResidualUncertaintyConformance(StrategyConformance):
+    """The strategy suite with the residual GP's posterior std as the acquisition's uncertainty (batches and pending
+    points included: the std must collapse at points in flight, or a batch would pile up)."""
+
+    @pytest.fixture
+    def make_strategy(self):
+        return lambda space, study, seed: WUGOStrategy(space, study, seed, **LCB)
+
+    @pytest.fixture
+    def study(self):
+        return wugo_study()
+
+
+def test_residual_uncertainty_needs_the_correction() -> None:
+    with pytest.raises(ValueError, match="strategy.options.uncertainty: residual needs correction: gp") as err:
+        WUGOStrategy.check_options({"uncertainty": "residual"})
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="strategy.options.members: "):
+        WUGOStrategy.check_options({"uncertainty": "residual", "correction": "gp", "members": 3})
+    WUGOStrategy.check_options(LCB)
+
+
+def test_residual_uncertainty_is_the_gps_std_and_collapses_where_points_are_in_flight() -> None:
+    """The acquisition's term is the residual GP's posterior std: it is larger away from the data, and, once the
+    ask's in-flight points are conditioned on, near zero at them and unchanged far from them."""
+    study = wugo_study()
+    space = SearchSpace(study.parameters)
+    history = StrategyConformance.make_history(space, 10)
+    strat = WUGOStrategy(space, study, 0, **LCB)
+    strat.tell(history)
+    flight = np.array([[0.5, 0.5], [0.2, 0.8]])
+    far = np.array([[0.97, 0.03]])
+    strat._correction = strat._fit_correction(history, 7)
+    before = strat.correction_at(np.vstack([flight, far]), "std")
+    ys = strat._generate(np.vstack([flight, far]), 7)
+    sigma_w, term = strat._uncertainty(np.vstack([flight, far]), ys, 7)
+    np.testing.assert_allclose(term, before)
+    assert not np.allclose(term, sigma_w)
+    assert before.min() > 0
+    strat._correction = strat._fit_correction(history, 7, flight)
+    after = strat.correction_at(np.vstack([flight, far]), "std")
+    assert after[:2].max() < 0.05 * before[:2].min()
+    assert after[2] > 0.5 * before[2]
+    means = strat.correction_at(flight)  # the believer's fantasy keeps the mean where it was
+    strat._correction = strat._fit_correction(history, 7)
+    np.testing.assert_allclose(means, strat.correction_at(flight), rtol=1e-3, atol=1e-6)

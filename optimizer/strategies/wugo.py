@@ -133,7 +133,7 @@ class WUGOOptions(pydantic.BaseModel):
     min_distance: Annotated[float, pydantic.Field(ge=0)] | None = None
     chunk: Annotated[int, pydantic.Field(ge=1)] | None = None
     projections: Annotated[int, pydantic.Field(ge=1)] | None = None
-    uncertainty: Literal["nearest", "ensemble", "spread", "both"] | None = None
+    uncertainty: Literal["nearest", "ensemble", "spread", "both", "residual"] | None = None
     members: Annotated[int, pydantic.Field(ge=2, le=MAX_MEMBERS)] | None = None
     ensemble_resample: Literal["bootstrap", "seeds"] | None = None
     polish: Annotated[int, pydantic.Field(ge=0)] | None = None
@@ -166,8 +166,10 @@ class WUGOStrategy(Strategy):
     all calls (``seeds``), warm-started from call to call like the primary. ``both`` takes ½(σ_W + r·σ_E), r the ratio
     of their medians over the ask's Sobol candidates, so the two count equally and κ keeps σ_W's units. ``spread``
     takes the standard deviation of the members' f̂ (the primary objective's statistic, in its units: raw κ counts
-    member standard deviations, as in an ensemble's LCB). Only σ_W collapses at pending and chosen points; with
-    ``ensemble`` or ``spread`` a batch is kept apart by ``min_distance`` alone.
+    member standard deviations, as in an ensemble's LCB). ``residual`` (needs ``correction: gp``) takes the
+    residual GP's posterior standard deviation of the corrected statistic, in the objective's units (raw κ counts
+    its standard deviations, as in GP-LCB; σ_W until the GP is fitted); it collapses at pending and chosen points
+    as σ_W does. With ``ensemble`` or ``spread`` a batch is kept apart by ``min_distance`` alone.
 
     ``polish`` (steps; 0, off, by default): after the candidates and the local search, the pool's
     ``polish_starts`` best distinct points (default 4) descend the acquisition by projected Adam (step
@@ -223,10 +225,13 @@ class WUGOStrategy(Strategy):
                               f"unknown surrogate {name!r:.40}; known: {', '.join(SURROGATES.names())}")
         model = options_model(SURROGATES.get(name).__init__, ("dim", "k", "seed"))
         check_options(model, options.get("surrogate_options") or {}, "strategy.options.surrogate_options")
-        if (options.get("uncertainty") or PRESETS[preset]["uncertainty"]) == "nearest":
+        uncertainty = options.get("uncertainty") or PRESETS[preset]["uncertainty"]
+        if uncertainty in ("nearest", "residual"):
             for key in ("members", "ensemble_resample"):
                 if options.get(key) is not None:
                     raise OptionError(f"strategy.options.{key}", "needs uncertainty: ensemble, spread or both")
+        if uncertainty == "residual" and (options.get("correction") or PRESETS[preset]["correction"]) != "gp":
+            raise OptionError("strategy.options.uncertainty", "residual needs correction: gp (its GP's posterior std)")
         if options.get("polish", PRESETS[preset]["polish"]):
             def value(key: str) -> Any:
                 return options.get(key) or PRESETS[preset][key]
@@ -296,7 +301,7 @@ class WUGOStrategy(Strategy):
     @property
     def uses_ensemble(self) -> bool:
         """Whether the acquisition needs the ensemble members (``uncertainty`` other than ``nearest``)."""
-        return self.cfg["uncertainty"] != "nearest"
+        return self.cfg["uncertainty"] not in ("nearest", "residual")
 
     def new_surrogate(self, k: int, seed: int | None = None) -> Surrogate:
         """An unfitted surrogate of this strategy's kind and options for ``k`` output columns (``seed``: the
@@ -527,8 +532,10 @@ class WUGOStrategy(Strategy):
         assert self.bank is not None
         sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy()
         mode = self.cfg["uncertainty"]
-        if mode == "nearest":
-            return sigma, sigma
+        if mode == "nearest" or (mode == "residual" and self._correction is None):
+            return sigma, sigma  # residual: σ_W until the residual GP is fitted (fewer calls than it needs)
+        if mode == "residual":
+            return sigma, self.correction_at(x, "std")
         if mode == "spread":
             return sigma, self.ensemble_sigma(x, gen_seed, ys, "spread")
         ens = self.ensemble_sigma(x, gen_seed, ys)
@@ -618,7 +625,7 @@ class WUGOStrategy(Strategy):
         # any feasible candidate beats every infeasible one; infeasible ones rank by standardised violation
         return np.where(viol > 0, INFEASIBLE_OFFSET + viol, score), ys
 
-    def _fit_correction(self, history: History, gen_seed: int) -> Any:
+    def _fit_correction(self, history: History, gen_seed: int, in_flight: np.ndarray | None = None) -> Any:
         """``correction: gp``: a GP fitted on the residuals ``y_i − f̂(θ_i)`` of the primary objective at the
         evaluated designs (f̂ under this pick's latent draws ``gen_seed``, so its Monte Carlo error cancels there),
         with the statistic's standard error² as known noise (learned where a call has none). ``None`` when off,
@@ -628,6 +635,10 @@ class WUGOStrategy(Strategy):
         f̂ + the residual's posterior mean reproduces the observed statistic at the data (to within its noise),
         where a generative surrogate smooths it, and reverts to f̂ plus the mean residual away from the data, where
         the surrogate's shape of the response is all there is.
+
+        ``in_flight [P, d]`` (pending and already chosen points of the ask) are conditioned on at their own
+        posterior mean (a kriging believer): the mean is unchanged, and the GP's posterior std — the acquisition's
+        term under ``uncertainty: residual`` — collapses there, as σ_W does, so a batch spreads out.
         """
         if self.cfg["correction"] != "gp" or len(self.names) != 1 or len(history) < MIN_CORRECTION_CALLS:
             return None
@@ -657,6 +668,15 @@ class WUGOStrategy(Strategy):
                 gp = SingleTaskGP(X, Y, train_Yvar=Yvar, outcome_transform=Standardize(1))
                 fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
             gp.eval()
+            if in_flight is not None and len(in_flight):
+                Xf = torch.as_tensor(in_flight, dtype=torch.float64)
+                with torch.no_grad():
+                    Yf = gp.posterior(Xf).mean
+                # the smallest known noise of the data: a believer's fantasy is as sure as the surest call
+                noise = None if Yvar is None else torch.full_like(Yf, float(Yvar.min()))
+                believer = gp.condition_on_observations(Xf, Yf, noise=noise)
+                believer.eval()
+                return believer
             return gp
         except Exception as err:  # noqa: BLE001 - a correction that cannot fit must not end the campaign
             warnings.warn(f"WU-GO: the residual GP (correction: gp) could not be fitted on {int(ok.sum())} calls "
@@ -664,15 +684,18 @@ class WUGOStrategy(Strategy):
                           SurrogateFitWarning, stacklevel=3)
             return None
 
-    def correction_at(self, x: np.ndarray) -> np.ndarray:
-        """The residual GP's posterior mean ``[C]`` at unit-cube points ``x [C, d]`` (0 where it is off)."""
+    def correction_at(self, x: np.ndarray, moment: Literal["mean", "std"] = "mean") -> np.ndarray:
+        """The residual GP's posterior mean (or standard deviation, ``std``) ``[C]`` at unit-cube points
+        ``x [C, d]`` (0 where it is off)."""
         if self._correction is None:
             return np.zeros(len(x))
         out = []
         with torch.no_grad():
             for start in range(0, len(x), CORRECTION_CHUNK):
                 t = torch.as_tensor(x[start : start + CORRECTION_CHUNK], dtype=torch.float64)
-                out.append(self._correction.posterior(t).mean.squeeze(-1).numpy())
+                post = self._correction.posterior(t)
+                v = post.mean if moment == "mean" else post.variance.clamp_min(0).sqrt()
+                out.append(v.squeeze(-1).numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
     def _set_scales(self, history: History) -> None:
@@ -696,11 +719,14 @@ class WUGOStrategy(Strategy):
             return self._grid
         return sobol_points(d, self.seed + 1 + n_issued, 0, N)
 
-    def _pick(self, history: History, taken: np.ndarray, gen_seed: int) -> np.ndarray | None:
+    def _pick(self, history: History, taken: np.ndarray, gen_seed: int,
+              in_flight: np.ndarray | None = None) -> np.ndarray | None:
+        """The next point ``[d]`` (``None``: every candidate is taken); ``taken [T, d]`` every evaluated, failed,
+        pending and chosen point, ``in_flight [P, d]`` the pending and chosen ones among them."""
         cands = self._candidates(history.n_issued)
         self._sigma_scale = None  # set from the candidates' σ_W (pseudo-observations change it between picks)
         self._ensemble_ratio = None
-        self._correction = self._fit_correction(history, gen_seed)
+        self._correction = self._fit_correction(history, gen_seed, in_flight)
         score, _ = self._score(cands, gen_seed)
         pool_x, pool_s = [cands], [score]
         if self.cfg["acquisition"] == "refine" and self.cfg["top_k"] > 0:
@@ -867,7 +893,8 @@ class WUGOStrategy(Strategy):
             for j in range(n):
                 rng = np.random.default_rng([self.seed, history.n_issued, j])
                 self._weights = rng.dirichlet(np.ones(len(self.names)))
-                x = self._pick(history, np.vstack([taken, *chosen]) if chosen else taken, gen_seed + POINT_SEED_STRIDE * j)
+                x = self._pick(history, np.vstack([taken, *chosen]) if chosen else taken, gen_seed + POINT_SEED_STRIDE * j,
+                               np.vstack([pending, *chosen]).reshape(-1, self.space.dim))
                 if x is None:
                     break
                 chosen.append(x)
