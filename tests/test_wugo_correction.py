@@ -127,3 +127,16 @@ def test_residual_uncertainty_is_the_gps_std_and_collapses_where_points_are_in_f
     means = strat.correction_at(flight)  # the believer's fantasy keeps the mean where it was
     strat._correction = strat._fit_correction(history, 7)
     np.testing.assert_allclose(means, strat.correction_at(flight), rtol=1e-3, atol=1e-6)
+
+
+def test_residual_uncertainty_refuses_several_objectives() -> None:
+    from conftest import base_study
+    from optimizer.study import validate_study
+
+    study = validate_study(base_study(simulator={"name": "sims_for_tests:Shield", "samples_per_call": 50},
+                                      parameters={"x1": {"low": 0, "high": 1}, "x2": {"low": 0, "high": 1}},
+                                      objectives={"bkg": {"statistic": "mean"}, "cost": {"quantity": "cost"}}))
+    space = SearchSpace(study.parameters)
+    with pytest.raises(ValueError, match="strategy.options.uncertainty: residual needs one objective"):
+        WUGOStrategy(space, study, 0, **LCB)
+    WUGOStrategy(space, study, 0, **LCB, objective="bkg")  # one of them: fine

@@ -267,6 +267,9 @@ class WUGOStrategy(Strategy):
         if not sample_based:
             raise OptionError("strategy.options.objective",
                               "WU-GO needs an objective computed from samples, not a quantity")
+        if cfg["uncertainty"] == "residual" and len(names) > 1:
+            raise OptionError("strategy.options.uncertainty", f"residual needs one objective (the residual GP models "
+                              f"one statistic), not {len(names)}; set strategy.options.objective")
         self.names = names
         self.objective = sample_based[0]
         self.metric = study.objectives[sample_based[0]]  # drives target/plateau and the σ_W scale
