@@ -47,6 +47,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     # f̂ corrected by a GP on its residuals at the evaluated designs (see WUGOStrategy's correction)
     "wugo-gpc": {"name": "wugo", "options": {"correction": "gp"}},
     "wugo-gplcb": {"name": "wugo", "options": {"correction": "gp", "uncertainty": "residual"}},
+    "wugo-gpei": {"name": "wugo", "options": {"correction": "gp", "uncertainty": "residual", "criterion": "ei"}},
     # the acquisition's uncertainty: the ensemble's disagreement, half σ_W and half the rescaled disagreement, or
     # the members' spread of the objective statistic
     "wugo-ens": {"name": "wugo", "options": {"uncertainty": "ensemble"}},

@@ -140,3 +140,62 @@ def test_residual_uncertainty_refuses_several_objectives() -> None:
     with pytest.raises(ValueError, match="strategy.options.uncertainty: residual needs one objective"):
         WUGOStrategy(space, study, 0, **LCB)
     WUGOStrategy(space, study, 0, **LCB, objective="bkg")  # one of them: fine
+
+
+EI = {**LCB, "criterion": "ei"}
+
+
+class TestWUGOExpectedImprovementConformance(StrategyConformance):
+    """The strategy suite with log EI under the residual GP's posterior as the acquisition."""
+
+    @pytest.fixture
+    def make_strategy(self):
+        return lambda space, study, seed: WUGOStrategy(space, study, seed, **EI)
+
+    @pytest.fixture
+    def study(self):
+        return wugo_study()
+
+
+def test_ei_needs_the_residual_posterior() -> None:
+    with pytest.raises(ValueError, match="strategy.options.criterion: ei needs uncertainty: residual"):
+        WUGOStrategy.check_options({"criterion": "ei", "correction": "gp"})
+    with pytest.raises(ValueError, match="strategy.options.criterion: "):
+        WUGOStrategy.check_options({"criterion": "pi"})
+    assert WUGOStrategy(SearchSpace(wugo_study().parameters), wugo_study(), 0).cfg["criterion"] == "lcb"
+
+
+def test_log_expected_improvement_matches_the_closed_form_and_stays_finite_in_the_tail() -> None:
+    from scipy.stats import norm
+
+    from optimizer.strategies.wugo import log_expected_improvement
+
+    gain = np.array([-30.0, -8.0, -1.0, 0.0, 0.7, 4.0])
+    sd = np.array([1.0, 2.0, 0.5, 1.0, 3.0, 1.0])
+    u = gain / sd
+    np.testing.assert_allclose(log_expected_improvement(gain, sd), np.log(sd * (norm.pdf(u) + u * norm.cdf(u))),
+                               rtol=1e-9)
+    far = log_expected_improvement(np.array([-50.0, -5e3]), np.ones(2))
+    # the asymptote: log φ(u) − 2 log|u|
+    np.testing.assert_allclose(far, -0.5 * np.array([50.0, 5e3]) ** 2 - 0.5 * np.log(2 * np.pi)
+                               - 2 * np.log([50.0, 5e3]), rtol=1e-6)
+    assert np.all(np.diff(log_expected_improvement(np.linspace(-40, 5, 50), np.ones(50))) > 0)
+
+
+def test_ei_score_is_minus_log_ei_of_the_corrected_statistic() -> None:
+    """Under ``ei`` the pick's score is −log EI of f̂ + residual mean against the model's best evaluated design: the
+    score is finite everywhere, the evaluated designs included (their sd is the noise floor)."""
+    study = wugo_study()
+    space = SearchSpace(study.parameters)
+    history = StrategyConformance.make_history(space, 10)
+    strat = WUGOStrategy(space, study, 0, **EI)
+    x = strat.ask(history, np.zeros((0, space.dim)), 1)
+    assert strat._correction is not None
+    from optimizer.strategies.wugo import log_expected_improvement
+
+    pts = np.vstack([x, history.theta])
+    score, ys = strat._score(pts, 11)
+    f = strat._value(strat.metric, ys, {}) + strat.correction_at(pts)
+    sd = strat.correction_at(pts, "std")
+    np.testing.assert_allclose(score, -log_expected_improvement(strat._incumbent - strat.sign * f, sd), rtol=1e-9)
+    assert np.all(np.isfinite(score))

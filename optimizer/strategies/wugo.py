@@ -58,12 +58,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         surrogate="mdn", surrogate_options={"refit_steps": 250}, distance="energy", kappa=2.0, acquisition="refine",
         candidates=2048, generated=256, top_k=8, radii=[0.1, 0.03, 0.01, 0.003], perturbations=64,
         common_random_numbers=True, kappa_scale="raw", uncertainty="nearest", polish=0, encoding="one_hot",
-        outputs="used", correction="none",
+        outputs="used", correction="none", criterion="lcb",
     ),
     "wugo-paper": dict(
         surrogate="wgan", surrogate_options={"preset": "paper"}, distance="energy", kappa=2.0, acquisition="grid",
         candidates=10201, generated=1000, top_k=0, radii=[], perturbations=0, common_random_numbers=False,
         kappa_scale="raw", uncertainty="nearest", polish=0, encoding="bins", outputs="used", correction="none",
+        criterion="lcb",
     ),
 }
 # Added to an infeasible candidate's acquisition, in units of the observed objective spread: far beyond any
@@ -105,6 +106,15 @@ DEFAULT_POLISH_LR = 0.01
 MIN_CORRECTION_CALLS = 4
 #: Candidates per batch of the residual GP's posterior mean (its memory is batch × N floats).
 CORRECTION_CHUNK = 4096
+#: ``criterion: ei``: the largest −log EI a feasible candidate scores, far below :data:`INFEASIBLE_OFFSET` so any
+#: feasible point still ranks before every infeasible one (−log EI ≈ u²/2 passes it ≈ 450 posterior sds short of
+#: improving, where all candidates are equally hopeless).
+EI_SCORE_CAP = 1e5
+#: Posterior sd under which EI treats a point as known (a pending or evaluated design's believer-collapsed sd).
+EI_MIN_SD = 1e-12
+#: Beyond this |u| the tail factor 1 − |u|·M(|u|) of log EI is its asymptote 1/u² (relative error < 3/u² < 1e-6),
+#: before round-off in the difference dominates.
+EI_ASYMPTOTIC_T = 1e3
 
 
 class WUGOOptions(pydantic.BaseModel):
@@ -142,6 +152,7 @@ class WUGOOptions(pydantic.BaseModel):
     encoding: Literal["bins", "one_hot"] | None = None
     outputs: Literal["used", "all"] | None = None
     correction: Literal["none", "gp"] | None = None
+    criterion: Literal["lcb", "ei"] | None = None
 
 
 OPTIONS = set(WUGOOptions.model_fields) - {"preset"}
@@ -202,7 +213,12 @@ class WUGOStrategy(Strategy):
     (known noise: the statistic's standard error). A generative surrogate smooths the statistic it was not
     trained on; the corrected f̂ reproduces the observed values at the data, keeps the surrogate's shape of the
     response between and beyond them, and σ_W is unchanged. One objective only (with several, off); the
-    report's landscape shows the surrogate's own f̂."""
+    report's landscape shows the surrogate's own f̂.
+
+    ``criterion``: ``lcb`` (both presets) minimises s·f̂ − κ·(uncertainty term); ``ei`` (needs ``uncertainty:
+    residual``) maximises the log expected improvement of the corrected statistic, Gaussian with the residual GP's
+    posterior sd, over the lowest corrected statistic at the evaluated designs (the model's incumbent, not the
+    luckiest call), as GP-BO's LogEI does; κ is not used. Before the residual GP is fitted, ``lcb`` on σ_W."""
 
     needs_initial_results = True
     #: Output names known without building the simulator (a report never imports a user's module).
@@ -232,6 +248,8 @@ class WUGOStrategy(Strategy):
                     raise OptionError(f"strategy.options.{key}", "needs uncertainty: ensemble, spread or both")
         if uncertainty == "residual" and (options.get("correction") or PRESETS[preset]["correction"]) != "gp":
             raise OptionError("strategy.options.uncertainty", "residual needs correction: gp (its GP's posterior std)")
+        if (options.get("criterion") or PRESETS[preset]["criterion"]) == "ei" and uncertainty != "residual":
+            raise OptionError("strategy.options.criterion", "ei needs uncertainty: residual (a Gaussian posterior)")
         if options.get("polish", PRESETS[preset]["polish"]):
             def value(key: str) -> Any:
                 return options.get(key) or PRESETS[preset][key]
@@ -299,6 +317,7 @@ class WUGOStrategy(Strategy):
         self._ensemble_ratio: float | None = None  # r of `both`: median σ_W / median σ_E of this ask's candidates
         self._polish_eps: Tensor | None = None  # the polish's common particles [J, k]
         self._correction: Any = None  # correction: gp — the residual GP of the current pick (a BoTorch model)
+        self._incumbent = 0.0  # criterion: ei — the lowest s·(f̂ + residual mean) at the evaluated designs
 
     # -- model ----------------------------------------------------------------------------
     @property
@@ -605,7 +624,10 @@ class WUGOStrategy(Strategy):
             f = self._value(self.metric, ys, q)
             if self._correction is not None:
                 f = f + self.correction_at(x)
-            if standardised:
+            if self.cfg["criterion"] == "ei" and self._correction is not None:
+                # −log EI of the corrected statistic under N(f, σ_r²), against the model's best evaluated design
+                score = np.minimum(-log_expected_improvement(self._incumbent - self.sign * f, sigma), EI_SCORE_CAP)
+            elif standardised:
                 assert self._sigma_scale is not None
                 score = self.sign * (f - centre) / spread - self.cfg["kappa"] * sigma / self._sigma_scale
             else:
@@ -730,6 +752,9 @@ class WUGOStrategy(Strategy):
         self._sigma_scale = None  # set from the candidates' σ_W (pseudo-observations change it between picks)
         self._ensemble_ratio = None
         self._correction = self._fit_correction(history, gen_seed, in_flight)
+        if self._correction is not None and self.cfg["criterion"] == "ei":
+            at_data = self._value(self.metric, self._generate(history.theta, gen_seed), {})
+            self._incumbent = float(np.nanmin(self.sign * (at_data + self.correction_at(history.theta))))
         score, _ = self._score(cands, gen_seed)
         pool_x, pool_s = [cands], [score]
         if self.cfg["acquisition"] == "refine" and self.cfg["top_k"] > 0:
@@ -934,6 +959,23 @@ def stack_common(samples: list[torch.Tensor], generator: torch.Generator) -> tor
             extra = torch.randint(0, n, (m - n,), generator=generator)
             out.append(torch.cat([x, x[extra]]))
     return torch.stack(out)
+
+
+def log_expected_improvement(gain: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """log E[max(0, gain − sd·Z)] for Z ~ N(0, 1), elementwise over ``gain [C]`` and ``sd [C]`` (sd > 0), accurate far
+    into the tail: log sd + log h(u), u = gain/sd, h(u) = φ(u) + u·Φ(u) = φ(u)·(1 − |u|·M(|u|)) for u < 0 with
+    M Mills' ratio (``erfcx``), so no difference of nearly equal numbers is formed until 1 − |u|M(|u|) ≈ 1/u²."""
+    from scipy.special import erfcx, log_ndtr
+
+    sd = np.maximum(sd, EI_MIN_SD)
+    u = gain / sd
+    log_phi = -0.5 * u**2 - 0.5 * np.log(2 * np.pi)
+    t = np.abs(np.minimum(u, 0.0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail = 1.0 - t * erfcx(t / np.sqrt(2)) * np.sqrt(np.pi / 2)  # h(u)/φ(u) for u ≤ 0
+        tail = np.where(t > EI_ASYMPTOTIC_T, 1.0 / np.maximum(t, 1.0) ** 2, np.maximum(tail, 1e-300))
+        pos = np.logaddexp(log_phi, np.log(np.maximum(u, 1e-300)) + log_ndtr(u))  # u > 0: no cancellation
+    return np.log(sd) + np.where(u > 0, pos, log_phi + np.log(tail))
 
 
 def typical_sigma(sigma: np.ndarray) -> float:
