@@ -131,9 +131,10 @@ def run_all(problems: list[str], strategies: list[str], seeds: list[int], calls:
                   f"distance {r['distance']:.3g}, regret {r['regret']:.3g}, {r['wall_s']:.0f} s", flush=True)
 
 
-def summarize(out: Path, calls: int) -> str:
-    """Markdown table: median [25–75 %] of calls-to-ε (censored runs count as > budget), distance, regret."""
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+def summarize(out: Path, calls: int, extra: list[Path] | None = None) -> str:
+    """Markdown table: median [25–75 %] of calls-to-ε (censored runs count as > budget), distance, regret, over the
+    runs of ``out`` and of the ``extra`` result files (runs recorded by earlier commands, side by side)."""
+    rows = [json.loads(line) for f in [out, *(extra or [])] for line in f.read_text().splitlines()]
     rows = [r for r in rows if r["calls"] == calls]
     lines = ["| problem | strategy | runs | reached ε | calls-to-ε median [IQR] | distance median [IQR] | regret median [IQR] | s per call |",
              "|---|---|---|---|---|---|---|---|"]

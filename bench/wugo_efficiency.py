@@ -26,10 +26,12 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "efficiency.jsonl")
     ap.add_argument("--summarize-only", action="store_true")
+    ap.add_argument("--with", dest="extra", nargs="+", type=Path, default=[],
+                    help="more result files to summarise beside --out (side by side with earlier runs)")
     a = ap.parse_args()
     if not a.summarize_only:
         run_all(a.problems, a.strategies, a.seeds, a.calls, a.out, a.jobs)
-    print(summarize(a.out, a.calls))
+    print(summarize(a.out, a.calls, a.extra))
 
 
 if __name__ == "__main__":
