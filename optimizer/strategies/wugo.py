@@ -545,27 +545,28 @@ class WUGOStrategy(Strategy):
             return np.std(np.stack([self._value(self.metric, y, {}) for y in ys]), axis=0)
         return self.bank.disagreement(ys, chunk=self.cfg["chunk"]).numpy()
 
-    def _uncertainty(self, x: np.ndarray, ys: torch.Tensor, gen_seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """(σ_W, the acquisition's uncertainty term) at ``x [C, d]`` with primary samples ``ys [C, n, k]``.
+    def _uncertainty(self, x: np.ndarray, ys: torch.Tensor, gen_seed: int,
+                     sigma_w: np.ndarray | None = None) -> np.ndarray:
+        """The acquisition's uncertainty term ``[C]`` at ``x [C, d]`` with primary samples ``ys [C, n, k]``.
 
-        With ``both``, the ratio r of the medians is fixed by the first scoring of a pick (its Sobol
-        candidates), as ``kappa_scale: standardised`` fixes its scale, so the local search scores on one footing.
+        σ_W (the distance of every candidate to every stored call, the costly part of a score) is computed only by
+        the modes that use it, or taken from ``sigma_w [C]`` where the caller has it. With ``both``, the ratio r of
+        the medians is fixed by the first scoring of a pick (its Sobol candidates), as ``kappa_scale:
+        standardised`` fixes its scale, so the local search scores on one footing.
         """
         assert self.bank is not None
-        sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy()
         mode = self.cfg["uncertainty"]
-        if mode == "nearest" or (mode == "residual" and self._correction is None):
-            return sigma, sigma  # residual: σ_W until the residual GP is fitted (fewer calls than it needs)
-        if mode == "residual":
-            return sigma, self.correction_at(x, "std")
-        if mode == "spread":
-            return sigma, self.ensemble_sigma(x, gen_seed, ys, "spread")
+        if mode == "residual" and self._correction is not None:
+            return self.correction_at(x, "std")
+        if mode in ("spread", "ensemble"):
+            return self.ensemble_sigma(x, gen_seed, ys, "spread" if mode == "spread" else "distance")
+        sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy() if sigma_w is None else sigma_w
+        if mode in ("nearest", "residual"):  # residual: σ_W until the residual GP is fitted (fewer calls than it needs)
+            return sigma
         ens = self.ensemble_sigma(x, gen_seed, ys)
-        if mode == "ensemble":
-            return sigma, ens
         if self._ensemble_ratio is None:
             self._ensemble_ratio = typical_sigma(sigma) / typical_sigma(ens)
-        return sigma, 0.5 * (sigma + self._ensemble_ratio * ens)
+        return 0.5 * (sigma + self._ensemble_ratio * ens)
 
     def _quantities(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Deterministic simulator quantities (cost, mass) at ``x [C, d]``: exact, not modelled."""
@@ -595,8 +596,9 @@ class WUGOStrategy(Strategy):
         assert self.bank is not None and self.outputs is not None, "tell() the history first"
         ys = self._generate(x, gen_seed)
         ratio, self._ensemble_ratio = self._ensemble_ratio, None  # `both`: r from these points
+        sigma = self.bank.min_distance(ys, chunk=self.cfg["chunk"]).numpy()
         try:
-            sigma, term = self._uncertainty(x, ys, gen_seed)
+            term = self._uncertainty(x, ys, gen_seed, sigma)
         finally:
             self._ensemble_ratio = ratio
         mean = self._value(self.metric, ys, {})
@@ -610,7 +612,7 @@ class WUGOStrategy(Strategy):
         """Acquisition ``[C]`` (lower is better) and the generated samples ``[C, n, k]``."""
         assert self.bank is not None and self.outputs is not None
         ys = self._generate(x, gen_seed)
-        _, sigma = self._uncertainty(x, ys, gen_seed)
+        sigma = self._uncertainty(x, ys, gen_seed)
         standardised = self.cfg["kappa_scale"] == "standardised"
         if standardised and self._sigma_scale is None:  # the first scoring of a pick: its Sobol candidates
             self._sigma_scale = typical_sigma(sigma)
@@ -650,7 +652,8 @@ class WUGOStrategy(Strategy):
         # any feasible candidate beats every infeasible one; infeasible ones rank by standardised violation
         return np.where(viol > 0, INFEASIBLE_OFFSET + viol, score), ys
 
-    def _fit_correction(self, history: History, gen_seed: int, in_flight: np.ndarray | None = None) -> Any:
+    def _fit_correction(self, history: History, gen_seed: int, in_flight: np.ndarray | None = None,
+                        fhat: np.ndarray | None = None) -> Any:
         """``correction: gp``: a GP fitted on the residuals ``y_i − f̂(θ_i)`` of the primary objective at the
         evaluated designs (f̂ under this pick's latent draws ``gen_seed``, so its Monte Carlo error cancels there),
         with the statistic's standard error² as known noise (learned where a call has none). ``None`` when off,
@@ -663,7 +666,8 @@ class WUGOStrategy(Strategy):
 
         ``in_flight [P, d]`` (pending and already chosen points of the ask) are conditioned on at their own
         posterior mean (a kriging believer): the mean is unchanged, and the GP's posterior std — the acquisition's
-        term under ``uncertainty: residual`` — collapses there, as σ_W does, so a batch spreads out.
+        term under ``uncertainty: residual`` — collapses there, as σ_W does, so a batch spreads out. ``fhat [N]``:
+        f̂ at the evaluated designs under ``gen_seed``, where the caller has it.
         """
         if self.cfg["correction"] != "gp" or len(self.names) != 1 or len(history) < MIN_CORRECTION_CALLS:
             return None
@@ -674,7 +678,8 @@ class WUGOStrategy(Strategy):
 
         from optimizer.strategies.gp import MIN_OUTCOME_VARIANCE, NOISE_FLOOR_FRACTION, _quiet_known_warnings
 
-        fhat = self._value(self.metric, self._generate(history.theta, gen_seed), {})
+        if fhat is None:
+            fhat = self._value(self.metric, self._generate(history.theta, gen_seed), {})
         r = history.objectives[:, self._objective_index] - fhat
         sems = history.objective_sems[:, self._objective_index]
         ok = np.isfinite(r)
@@ -751,9 +756,10 @@ class WUGOStrategy(Strategy):
         cands = self._candidates(history.n_issued)
         self._sigma_scale = None  # set from the candidates' σ_W (pseudo-observations change it between picks)
         self._ensemble_ratio = None
-        self._correction = self._fit_correction(history, gen_seed, in_flight)
-        if self._correction is not None and self.cfg["criterion"] == "ei":
-            at_data = self._value(self.metric, self._generate(history.theta, gen_seed), {})
+        at_data = self._value(self.metric, self._generate(history.theta, gen_seed), {}) \
+            if self.cfg["criterion"] == "ei" else None  # shared by the residual fit and the incumbent
+        self._correction = self._fit_correction(history, gen_seed, in_flight, at_data)
+        if self._correction is not None and at_data is not None:
             self._incumbent = float(np.nanmin(self.sign * (at_data + self.correction_at(history.theta))))
         score, _ = self._score(cands, gen_seed)
         pool_x, pool_s = [cands], [score]
