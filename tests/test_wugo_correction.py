@@ -6,21 +6,28 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST_WUGO, wugo_study
+from conftest import FAST_WUGO, base_study, wugo_study
 from optimizer.space import SearchSpace
-from optimizer.strategies.wugo import MIN_CORRECTION_CALLS, WUGOStrategy
+from optimizer.strategies.wugo import MIN_CORRECTION_CALLS, WUGOStrategy, log_expected_improvement
+from optimizer.study import validate_study
 from optimizer.testing import StrategyConformance
 
 FAST = FAST_WUGO
 CORRECTED = {**FAST, "correction": "gp"}
 
 
-class TestWUGOCorrectionConformance(StrategyConformance):
-    """The whole strategy suite (proposals in the cube, batches, pending points, resume) with the correction on."""
+LCB = {**CORRECTED, "uncertainty": "residual"}
+EI = {**LCB, "criterion": "ei"}
 
-    @pytest.fixture
-    def make_strategy(self):
-        return lambda space, study, seed: WUGOStrategy(space, study, seed, **CORRECTED)
+
+class TestWUGOCorrectionConformance(StrategyConformance):
+    """The whole strategy suite (proposals in the cube, batches, pending points, resume) with the correction on:
+    f̂ corrected (σ_W), the residual GP's std as the uncertainty (which must collapse at points in flight, or a
+    batch would pile up), and log EI under the residual GP."""
+
+    @pytest.fixture(params=[CORRECTED, LCB, EI], ids=["mean", "residual", "ei"])
+    def make_strategy(self, request):
+        return lambda space, study, seed: WUGOStrategy(space, study, seed, **request.param)
 
     @pytest.fixture
     def study(self):
@@ -78,22 +85,6 @@ def test_polish_descends_the_corrected_twin() -> None:
     assert not np.allclose(twin, uncorrected)
 
 
-LCB = {**CORRECTED, "uncertainty": "residual"}
-
-
-class TestWUGOResidualUncertaintyConformance(StrategyConformance):
-    """The strategy suite with the residual GP's posterior std as the acquisition's uncertainty (batches and pending
-    points included: the std must collapse at points in flight, or a batch would pile up)."""
-
-    @pytest.fixture
-    def make_strategy(self):
-        return lambda space, study, seed: WUGOStrategy(space, study, seed, **LCB)
-
-    @pytest.fixture
-    def study(self):
-        return wugo_study()
-
-
 def test_residual_uncertainty_needs_the_correction() -> None:
     with pytest.raises(ValueError, match="strategy.options.uncertainty: residual needs correction: gp") as err:
         WUGOStrategy.check_options({"uncertainty": "residual"})
@@ -131,9 +122,6 @@ def test_residual_uncertainty_is_the_gps_std_and_collapses_where_points_are_in_f
 
 
 def test_residual_uncertainty_refuses_several_objectives() -> None:
-    from conftest import base_study
-    from optimizer.study import validate_study
-
     study = validate_study(base_study(simulator={"name": "sims_for_tests:Shield", "samples_per_call": 50},
                                       parameters={"x1": {"low": 0, "high": 1}, "x2": {"low": 0, "high": 1}},
                                       objectives={"bkg": {"statistic": "mean"}, "cost": {"quantity": "cost"}}))
@@ -141,21 +129,6 @@ def test_residual_uncertainty_refuses_several_objectives() -> None:
     with pytest.raises(ValueError, match="strategy.options.uncertainty: residual needs one objective"):
         WUGOStrategy(space, study, 0, **LCB)
     WUGOStrategy(space, study, 0, **LCB, objective="bkg")  # one of them: fine
-
-
-EI = {**LCB, "criterion": "ei"}
-
-
-class TestWUGOExpectedImprovementConformance(StrategyConformance):
-    """The strategy suite with log EI under the residual GP's posterior as the acquisition."""
-
-    @pytest.fixture
-    def make_strategy(self):
-        return lambda space, study, seed: WUGOStrategy(space, study, seed, **EI)
-
-    @pytest.fixture
-    def study(self):
-        return wugo_study()
 
 
 def test_ei_needs_the_residual_posterior() -> None:
@@ -168,8 +141,6 @@ def test_ei_needs_the_residual_posterior() -> None:
 
 def test_log_expected_improvement_matches_the_closed_form_and_stays_finite_in_the_tail() -> None:
     from scipy.stats import norm
-
-    from optimizer.strategies.wugo import log_expected_improvement
 
     gain = np.array([-30.0, -8.0, -1.0, 0.0, 0.7, 4.0])
     sd = np.array([1.0, 2.0, 0.5, 1.0, 3.0, 1.0])
@@ -192,8 +163,6 @@ def test_ei_score_is_minus_log_ei_of_the_corrected_statistic() -> None:
     strat = WUGOStrategy(space, study, 0, **EI)
     x = strat.ask(history, np.zeros((0, space.dim)), 1)
     assert strat._correction is not None
-    from optimizer.strategies.wugo import log_expected_improvement
-
     pts = np.vstack([x, history.theta])
     score, ys = strat._score(pts, 11)
     f = strat._value(strat.metric, ys, {}) + strat.correction_at(pts)
